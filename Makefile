@@ -1,0 +1,37 @@
+# Two commands set up everything on a fresh machine: `make demo` and `make test`.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test test-fast services lint bench clean
+
+$(STAMP): requirements.txt requirements-dev.txt constraints.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements-dev.txt -c constraints.txt
+	touch $(STAMP)
+
+## demo: generate a sample tenant into an embedded SQLite AMOP database and run the main job end to end
+demo: $(STAMP)
+	$(PY) scripts/demo.py
+
+## test: start the local services if needed and run the whole test suite
+test: $(STAMP) services
+	$(PY) -m pytest tests $(PYTEST_ARGS)
+
+## test-fast: unit tests only (no services, no DAG runs)
+test-fast: $(STAMP)
+	$(PY) -m pytest tests/unit $(PYTEST_ARGS)
+
+services:
+	bash scripts/services.sh
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+
+bench: $(STAMP)
+	$(PY) bench/engines.py
+
+clean:
+	rm -rf .airflow_home .airflow_test_home out build

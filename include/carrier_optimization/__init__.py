@@ -1,0 +1,1 @@
+"""Carrier rate plan optimization library: domain, cost model, engines, storage (no Airflow)."""

@@ -1,0 +1,1 @@
+"""Airflow adapters of the carrier optimization package: hooks, operators, sensors, triggers."""

@@ -1,0 +1,77 @@
+"""The one place that chooses import paths by Airflow version (MWAA 3.0.6 line vs local 3.3.x)."""
+
+from __future__ import annotations
+
+from packaging.version import Version
+
+from airflow import __version__ as AIRFLOW_VERSION  # noqa: N812
+
+AIRFLOW_V_3_0_PLUS = Version(Version(AIRFLOW_VERSION).base_version) >= Version("3.0.0")
+AIRFLOW_V_3_1_PLUS = Version(Version(AIRFLOW_VERSION).base_version) >= Version("3.1.0")
+
+from airflow.sdk import (  # noqa: E402  (names present in task-sdk 1.0.6 and later)
+    DAG,
+    BaseOperator,
+    BaseSensorOperator,
+    Context,
+    Param,
+    dag,
+    get_current_context,
+    get_parsing_context,
+    task,
+)
+
+try:  # task-sdk >= 1.1
+    from airflow.sdk import BaseHook
+except ImportError:  # pragma: no cover - MWAA 3.0.6
+    from airflow.hooks.base import BaseHook  # type: ignore[no-redef]
+
+try:
+    from airflow.sdk import TriggerRule
+except ImportError:  # pragma: no cover - MWAA 3.0.6
+    from airflow.utils.trigger_rule import TriggerRule  # type: ignore[no-redef]
+
+try:
+    from airflow.sdk.exceptions import AirflowException, AirflowFailException, AirflowSkipException
+except ImportError:  # pragma: no cover - MWAA 3.0.6
+    from airflow.exceptions import (  # type: ignore[no-redef]
+        AirflowException,
+        AirflowFailException,
+        AirflowSkipException,
+    )
+
+try:
+    from airflow.sdk import conf
+except ImportError:  # pragma: no cover - MWAA 3.0.6
+    from airflow.configuration import conf  # type: ignore[no-redef]
+
+from airflow.triggers.base import BaseTrigger, TriggerEvent  # noqa: E402  (same path on 3.0 and 3.3)
+
+__all__ = [
+    "AIRFLOW_VERSION",
+    "AIRFLOW_V_3_0_PLUS",
+    "AIRFLOW_V_3_1_PLUS",
+    "DAG",
+    "AirflowException",
+    "AirflowFailException",
+    "AirflowSkipException",
+    "BaseHook",
+    "BaseOperator",
+    "BaseSensorOperator",
+    "BaseTrigger",
+    "Context",
+    "Param",
+    "TriggerEvent",
+    "TriggerRule",
+    "conf",
+    "dag",
+    "default_deferrable",
+    "get_current_context",
+    "get_parsing_context",
+    "task",
+]
+
+
+def default_deferrable() -> bool:
+    """``[operators] default_deferrable``, read when an operator is built (not at import)."""
+    return conf.getboolean("operators", "default_deferrable", fallback=False)

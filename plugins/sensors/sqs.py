@@ -1,0 +1,260 @@
+"""Sensor taking this tenant's optimization request (or sync continuation) from SQS."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import timedelta
+from functools import cached_property
+from typing import Any
+
+from airflow.providers.amazon.aws.hooks.sqs import SqsHook
+
+from include.carrier_optimization.messages import (
+    BatchSplit,
+    MessageFilter,
+    OptimizationRequest,
+    dead_letter_params,
+    release_entries,
+    split_batch,
+    validate_filter,
+)
+from plugins.compat import (
+    AirflowException,
+    AirflowFailException,
+    BaseSensorOperator,
+    Context,
+    default_deferrable,
+)
+from plugins.triggers.sqs import OptimizationRequestSqsTrigger
+
+#: SQS limits of ``receive_message``.
+MAX_MESSAGES_LIMIT = 10
+WAIT_TIME_SECONDS_LIMIT = 20
+VISIBILITY_TIMEOUT_LIMIT = 43200
+
+
+class OptimizationRequestSqsSensor(BaseSensorOperator):
+    """Wait for this tenant's optimization request on SQS and return it as a small dict.
+
+    Messages carry the legacy attributes (``ServiceProviderId``, ``BillPeriodId``, ``TenantId``,
+    ``OptimizationSessionId``, ``HasSynced``, ``PortalTypeId``); they are received with all message
+    attributes and sorted by :func:`include.carrier_optimization.messages.split_batch`, the logic shared
+    with :class:`plugins.triggers.sqs.OptimizationRequestSqsTrigger`:
+
+    - the first message of ``tenant_id`` (and of ``session_id`` / ``HasSynced == require_synced`` when
+      given) is accepted and deleted; its request
+      (``tenant_id, service_provider_id, bill_period_id, session_id, has_synced, portal_type_id,
+      message_id``) is the return value (XCom ``return_value``);
+    - every other valid message (other tenants, other sessions, further matches) is made visible again
+      at once (``VisibilityTimeout=0``), so it is left for its own run;
+    - malformed messages (required attribute missing or unparsable, ``MessageId`` repeated in a batch)
+      are logged with their ``MessageId``, sent to ``dead_letter_queue`` when set (original body and
+      attributes plus ``ErrorReason``) and deleted; without a dead-letter queue their body and attributes
+      are logged before deletion. When the dead-letter send fails, the message stays on the queue.
+
+    The same class serves the sync continuation: ``session_id`` set and ``require_synced=True``.
+    In deferrable mode the wait runs in the triggerer with the sensor's ``timeout``; otherwise each poke
+    receives one batch. Invalid rendered values (``tenant_id``, ``session_id``) fail the task without
+    retries.
+
+    :param sqs_queue: URL of the request queue (templated).
+    :param tenant_id: ``TenantId`` to take, a positive integer or its text (templated).
+    :param session_id: ``OptimizationSessionId`` to take; ``None``, ``""`` or ``"None"`` for any
+        (templated, default ``None``).
+    :param require_synced: take only messages whose ``HasSynced`` equals this; ``None`` for either
+        (default ``None``).
+    :param dead_letter_queue: URL of the queue receiving malformed messages; ``None`` or ``""`` to log
+        and delete them (templated, default ``None``).
+    :param aws_conn_id: Airflow AWS connection id (default ``aws_default``).
+    :param region_name: AWS region; ``None`` takes the connection's (default ``None``).
+    :param wait_time_seconds: long-poll wait of one ``receive_message`` call, 0 to 20 (default 1).
+    :param visibility_timeout: visibility timeout of received messages in seconds; ``None`` keeps the
+        queue's (default ``None``).
+    :param max_messages: messages received per poke, 1 to 10 (default 10).
+    :param deferrable: wait in the triggerer; ``None`` reads ``[operators] default_deferrable``
+        (default ``None``).
+    :param poke_interval: seconds between pokes, and between trigger polls (default 60).
+    """
+
+    template_fields: Sequence[str] = ("dead_letter_queue", "session_id", "sqs_queue", "tenant_id")
+    ui_color = "#ffd8b1"
+
+    def __init__(
+        self,
+        *,
+        sqs_queue: str,
+        tenant_id: int | str,
+        session_id: int | str | None = None,
+        require_synced: bool | None = None,
+        dead_letter_queue: str | None = None,
+        aws_conn_id: str | None = "aws_default",
+        region_name: str | None = None,
+        wait_time_seconds: int = 1,
+        visibility_timeout: int | None = None,
+        max_messages: int = MAX_MESSAGES_LIMIT,
+        deferrable: bool | None = None,
+        poke_interval: float = 60,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(poke_interval=poke_interval, **kwargs)
+        self.sqs_queue = sqs_queue
+        self.tenant_id = tenant_id
+        self.session_id = session_id
+        self.require_synced = require_synced
+        self.dead_letter_queue = dead_letter_queue
+        self.aws_conn_id = aws_conn_id
+        self.region_name = region_name
+        self.wait_time_seconds = wait_time_seconds
+        self.visibility_timeout = visibility_timeout
+        self.max_messages = max_messages
+        self.deferrable = default_deferrable() if deferrable is None else deferrable
+        self._accepted_request: dict[str, Any] | None = None
+        self._check_arguments()
+
+    def _check_arguments(self) -> None:
+        """Check the non-templated arguments (plain values, so at DAG parse time)."""
+        if isinstance(self.max_messages, bool) or not isinstance(self.max_messages, int):
+            raise ValueError(f"`max_messages` must be an integer from 1 to 10, got {self.max_messages!r}")
+        if not 1 <= self.max_messages <= MAX_MESSAGES_LIMIT:
+            raise ValueError(f"`max_messages` must be from 1 to 10 (SQS limit), got {self.max_messages}")
+        if not 0 <= self.wait_time_seconds <= WAIT_TIME_SECONDS_LIMIT:
+            raise ValueError(
+                f"`wait_time_seconds` must be from 0 to 20 (SQS limit), got {self.wait_time_seconds}"
+            )
+        if self.visibility_timeout is not None and not (
+            0 <= self.visibility_timeout <= VISIBILITY_TIMEOUT_LIMIT
+        ):
+            raise ValueError(
+                "`visibility_timeout` must be None or from 0 to 43200 (SQS limit), "
+                f"got {self.visibility_timeout}"
+            )
+        if self.require_synced is not None and not isinstance(self.require_synced, bool):
+            raise ValueError(f"`require_synced` must be True, False or None, got {self.require_synced!r}")
+
+    @cached_property
+    def hook(self) -> SqsHook:
+        """SQS hook on ``aws_conn_id`` (built on first use)."""
+        return SqsHook(aws_conn_id=self.aws_conn_id, region_name=self.region_name)
+
+    def _filter(self) -> MessageFilter:
+        """Validate the rendered filter values; invalid values fail the task without retries."""
+        try:
+            return validate_filter(
+                tenant_id=self.tenant_id, session_id=self.session_id, require_synced=self.require_synced
+            )
+        except ValueError as error:
+            raise AirflowFailException(f"{self.task_id}: {error}") from error
+
+    def execute(self, context: Context) -> dict[str, Any] | None:
+        """Defer to the trigger, or poke until a request is taken; return the request dict."""
+        flt = self._filter()
+        if not self.deferrable:
+            super().execute(context)
+            return self._accepted_request
+        self.defer(
+            trigger=OptimizationRequestSqsTrigger(
+                sqs_queue=self.sqs_queue,
+                tenant_id=flt.tenant_id,
+                session_id=flt.session_id,
+                require_synced=flt.require_synced,
+                dead_letter_queue=self.dead_letter_queue or None,
+                aws_conn_id=self.aws_conn_id,
+                region_name=self.region_name,
+                wait_time_seconds=self.wait_time_seconds,
+                visibility_timeout=self.visibility_timeout,
+                max_messages=self.max_messages,
+                poll_interval=self.poke_interval,
+            ),
+            method_name="execute_complete",
+            timeout=timedelta(seconds=self.timeout),
+        )
+        return None  # not reached: defer raises TaskDeferred
+
+    def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> dict[str, Any]:
+        """Check the trigger's event and return the accepted request dict."""
+        if event is None:
+            raise AirflowException("Trigger error: event is None")
+        if event.get("status") != "success":
+            raise AirflowException(f"Waiting for an optimization request failed: {event}")
+        try:
+            request = OptimizationRequest.from_dict(event["request"]).to_dict()
+        except (KeyError, TypeError, ValueError) as error:
+            raise AirflowException(f"Trigger event has no valid request ({error}): {event}") from error
+        self.log.info("Took request %s", request)
+        return request
+
+    def poke(self, context: Context) -> bool:
+        """Receive one batch; take the first matching message, release the others, move malformed ones."""
+        flt = self._filter()
+        client = self.hook.get_conn()
+        kwargs: dict[str, Any] = {
+            "QueueUrl": self.sqs_queue,
+            "MaxNumberOfMessages": self.max_messages,
+            "WaitTimeSeconds": self.wait_time_seconds,
+            "MessageAttributeNames": ["All"],
+        }
+        if self.visibility_timeout is not None:
+            kwargs["VisibilityTimeout"] = self.visibility_timeout
+        response = client.receive_message(**kwargs)
+        split = split_batch(
+            response.get("Messages", []),
+            tenant_id=flt.tenant_id,
+            session_id=flt.session_id,
+            require_synced=flt.require_synced,
+        )
+        self._release(client, split)
+        self._dispose_malformed(client, split)
+        if split.accepted is None:
+            self.log.info("No request for tenant %s on %s", flt.tenant_id, self.sqs_queue)
+            return False
+        client.delete_message(QueueUrl=self.sqs_queue, ReceiptHandle=split.accepted.message["ReceiptHandle"])
+        self.log.info("Accepted and deleted message %s", split.accepted.request.message_id)
+        self._accepted_request = split.accepted.request.to_dict()
+        return True
+
+    def _release(self, client: Any, split: BatchSplit) -> None:
+        for chunk in release_entries(split.others):
+            response = client.change_message_visibility_batch(QueueUrl=self.sqs_queue, Entries=chunk)
+            for failure in response.get("Failed", []):
+                message = split.others[int(failure["Id"][1:])]
+                self.log.warning(
+                    "Could not release message %s on %s (it reappears after its visibility timeout): %s",
+                    message.get("MessageId"),
+                    self.sqs_queue,
+                    failure,
+                )
+        if split.others:
+            self.log.info("Released %d message(s) left for other runs", len(split.others))
+
+    def _dispose_malformed(self, client: Any, split: BatchSplit) -> None:
+        dead_letter_queue = self.dead_letter_queue or None
+        for malformed in split.malformed:
+            self.log.error(
+                "Malformed message %s on %s: %s", malformed.message_id, self.sqs_queue, malformed.error
+            )
+            if dead_letter_queue:
+                try:
+                    client.send_message(**dead_letter_params(malformed, queue_url=dead_letter_queue))
+                except Exception:
+                    self.log.exception(
+                        "Could not move message %s to dead-letter queue %s; left on the queue",
+                        malformed.message_id,
+                        dead_letter_queue,
+                    )
+                    continue
+                self.log.info("Moved message %s to %s", malformed.message_id, dead_letter_queue)
+            else:
+                self.log.error(
+                    "No dead-letter queue set: deleting message %s; body %r; attributes %r",
+                    malformed.message_id,
+                    malformed.message.get("Body"),
+                    malformed.message.get("MessageAttributes"),
+                )
+            receipt_handle = malformed.message.get("ReceiptHandle")
+            if receipt_handle is None:
+                self.log.warning("Message %s has no ReceiptHandle: cannot delete it", malformed.message_id)
+                continue
+            try:
+                client.delete_message(QueueUrl=self.sqs_queue, ReceiptHandle=receipt_handle)
+            except Exception:
+                self.log.exception("Could not delete malformed message %s", malformed.message_id)

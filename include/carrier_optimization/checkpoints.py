@@ -525,9 +525,10 @@ class FallbackCheckpointStore:
 
 def _describe(client: Any) -> str:
     kwargs = getattr(getattr(client, "connection_pool", None), "connection_kwargs", {}) or {}
+    db = kwargs.get("db") or 0
     if "path" in kwargs:
-        return f"Redis at unix:{kwargs['path']} db {kwargs.get('db', 0)}"
-    return f"Redis at {kwargs.get('host', '?')}:{kwargs.get('port', '?')} db {kwargs.get('db', 0)}"
+        return f"Redis at unix:{kwargs['path']} db {db}"
+    return f"Redis at {kwargs.get('host', '?')}:{kwargs.get('port', '?')} db {db}"
 
 
 def redis_available(client: Any, *, timeout: float = 2.0) -> tuple[bool, str]:

@@ -6,13 +6,6 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.exceptions import AirflowNotFoundException  # same path on Airflow 3.0.x and 3.3.x
 
-from include.carrier_optimization.checkpoints import (
-    DatabaseCheckpointStore,
-    DeviceCache,
-    FallbackCheckpointStore,
-    RedisCheckpointStore,
-    redis_available,
-)
 from plugins.compat import BaseHook
 
 if TYPE_CHECKING:
@@ -21,7 +14,10 @@ if TYPE_CHECKING:
     import redis
     from sqlalchemy.engine import Engine
 
-    from include.carrier_optimization.checkpoints import CheckpointStore
+    from include.carrier_optimization.checkpoints import CheckpointStore, DeviceCache
+
+# The library (numpy, pandas, redis) is imported inside the methods: importing this module, as the
+# plugin manager and DAG parsing do, stays cheap.
 
 
 class CheckpointHook(BaseHook):
@@ -112,6 +108,12 @@ class CheckpointHook(BaseHook):
         :param on_degrade: called once with the Redis error if the store degrades (default: none;
             the store logs a warning either way).
         """
+        from include.carrier_optimization.checkpoints import (
+            DatabaseCheckpointStore,
+            FallbackCheckpointStore,
+            RedisCheckpointStore,
+        )
+
         client = self.get_conn()
         database = DatabaseCheckpointStore(engine)
         if client is None:
@@ -120,6 +122,8 @@ class CheckpointHook(BaseHook):
 
     def get_device_cache(self) -> DeviceCache:
         """Return the read-through device-list cache (it always loads when Redis is not configured)."""
+        from include.carrier_optimization.checkpoints import DeviceCache
+
         return DeviceCache(self.get_conn())
 
     def test_connection(self) -> tuple[bool, str]:
@@ -128,6 +132,8 @@ class CheckpointHook(BaseHook):
         ``(False, ...)`` also when Redis is not configured; callers that treat "not configured" as
         normal check ``get_conn() is None`` first.
         """
+        from include.carrier_optimization.checkpoints import redis_available
+
         client = self.get_conn()
         if client is None:
             if self.redis_conn_id is None:

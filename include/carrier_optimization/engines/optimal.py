@@ -1,0 +1,741 @@
+"""Optimal engine: Lagrangian prices, restricted LP (HiGHS), rounding, exact-delta local search, relabel.
+
+``optimization-notes.md`` §1.6 and §3.4. Per comm group, with one pool per pooled plan ``g`` and the
+per-MB overage price ``ρ_g = r_g / q_g``:
+
+1. **Dual.** ``L(λ) = Σ_i min_p ĉ_ip(λ)`` over ``λ ∈ Π_g [0, ρ_g]`` with ``ĉ_ip = c_ip`` on a non-pooled
+   plan and ``ĉ_ig = C_g·f_i + σ_g·m_i + λ_g·(u_i − A_g·f_i)`` on a pooled one. Every ``L(λ)`` is a lower
+   bound of the optimum; it is maximised by a box-step cutting-plane method (a small HiGHS LP per step).
+   The oracle needs O(N·G) work: the best non-pooled cost of each device does not depend on λ and is
+   computed once.
+2. **Restricted LP.** Devices keep the plans whose reduced cost is within ``tie_tolerance`` of their best;
+   single-candidate devices are fixed, identical tie devices are aggregated into count variables, and the
+   LP (pool excess priced at ``ρ_g``) is solved with HiGHS. Its pool duals are new prices: columns that
+   become attractive are added until ``L(λ_LP)`` equals the LP value (column generation).
+3. **Rounding** of the few split classes (largest remainders), then **local search** with exact deltas
+   (pool blocks included) until no single move improves.
+4. **Relabelling**: identical devices swap plans so that devices keep their current plan, and devices move
+   back to their current plan whenever that changes the cost by nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import highspy
+import numpy as np
+
+from include.carrier_optimization.cost import evaluate, overage_blocks, own_cost_matrix
+from include.carrier_optimization.domain import GroupProblem, Problem
+from include.carrier_optimization.engines.result import (
+    STATUS_BACKEND,
+    STATUS_FINISHED,
+    STATUS_INFEASIBLE,
+    STATUS_LIMIT,
+    EngineResult,
+    GroupResult,
+    compute_gap,
+    count_changes,
+    infeasible_result,
+)
+from include.carrier_optimization.validation import plan_errors
+
+__all__ = ["OPTIONS", "solve_optimal", "highs_status", "lagrangian_bound"]
+
+LOG = logging.getLogger(__name__)
+
+#: Accepted options and their defaults.
+OPTIONS = {
+    "dual_iterations": 400,
+    "dual_tolerance": 1e-9,
+    "tie_tolerance": 1e-6,
+    "lp_rounds": 4,
+    "lp_max_classes": 10000,
+    "local_search_rounds": 100,
+}
+
+_MOVE_EPS = 1e-9  # a move must save more than this ($) to count as an improvement
+_EQUAL_EPS = 1e-12  # a relabelling move may change the cost by at most this ($)
+
+_HIGHS_STATUS = {
+    "kOptimal": STATUS_FINISHED,
+    "kTimeLimit": STATUS_LIMIT,
+    "kIterationLimit": STATUS_LIMIT,
+    "kInterrupt": STATUS_LIMIT,
+    "kHighsInterrupt": STATUS_LIMIT,
+    "kInfeasible": STATUS_INFEASIBLE,
+}
+
+
+def highs_status(model_status) -> tuple[int, str]:
+    """Translate a HiGHS model status into an engine status and a message keeping the HiGHS code.
+
+    Optimal → 0; time or iteration limit, interrupt → 1; infeasible → 2; anything else (unbounded, solve
+    errors) → 3, and codes HiGHS does not name → 3 with ``"unrecognized status N"``.
+
+    Examples
+    --------
+    >>> highs_status(highspy.HighsModelStatus.kTimeLimit)
+    (1, 'HiGHS status 13: kTimeLimit')
+    >>> highs_status(99)
+    (3, 'HiGHS unrecognized status 99')
+    """
+    code = int(model_status)
+    name = highspy.HighsModelStatus(code).name
+    if not name or name == "???":
+        return STATUS_BACKEND, f"HiGHS unrecognized status {code}"
+    return _HIGHS_STATUS.get(name, STATUS_BACKEND), f"HiGHS status {code}: {name}"
+
+
+# --------------------------------------------------------------------------- data of one group
+
+
+@dataclass(frozen=True, eq=False)
+class _Data:
+    """Matrices of one group used by every phase."""
+
+    group: GroupProblem
+    own: np.ndarray  # (N, P) cost without pool overage
+    pools: np.ndarray  # (G,) local plan index of each pooled plan
+    pool_of_plan: np.ndarray  # (P,) pool index of a plan, -1 for non-pooled
+    excess: np.ndarray  # (N, G) u_i − A_g·f_i
+    rate: np.ndarray  # (G,) r_g
+    block: np.ndarray  # (G,) q_g
+    rho: np.ndarray  # (G,) r_g / q_g
+    best_individual: np.ndarray  # (N,) min over non-pooled plans (inf when none)
+    best_individual_plan: np.ndarray  # (N,) its local index (-1 when none)
+
+
+def _prepare(group: GroupProblem) -> _Data:
+    t = group.table
+    own = own_cost_matrix(group)
+    pools = np.flatnonzero(t.pooled)
+    individual = np.flatnonzero(~t.pooled)
+    pool_of_plan = np.full(group.n_plans, -1, dtype=np.int64)
+    pool_of_plan[pools] = np.arange(len(pools))
+    excess = group.usage_mb[:, None] - group.proration[:, None] * t.included_mb[None, pools]
+    if individual.size:
+        pick = np.argmin(own[:, individual], axis=1)
+        best_individual = own[np.arange(group.n_devices), individual[pick]]
+        best_individual_plan = individual[pick]
+    else:
+        best_individual = np.full(group.n_devices, np.inf)
+        best_individual_plan = np.full(group.n_devices, -1, dtype=np.int64)
+    return _Data(
+        group=group,
+        own=own,
+        pools=pools,
+        pool_of_plan=pool_of_plan,
+        excess=np.ascontiguousarray(excess),
+        rate=t.overage_rate[pools],
+        block=t.overage_block_mb[pools],
+        rho=t.overage_rate[pools] / t.overage_block_mb[pools],
+        best_individual=best_individual,
+        best_individual_plan=best_individual_plan.astype(np.int64),
+    )
+
+
+def _pool_cost(data: _Data, excess_sum) -> np.ndarray:
+    """Pool overage ``r_g·k(E_g, q_g)`` for pool excesses ``E`` (any shape ending in G)."""
+    return data.rate * overage_blocks(excess_sum, data.block)
+
+
+# --------------------------------------------------------------------------- the Lagrangian dual
+
+
+def _oracle(data: _Data, lam: np.ndarray):
+    """``L(λ)``, a supergradient (pool excess of the argmin) and the argmin plan of each device."""
+    n = data.group.n_devices
+    if len(data.pools) == 0:
+        return float(data.best_individual.sum()), np.zeros(0), data.best_individual_plan.copy()
+    reduced = data.own[:, data.pools] + data.excess * lam
+    pick = np.argmin(reduced, axis=1)
+    best_pool = reduced[np.arange(n), pick]
+    use_pool = best_pool <= data.best_individual
+    value = float(np.where(use_pool, best_pool, data.best_individual).sum())
+    chosen = np.where(use_pool, pick, -1)
+    gradient = np.bincount(
+        chosen[use_pool],
+        weights=data.excess[np.flatnonzero(use_pool), pick[use_pool]],
+        minlength=len(data.pools),
+    )
+    plan = np.where(use_pool, data.pools[pick], data.best_individual_plan)
+    return value, gradient, plan
+
+
+def lagrangian_bound(group: GroupProblem, prices) -> float:
+    """Lagrangian lower bound for given pool prices.
+
+    ``L(λ) = Σ_i min_p ĉ_ip(λ)``, valid (``L(λ) <= cost`` of every assignment) for every
+    ``λ_g ∈ [0, r_g/q_g]``; prices are clipped into that box.
+
+    Parameters
+    ----------
+    group : GroupProblem
+        The comm group.
+    prices : array_like of float
+        ``λ`` in $/MB, one per pooled plan in plan order.
+
+    Returns
+    -------
+    float
+        The bound.
+    """
+    data = _prepare(group)
+    lam = np.clip(np.asarray(prices, dtype=np.float64).reshape(len(data.pools)), 0.0, data.rho)
+    return _oracle(data, lam)[0]
+
+
+def _run_lp(
+    cost, col_lower, col_upper, row_lower, row_upper, start, index, value, time_limit, maximize=False
+):
+    """Solve one LP with HiGHS; returns (model status, col values, row duals, objective)."""
+    h = highspy.Highs()
+    h.setOptionValue("output_flag", False)
+    if time_limit is not None:
+        h.setOptionValue("time_limit", max(float(time_limit), 1e-3))
+    lp = highspy.HighsLp()
+    lp.num_col_ = len(cost)
+    lp.num_row_ = len(row_lower)
+    lp.col_cost_ = np.asarray(cost, dtype=np.float64)
+    lp.col_lower_ = np.asarray(col_lower, dtype=np.float64)
+    lp.col_upper_ = np.asarray(col_upper, dtype=np.float64)
+    lp.row_lower_ = np.asarray(row_lower, dtype=np.float64)
+    lp.row_upper_ = np.asarray(row_upper, dtype=np.float64)
+    lp.a_matrix_.format_ = highspy.MatrixFormat.kColwise
+    lp.a_matrix_.start_ = np.asarray(start, dtype=np.int32)
+    lp.a_matrix_.index_ = np.asarray(index, dtype=np.int32)
+    lp.a_matrix_.value_ = np.asarray(value, dtype=np.float64)
+    if maximize:
+        lp.sense_ = highspy.ObjSense.kMaximize
+    h.passModel(lp)
+    h.run()
+    status = h.getModelStatus()
+    solution = h.getSolution()
+    return (
+        status,
+        np.asarray(solution.col_value),
+        np.asarray(solution.row_dual),
+        h.getInfo().objective_function_value,
+    )
+
+
+def _maximize_dual(data: _Data, deadline, options, trace):
+    """Box-step cutting planes on ``μ = λ/ρ ∈ [0, 1]^G``; returns the best λ, L(λ) and its argmin."""
+    n_pools = len(data.pools)
+    rho = data.rho
+    center = np.full(n_pools, 0.5)
+    value, gradient, plan = _oracle(data, center * rho)
+    best = (center * rho, value, plan)
+    cuts_mu, cuts_value, cuts_grad = [center.copy()], [value], [gradient * rho]
+    step = 0.25
+    tolerance = options["dual_tolerance"]
+    for _ in range(options["dual_iterations"]):
+        if deadline is not None and time.perf_counter() > deadline:
+            trace["dual_stopped"] = "time limit"
+            break
+        lower = np.maximum(center - step, 0.0)
+        upper = np.minimum(center + step, 1.0)
+        mus, grads = np.array(cuts_mu), np.array(cuts_grad)
+        # variables (μ_1..μ_G, t); rows: t − g_k·μ <= L_k − g_k·μ_k
+        rhs = np.array(cuts_value) - np.einsum("kg,kg->k", grads, mus)
+        n_cuts = len(rhs)
+        a = np.hstack([-grads, np.ones((n_cuts, 1))])
+        start = np.arange(0, (n_pools + 2) * n_cuts, n_cuts)
+        status, x, _, model_value = _run_lp(
+            cost=np.r_[np.zeros(n_pools), 1.0],
+            col_lower=np.r_[lower, -highspy.kHighsInf],
+            col_upper=np.r_[upper, highspy.kHighsInf],
+            row_lower=np.full(n_cuts, -highspy.kHighsInf),
+            row_upper=rhs,
+            start=start,
+            index=np.tile(np.arange(n_cuts), n_pools + 1),
+            value=a.T.ravel(),
+            time_limit=None,
+            maximize=True,
+        )
+        if highspy.HighsModelStatus(status) != highspy.HighsModelStatus.kOptimal:
+            trace["dual_stopped"] = f"cutting-plane LP: {highs_status(status)[1]}"
+            break
+        mu = np.clip(x[:n_pools], 0.0, 1.0)
+        predicted = model_value - best[1]
+        if predicted <= tolerance * max(1.0, abs(best[1])):
+            if step >= 1.0:  # the cutting-plane model over the whole box proves optimality
+                trace["dual_stopped"] = "converged"
+                break
+            step = min(1.0, 4 * step)  # optimal inside the box step only: look wider
+            continue
+        value, gradient, plan = _oracle(data, mu * rho)
+        cuts_mu.append(mu)
+        cuts_value.append(value)
+        cuts_grad.append(gradient * rho)
+        if value > best[1]:
+            best = (mu * rho, value, plan)
+        if value >= best[1] - 1e-15 and value - _center_value(cuts_mu, cuts_value, center) >= 0.1 * predicted:
+            touches = np.any((np.abs(mu - lower) < 1e-12) & (lower > 0)) or np.any(
+                (np.abs(mu - upper) < 1e-12) & (upper < 1)
+            )
+            center = mu
+            if touches:
+                step = min(1.0, 2 * step)
+        else:
+            step = max(1e-6, 0.5 * step)
+    trace["dual_iterations"] = len(cuts_value)
+    return best
+
+
+def _center_value(cuts_mu, cuts_value, center) -> float:
+    """L at the current center (it is one of the evaluated points)."""
+    for mu, value in zip(reversed(cuts_mu[:-1]), reversed(cuts_value[:-1]), strict=True):
+        if np.array_equal(mu, center):
+            return value
+    return -np.inf
+
+
+# --------------------------------------------------------------------------- restricted LP
+
+
+def _reduced_costs(data: _Data, lam: np.ndarray) -> np.ndarray:
+    reduced = data.own.copy()
+    if len(data.pools):
+        reduced[:, data.pools] += data.excess * lam
+    return reduced
+
+
+def _tie_classes(data: _Data, candidates: np.ndarray, ties: np.ndarray, max_classes: int):
+    """Aggregate tie devices into at most about ``max_classes`` classes.
+
+    Devices are grouped by candidate set, proration and (when a plan prices SMS) SMS count; inside a group
+    identical devices share a class. When that gives more than ``max_classes`` classes, each group is split
+    into buckets of consecutive usage instead, and a class's columns carry its members' mean cost and
+    excess. Returns the class of each tie device (classes ordered by key, then usage).
+    """
+    group = data.group
+    n_plans = group.n_plans
+    if n_plans < 62:
+        pattern = (candidates[ties] * (1 << np.arange(n_plans, dtype=np.int64))).sum(axis=1).astype(float)
+    else:
+        pattern = np.unique(candidates[ties], axis=0, return_inverse=True)[1].ravel().astype(float)
+    sms = group.sms[ties] if np.any(group.table.sms_rate != 0) else np.zeros(len(ties))
+    _, key = np.unique(np.column_stack([pattern, group.proration[ties], sms]), axis=0, return_inverse=True)
+    key = key.ravel()
+    usage = group.usage_mb[ties]
+    _, exact = np.unique(np.column_stack([key, usage]), axis=0, return_inverse=True)
+    exact = exact.ravel()
+    if exact.max() < max_classes:  # identical devices merged: the LP is exact
+        return exact
+    order = np.lexsort((ties, usage, key))
+    # bucket by a position that grows with both the device count and the usage mass, so buckets are
+    # narrow where devices are many and heavy devices (which move pool totals most) stay nearly alone
+    sorted_usage = usage[order]
+    position = np.arange(1, len(ties) + 1) / len(ties) + np.cumsum(sorted_usage) / max(
+        sorted_usage.sum(), 1e-12
+    )
+    budget = max(1, max_classes // 2)
+    bucket_sorted = np.minimum((position * budget).astype(np.int64), 2 * budget)
+    # a bucket never spans two keys: number buckets by (key, bucket) pairs
+    _, cls_sorted = np.unique(np.column_stack([key[order], bucket_sorted]), axis=0, return_inverse=True)
+    classes = np.empty(len(ties), dtype=np.int64)
+    classes[order] = cls_sorted.ravel()
+    return classes
+
+
+def _restricted_lp(data: _Data, candidates: np.ndarray, deadline, options, trace):
+    """Solve the LP over the candidate plans; returns (assignment, λ_LP, LP value, failure)."""
+    group = data.group
+    n_candidates = candidates.sum(axis=1)
+    fixed = n_candidates == 1
+    assignment = np.where(fixed, np.argmax(candidates, axis=1), -1)
+    constant = float(data.own[fixed, assignment[fixed]].sum())
+    n_pools = len(data.pools)
+    fixed_pool = np.where(fixed, data.pool_of_plan[np.maximum(assignment, 0)], -1)
+    inside = np.flatnonzero(fixed_pool >= 0)
+    fixed_excess = np.bincount(
+        fixed_pool[inside], weights=data.excess[inside, fixed_pool[inside]], minlength=n_pools
+    )
+    ties = np.flatnonzero(~fixed)
+    trace["lp_tie_devices"] = int(ties.size)
+    if ties.size == 0:
+        return assignment, None, None, None
+
+    member_class = _tie_classes(data, candidates, ties, options["lp_max_classes"])
+    n_classes = int(member_class.max()) + 1
+    weight = np.bincount(member_class, minlength=n_classes)
+    trace["lp_classes"] = n_classes
+    representative = ties[np.unique(member_class, return_index=True)[1]]
+    cls, plan = np.nonzero(candidates[representative])  # columns, ordered by class
+    n_cols = len(cls)
+    # class means of cost and pool excess per column
+    mean_cost = np.empty(n_cols)
+    mean_excess = np.zeros(n_cols)
+    for p in range(group.n_plans):
+        cols = np.flatnonzero(plan == p)
+        if cols.size == 0:
+            continue
+        total = np.bincount(member_class, weights=data.own[ties, p], minlength=n_classes)
+        mean_cost[cols] = total[cls[cols]] / weight[cls[cols]]
+        g = data.pool_of_plan[p]
+        if g >= 0:
+            total = np.bincount(member_class, weights=data.excess[ties, g], minlength=n_classes)
+            mean_excess[cols] = total[cls[cols]] / weight[cls[cols]]
+    pool = data.pool_of_plan[plan]
+    pooled_col = pool >= 0
+    # column j: assignment row cls[j] (1.0) and, when pooled, pool row n_classes + pool[j] (mean excess)
+    entries = 1 + pooled_col.astype(np.int64)
+    start = np.r_[0, np.cumsum(entries)]
+    index = np.empty(start[-1], dtype=np.int64)
+    value = np.empty(start[-1])
+    index[start[:-1]] = cls
+    value[start[:-1]] = 1.0
+    second = start[:-1][pooled_col] + 1
+    index[second] = n_classes + pool[pooled_col]
+    value[second] = mean_excess[pooled_col]
+    # overage columns o_g (MB over the pool allowance): pool row coefficient -1, cost ρ_g
+    start = np.r_[start, start[-1] + 1 + np.arange(n_pools)]
+    index = np.r_[index, n_classes + np.arange(n_pools)]
+    value = np.r_[value, -np.ones(n_pools)]
+    remaining = None if deadline is None else deadline - time.perf_counter()
+    status, x, row_dual, objective = _run_lp(
+        cost=np.r_[mean_cost, data.rho],
+        col_lower=np.zeros(n_cols + n_pools),
+        col_upper=np.full(n_cols + n_pools, highspy.kHighsInf),
+        row_lower=np.r_[weight.astype(float), np.full(n_pools, -highspy.kHighsInf)],
+        row_upper=np.r_[weight.astype(float), -fixed_excess],
+        start=start,
+        index=index,
+        value=value,
+        time_limit=remaining,
+    )
+    code, text = highs_status(status)
+    trace["lp_status"] = text
+    if code != STATUS_FINISHED or len(x) != n_cols + n_pools:
+        return None, None, None, (code, text)
+    lam = np.clip(-row_dual[n_classes:], 0.0, data.rho)
+    counts = _round_counts(x[:n_cols], cls, weight)
+    # hand out the counts: each plan spread evenly over the class's usage range
+    label = np.repeat(plan, counts)
+    label_class = np.repeat(cls, counts)
+    k = np.arange(len(label)) - np.repeat(np.cumsum(counts) - counts, counts)
+    slot = (k + 0.5) / np.repeat(np.maximum(counts, 1), counts)
+    label = label[np.lexsort((slot, label_class))]
+    members = ties[np.lexsort((ties, group.usage_mb[ties], member_class))]
+    assignment[members] = label
+    return assignment, lam, constant + objective, None
+
+
+def _round_counts(y: np.ndarray, cls: np.ndarray, weight: np.ndarray) -> np.ndarray:
+    """Integer counts per column: floors, then each class's remainder to its largest fractions."""
+    counts = np.floor(y + 1e-9).astype(np.int64)
+    counts = np.maximum(counts, 0)
+    remainder = weight - np.bincount(cls, weights=counts, minlength=len(weight)).astype(np.int64)
+    for k in np.flatnonzero(remainder != 0):
+        cols = np.flatnonzero(cls == k)
+        if remainder[k] > 0:
+            fractions = y[cols] - counts[cols]
+            for j in cols[np.argsort(-fractions, kind="stable")][: remainder[k]]:
+                counts[j] += 1
+        else:  # floors overshoot only through the 1e-9 slack: take from the largest counts
+            for j in cols[np.argsort(-counts[cols], kind="stable")][: -remainder[k]]:
+                counts[j] -= 1
+    return counts
+
+
+# --------------------------------------------------------------------------- local search and relabel
+
+
+def _pool_excess(data: _Data, assignment: np.ndarray) -> np.ndarray:
+    pool = data.pool_of_plan[assignment]
+    inside = pool >= 0
+    return np.bincount(pool[inside], weights=data.excess[inside, pool[inside]], minlength=len(data.pools))
+
+
+def _move_delta(data: _Data, excess_sum, device: int, source: int, target: int) -> float:
+    """Exact cost change of moving one device, pool blocks included."""
+    delta = data.own[device, target] - data.own[device, source]
+    g = data.pool_of_plan[source]
+    if g >= 0:
+        after = excess_sum[g] - data.excess[device, g]
+        delta += data.rate[g] * (_blocks(after, data.block[g]) - _blocks(excess_sum[g], data.block[g]))
+    h = data.pool_of_plan[target]
+    if h >= 0:
+        after = excess_sum[h] + data.excess[device, h]
+        delta += data.rate[h] * (_blocks(after, data.block[h]) - _blocks(excess_sum[h], data.block[h]))
+    return float(delta)
+
+
+def _blocks(excess: float, block: float) -> float:
+    return float(overage_blocks(excess, block))
+
+
+def _local_search(data: _Data, assignment: np.ndarray, deadline, options, trace) -> np.ndarray:
+    """Single moves with exact deltas until none improves (batched where moves are independent)."""
+    assignment = assignment.copy()
+    n = data.group.n_devices
+    rows = np.arange(n)
+    moves = 0
+    for _ in range(options["local_search_rounds"]):
+        if deadline is not None and time.perf_counter() > deadline:
+            trace["local_search_stopped"] = "time limit"
+            break
+        excess_sum = _pool_excess(data, assignment)
+        pool_now = _pool_cost(data, excess_sum)
+        delta = data.own - data.own[rows, assignment][:, None]
+        source_pool = data.pool_of_plan[assignment]
+        in_pool = source_pool >= 0
+        if len(data.pools):
+            leave = np.zeros(n)
+            g = source_pool[in_pool]
+            leave[in_pool] = (
+                data.rate[g] * overage_blocks(excess_sum[g] - data.excess[in_pool, g], data.block[g])
+                - pool_now[g]
+            )
+            delta += leave[:, None]
+            join = _pool_cost(data, excess_sum + data.excess) - pool_now
+            delta[:, data.pools] += join
+        delta[rows, assignment] = np.inf
+        target = np.argmin(delta, axis=1)
+        gain = delta[rows, target]
+        improving = gain < -_MOVE_EPS
+        if not improving.any():
+            break
+        touches_pool = in_pool | (data.pool_of_plan[target] >= 0)
+        free = improving & ~touches_pool
+        assignment[free] = target[free]
+        moves += int(free.sum())
+        pooled_moves = np.flatnonzero(improving & touches_pool)
+        pooled_moves = pooled_moves[np.argsort(gain[pooled_moves], kind="stable")]
+        for device in pooled_moves[:5000]:
+            source, dest = assignment[device], target[device]
+            change = _move_delta(data, excess_sum, device, source, dest)
+            if change < -_MOVE_EPS:
+                _apply_move(data, excess_sum, device, source, dest)
+                assignment[device] = dest
+                moves += 1
+    trace["local_search_moves"] = moves
+    return assignment
+
+
+def _apply_move(data: _Data, excess_sum: np.ndarray, device: int, source: int, target: int) -> None:
+    g, h = data.pool_of_plan[source], data.pool_of_plan[target]
+    if g >= 0:
+        excess_sum[g] -= data.excess[device, g]
+    if h >= 0:
+        excess_sum[h] += data.excess[device, h]
+
+
+def _relabel(data: _Data, assignment: np.ndarray, trace) -> np.ndarray:
+    """Keep devices on their current plan where the cost allows it (never raising the cost)."""
+    group = data.group
+    current = group.current_plan
+    assignment = _relabel_identical(group, assignment)
+    excess_sum = _pool_excess(data, assignment)
+    candidates = np.flatnonzero((current >= 0) & (current != assignment))
+    touches_pool = (data.pool_of_plan[assignment[candidates]] >= 0) | (
+        data.pool_of_plan[current[candidates]] >= 0
+    )
+    free = candidates[~touches_pool]
+    equal = data.own[free, current[free]] - data.own[free, assignment[free]] <= _EQUAL_EPS
+    assignment[free[equal]] = current[free[equal]]
+    moved = int(equal.sum())
+    for device in candidates[touches_pool]:
+        source, target = assignment[device], current[device]
+        if _move_delta(data, excess_sum, device, source, target) <= _EQUAL_EPS:
+            _apply_move(data, excess_sum, device, source, target)
+            assignment[device] = target
+            moved += 1
+    trace["relabel_moves"] = moved
+    return assignment
+
+
+def _relabel_identical(group: GroupProblem, assignment: np.ndarray) -> np.ndarray:
+    """Permute plans among identical devices (same u, f, m) so that most keep their current plan."""
+    n = group.n_devices
+    if n == 0:
+        return assignment
+    keys = np.column_stack([group.usage_mb, group.proration, group.sms])
+    _, cls = np.unique(keys, axis=0, return_inverse=True)
+    cls = cls.ravel()
+    n_plans = group.n_plans
+    pair = cls * n_plans + assignment  # (class, assigned plan) slots
+    slots = np.bincount(pair, minlength=(cls.max() + 1) * n_plans)
+    current = group.current_plan
+    has_current = current >= 0
+    want = np.where(has_current, cls * n_plans + np.maximum(current, 0), -1)
+    # rank of each device among devices of the same class wanting the same plan
+    order = np.lexsort((np.arange(n), want))
+    sorted_want = want[order]
+    first = np.searchsorted(sorted_want, sorted_want, side="left")
+    rank = np.empty(n, dtype=np.int64)
+    rank[order] = np.arange(n) - first
+    keep = has_current & (rank < slots[np.maximum(want, 0)])
+    result = np.empty_like(assignment)
+    result[keep] = current[keep]
+    used = np.bincount(want[keep], minlength=len(slots))
+    left = slots - used
+    # remaining slots go to the other devices, class by class
+    others = np.flatnonzero(~keep)
+    others = others[np.argsort(cls[others], kind="stable")]
+    labels = np.repeat(np.arange(len(slots)) % n_plans, left)  # ordered by class, then plan
+    result[others] = labels
+    return result
+
+
+# --------------------------------------------------------------------------- the engine
+
+
+def _solve_optimal_iv(problem, time_limit, options):
+    if not isinstance(problem, Problem):
+        raise TypeError("`problem` must be a Problem")
+    if time_limit is not None and not (isinstance(time_limit, int | float) and time_limit > 0):
+        raise ValueError(f"`time_limit` must be a number > 0 or None; got {time_limit!r}")
+    options = dict(options or {})
+    unknown = sorted(set(options) - set(OPTIONS))
+    if unknown:
+        raise ValueError(f"`options`: unknown keys {unknown}; accepted keys are {sorted(OPTIONS)}")
+    merged = {**OPTIONS, **options}
+    for key in ("dual_iterations", "lp_rounds", "lp_max_classes", "local_search_rounds"):
+        if not isinstance(merged[key], int) or merged[key] < 0:
+            raise ValueError(f"`options`: {key} must be an integer >= 0; got {merged[key]!r}")
+    for key in ("dual_tolerance", "tie_tolerance"):
+        if not isinstance(merged[key], int | float) or not merged[key] >= 0:
+            raise ValueError(f"`options`: {key} must be a number >= 0; got {merged[key]!r}")
+    return problem, time_limit, merged
+
+
+def solve_optimal(
+    problem: Problem, *, time_limit=None, seed=None, options: Mapping | None = None
+) -> EngineResult:
+    """Near-optimal assignment with a certified lower bound, per comm group.
+
+    Minimises ``Σ_i Σ_p c_ip·x_ip + Σ_g r_g·k_g`` (one plan per device, ``k_g`` whole overage blocks of
+    pool ``g``) by the pipeline of the module docstring. The lower bound is ``max L(λ)`` over the prices
+    tried; ``gap = (cost − lower_bound) / cost`` (see `compute_gap`).
+
+    Parameters
+    ----------
+    problem : Problem
+        The comm groups.
+    time_limit : float, optional
+        Seconds for the whole call; phases stop early and the best assignment so far is kept (status 1).
+    seed : int, optional
+        Unused: the engine is deterministic; accepted for the common engine signature.
+    options : mapping, optional
+        ``dual_iterations`` (400), ``dual_tolerance`` (1e-9, relative), ``tie_tolerance`` (1e-6 $),
+        ``lp_rounds`` (4 column-generation rounds), ``lp_max_classes`` (10000: above that, tie devices are
+        aggregated into usage buckets), ``local_search_rounds`` (100).
+
+    Returns
+    -------
+    EngineResult
+        Status 0 (finished), 1 (time limit), 2 (invalid plans: no assignment), 3 (HiGHS failed: the
+        assignment is the Lagrangian argmin polished by local search; the bound stays valid).
+        Group details: ``dual_iterations``, ``lp_tie_devices``, ``lp_classes``, ``lp_rounds``,
+        ``local_search_moves``, ``relabel_moves``; ``pool_prices`` holds λ per pooled plan id ($/MB).
+
+    Raises
+    ------
+    ValueError
+        For a bad ``time_limit`` or unknown/invalid options.
+
+    Examples
+    --------
+    >>> from include.carrier_optimization.domain import GroupProblem, Problem, RatePlan
+    >>> pool = RatePlan(1, "POOL", 5.0, 10.0, 1.0, 1.0, pooled=True)
+    >>> payg = RatePlan(2, "PAYG", 1.0, 0.0, 1.0, 1.0, pooled=False)
+    >>> g = GroupProblem("1,2", ("cp",), (pool, payg), ["a", "b"], [0.0, 14.0], [0, 0], [1, 1], [0, 0],
+    ...                  [-1, -1])
+    >>> result = solve_optimal(Problem((g,)))
+    >>> result.cost, result.lower_bound   # both on the pool: 10 + 1 * ceil(14 - 20) = 10
+    (10.0, 10.0)
+    """
+    problem, time_limit, options = _solve_optimal_iv(problem, time_limit, options)
+    began = time.perf_counter()
+    deadline = None if time_limit is None else began + time_limit
+    errors = [e for group in problem.groups for e in plan_errors(group.plans)]
+    if errors:
+        return infeasible_result("optimal", "\n".join(dict.fromkeys(errors)), time.perf_counter() - began)
+    results = []
+    messages = []
+    for group in problem.groups:
+        result, message = _solve_group(group, deadline, options)
+        results.append(result)
+        if message:
+            messages.append(f"group {group.key}: {message}")
+    return EngineResult.from_groups(
+        "optimal", tuple(results), time.perf_counter() - began, "; ".join(messages)
+    )
+
+
+def _solve_group(group: GroupProblem, deadline, options) -> tuple[GroupResult, str]:
+    began = time.perf_counter()
+    trace: dict[str, object] = {}
+    status, message = STATUS_FINISHED, ""
+    data = _prepare(group)
+    if len(data.pools) == 0 or group.n_devices == 0:
+        # no pools: the problem separates, the per-device argmin is optimal and L equals its cost
+        lam = np.zeros(len(data.pools))
+        bound, _, assignment = _oracle(data, lam)
+        trace["dual_iterations"] = 1
+    else:
+        lam, bound, assignment = _maximize_dual(data, deadline, options, trace)
+        if trace.get("dual_stopped") == "time limit":
+            status = STATUS_LIMIT
+        candidates = _reduced_costs(data, lam)
+        candidates = candidates <= candidates.min(axis=1, keepdims=True) + options["tie_tolerance"]
+        for round_ in range(options["lp_rounds"]):
+            if deadline is not None and time.perf_counter() > deadline:
+                status = STATUS_LIMIT
+                break
+            trace["lp_rounds"] = round_ + 1
+            lp_assignment, lp_lam, lp_value, failure = _restricted_lp(
+                data, candidates, deadline, options, trace
+            )
+            if failure is not None:
+                status = max(status, STATUS_BACKEND if failure[0] != STATUS_LIMIT else STATUS_LIMIT)
+                message = failure[1]
+                break
+            assignment = lp_assignment
+            if lp_lam is None:  # no ties: the argmin is optimal for the relaxation
+                break
+            value, _, _ = _oracle(data, lp_lam)
+            if value > bound:
+                lam, bound = lp_lam, value
+            trace["lp_value"] = lp_value
+            if lp_value - value <= 1e-7 * max(1.0, abs(value)):
+                break
+            reduced = _reduced_costs(data, lp_lam)
+            candidates |= reduced <= reduced.min(axis=1, keepdims=True) + options["tie_tolerance"]
+        assignment = _local_search(data, assignment, deadline, options, trace)
+    assignment = _relabel(data, np.asarray(assignment, dtype=np.int64), trace)
+    if trace.get("local_search_stopped") == "time limit":
+        status = max(status, STATUS_LIMIT)
+    cost = evaluate(group, assignment).total
+    bound = min(bound, cost) if bound - cost <= 1e-9 * max(1.0, abs(cost)) else bound
+    prices = {int(group.plan_ids[p]): float(v) for p, v in zip(data.pools, lam, strict=True)}
+    LOG.info(
+        "Optimal engine: group %s cost %.2f bound %.2f gap %.4g%% in %.2fs",
+        group.key,
+        cost,
+        bound,
+        100 * (compute_gap(cost, bound) or 0.0),
+        time.perf_counter() - began,
+    )
+    return (
+        GroupResult(
+            key=group.key,
+            engine="optimal",
+            status=status,
+            assignment=assignment,
+            cost=cost,
+            lower_bound=float(bound),
+            gap=compute_gap(cost, bound),
+            seconds=time.perf_counter() - began,
+            changes=count_changes(group.current_plan, assignment),
+            pool_prices=prices,
+            details=trace,
+        ),
+        message,
+    )

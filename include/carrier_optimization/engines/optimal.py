@@ -55,6 +55,8 @@ OPTIONS = {
     "lp_rounds": 4,
     "lp_max_classes": 10000,
     "local_search_rounds": 100,
+    "milp_max_columns": 5000,
+    "milp_max_nodes": 20000,
 }
 
 _MOVE_EPS = 1e-9  # a move must save more than this ($) to count as an improvement
@@ -190,13 +192,27 @@ def lagrangian_bound(group: GroupProblem, prices) -> float:
 
 
 def _run_lp(
-    cost, col_lower, col_upper, row_lower, row_upper, start, index, value, time_limit, maximize=False
+    cost,
+    col_lower,
+    col_upper,
+    row_lower,
+    row_upper,
+    start,
+    index,
+    value,
+    time_limit,
+    maximize=False,
+    integer=False,
+    warm_start=None,
+    options=None,
 ):
-    """Solve one LP with HiGHS; returns (model status, col values, row duals, objective)."""
+    """Solve one LP (or MILP when ``integer``) with HiGHS; returns (model status, x, row duals, objective)."""
     h = highspy.Highs()
     h.setOptionValue("output_flag", False)
     if time_limit is not None:
         h.setOptionValue("time_limit", max(float(time_limit), 1e-3))
+    for key, option in (options or {}).items():
+        h.setOptionValue(key, option)
     lp = highspy.HighsLp()
     lp.num_col_ = len(cost)
     lp.num_row_ = len(row_lower)
@@ -211,7 +227,14 @@ def _run_lp(
     lp.a_matrix_.value_ = np.asarray(value, dtype=np.float64)
     if maximize:
         lp.sense_ = highspy.ObjSense.kMaximize
+    if integer:
+        lp.integrality_ = [highspy.HighsVarType.kInteger] * len(cost)
     h.passModel(lp)
+    if warm_start is not None:
+        solution = highspy.HighsSolution()
+        solution.col_value = list(map(float, warm_start))
+        solution.value_valid = True
+        h.setSolution(solution)
     h.run()
     status = h.getModelStatus()
     solution = h.getSolution()
@@ -443,6 +466,53 @@ def _round_counts(y: np.ndarray, cls: np.ndarray, weight: np.ndarray) -> np.ndar
     return counts
 
 
+def _exact_milp(data: _Data, assignment: np.ndarray, deadline, options, trace) -> np.ndarray:
+    """Full MILP of a small group (binary ``x_ip``, integer blocks ``k_g``), warm-started from ``assignment``.
+
+    ``min Σ c_ip·x_ip + Σ_g r_g·k_g`` s.t. ``Σ_p x_ip = 1`` and ``q_g·k_g ≥ Σ_i (u_i − A_g·f_i)·x_ig``. The
+    node limit keeps it deterministic; the caller keeps the result only if the cost model finds it cheaper.
+    """
+    n, n_plans = data.own.shape
+    n_pools = len(data.pools)
+    device = np.repeat(np.arange(n), n_plans)
+    plan = np.tile(np.arange(n_plans), n)
+    pool = data.pool_of_plan[plan]
+    pooled_col = pool >= 0
+    entries = 1 + pooled_col.astype(np.int64)
+    start = np.r_[0, np.cumsum(entries)]
+    index = np.empty(start[-1], dtype=np.int64)
+    value = np.empty(start[-1])
+    index[start[:-1]] = device
+    value[start[:-1]] = 1.0
+    second = start[:-1][pooled_col] + 1
+    index[second] = n + pool[pooled_col]
+    value[second] = -data.excess[device[pooled_col], pool[pooled_col]]
+    start = np.r_[start, start[-1] + 1 + np.arange(n_pools)]
+    index = np.r_[index, n + np.arange(n_pools)]
+    value = np.r_[value, data.block]
+    warm = np.zeros(n * n_plans + n_pools)
+    warm[np.arange(n) * n_plans + assignment] = 1.0
+    warm[n * n_plans :] = overage_blocks(_pool_excess(data, assignment), data.block)
+    status, x, _, _ = _run_lp(
+        cost=np.r_[data.own.ravel(), data.rate],
+        col_lower=np.zeros(n * n_plans + n_pools),
+        col_upper=np.r_[np.ones(n * n_plans), np.full(n_pools, highspy.kHighsInf)],
+        row_lower=np.r_[np.ones(n), np.zeros(n_pools)],
+        row_upper=np.r_[np.ones(n), np.full(n_pools, highspy.kHighsInf)],
+        start=start,
+        index=index,
+        value=value,
+        time_limit=None if deadline is None else deadline - time.perf_counter(),
+        integer=True,
+        warm_start=warm,
+        options={"mip_rel_gap": 0.0, "mip_max_nodes": options["milp_max_nodes"]},
+    )
+    trace["milp_status"] = highs_status(status)[1]
+    if len(x) != n * n_plans + n_pools:
+        return assignment
+    return np.argmax(x[: n * n_plans].reshape(n, n_plans), axis=1).astype(np.int64)
+
+
 # --------------------------------------------------------------------------- local search and relabel
 
 
@@ -596,7 +666,7 @@ def _solve_optimal_iv(problem, time_limit, options):
     if unknown:
         raise ValueError(f"`options`: unknown keys {unknown}; accepted keys are {sorted(OPTIONS)}")
     merged = {**OPTIONS, **options}
-    for key in ("dual_iterations", "lp_rounds", "lp_max_classes", "local_search_rounds"):
+    for key in sorted(set(OPTIONS) - {"dual_tolerance", "tie_tolerance"}):
         if not isinstance(merged[key], int) or merged[key] < 0:
             raise ValueError(f"`options`: {key} must be an integer >= 0; got {merged[key]!r}")
     for key in ("dual_tolerance", "tie_tolerance"):
@@ -625,7 +695,9 @@ def solve_optimal(
     options : mapping, optional
         ``dual_iterations`` (400), ``dual_tolerance`` (1e-9, relative), ``tie_tolerance`` (1e-6 $),
         ``lp_rounds`` (4 column-generation rounds), ``lp_max_classes`` (10000: above that, tie devices are
-        aggregated into usage buckets), ``local_search_rounds`` (100).
+        aggregated into usage buckets), ``local_search_rounds`` (100), ``milp_max_columns`` (5000) and
+        ``milp_max_nodes`` (20000): a group with ``N·P`` up to that size whose gap is still above 1e-9 is
+        finished with the full MILP (HiGHS, node-limited, warm-started; kept only if cheaper).
 
     Returns
     -------
@@ -709,6 +781,12 @@ def _solve_group(group: GroupProblem, deadline, options) -> tuple[GroupResult, s
             reduced = _reduced_costs(data, lp_lam)
             candidates |= reduced <= reduced.min(axis=1, keepdims=True) + options["tie_tolerance"]
         assignment = _local_search(data, assignment, deadline, options, trace)
+        cost = evaluate(group, assignment).total
+        small = group.n_devices * group.n_plans <= options["milp_max_columns"]
+        if small and compute_gap(cost, bound) > 1e-9 and (deadline is None or time.perf_counter() < deadline):
+            candidate = _exact_milp(data, assignment, deadline, options, trace)
+            if evaluate(group, candidate).total < cost - _MOVE_EPS:
+                assignment = _local_search(data, candidate, deadline, options, trace)
     assignment = _relabel(data, np.asarray(assignment, dtype=np.int64), trace)
     if trace.get("local_search_stopped") == "time limit":
         status = max(status, STATUS_LIMIT)

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from packaging.version import Version
-
 from airflow import __version__ as AIRFLOW_VERSION  # noqa: N812
+from packaging.version import Version
 
 AIRFLOW_V_3_0_PLUS = Version(Version(AIRFLOW_VERSION).base_version) >= Version("3.0.0")
 AIRFLOW_V_3_1_PLUS = Version(Version(AIRFLOW_VERSION).base_version) >= Version("3.1.0")

@@ -29,7 +29,9 @@ for key, value in {
 }.items():
     os.environ.setdefault(key, value)
 
-POSTGRES_ADMIN_URL = os.environ.get("CARRIER_OPT_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres")
+POSTGRES_ADMIN_URL = os.environ.get(
+    "CARRIER_OPT_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres"
+)
 REDIS_URL = os.environ.get("CARRIER_OPT_TEST_REDIS", "redis://127.0.0.1:6379/15")
 IN_CI = os.environ.get("CI", "").lower() == "true"
 

@@ -168,7 +168,11 @@ def generate_fleet(
 
     comm_rows, groups = [], {}
     for group, ids in group_plans.items():
-        names = [f"{tenant.name}-{group}-{k}" for k in ("a", "b")] if group != "oversized" else [f"{tenant.name}-all"]
+        names = (
+            [f"{tenant.name}-{group}-{k}" for k in ("a", "b")]
+            if group != "oversized"
+            else [f"{tenant.name}-all"]
+        )
         groups[group] = names
         for name in names:
             comm_rows.append((name, ",".join(str(i) for i in ids)))
@@ -197,7 +201,9 @@ def generate_fleet(
         dtype=object,
     )
     days_active = np.where(
-        activated_mid, np.minimum(np.ceil([(period_end - d).total_seconds() / 86400 for d in date_activated]), days), days
+        activated_mid,
+        np.minimum(np.ceil([(period_end - d).total_seconds() / 86400 for d in date_activated]), days),
+        days,
     ).astype(int)
 
     # Month-to-date bytes as the carrier reports them; usage_mb is the legacy projection of that.
@@ -229,7 +235,9 @@ def generate_fleet(
             "date_activated": date_activated,
         }
     )
-    LOG.info("Generated %d SIMs, %d plans, %d comm plans (seed %d)", n_sims, len(plans), len(comm_plans), seed)
+    LOG.info(
+        "Generated %d SIMs, %d plans, %d comm plans (seed %d)", n_sims, len(plans), len(comm_plans), seed
+    )
     return Fleet(tenant, period_start, period_end, as_of, plans, comm_plans, devices, groups)
 
 

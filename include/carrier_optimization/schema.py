@@ -169,6 +169,8 @@ optimization_session = Table(
     Column("IsDeleted", Boolean, nullable=False, default=False),
     Column("Progress", Integer, nullable=False, default=0),
     Column("ErrorMessage", Text, nullable=True),
+    # Our addition: the Airflow run that opened the session, so a retried task finds it again.
+    Column("AirflowRunId", String(250), nullable=True, unique=True),
     *_audit(),
     Index("ix_OptimizationSession_Tenant", "TenantId", "CreatedDate"),
 )
@@ -264,7 +266,9 @@ queue_rate_plan = Table(
     metadata,
     Column("QueueId", BigInteger, ForeignKey("OptimizationQueue.Id"), primary_key=True),
     Column("SequenceOrder", Integer, primary_key=True),
-    Column("CommGroup_RatePlanId", BigInteger, ForeignKey("OptimizationCommGroup_RatePlan.Id"), nullable=False),
+    Column(
+        "CommGroup_RatePlanId", BigInteger, ForeignKey("OptimizationCommGroup_RatePlan.Id"), nullable=False
+    ),
     *_audit(),
 )
 
@@ -330,6 +334,28 @@ instance_result_file = Table(
     Column("InstanceId", BigInteger, ForeignKey("OptimizationInstance.Id"), nullable=False),
     Column("AssignmentXlsxBytes", LargeBinary, nullable=False),
     Column("IsDeleted", Boolean, nullable=False, default=False),
+    *_audit(),
+)
+
+# Our addition: per comm group figures the legacy tables do not hold (cost before, bound, gap, winner).
+comm_group_summary = Table(
+    "OptimizationCommGroupSummary",
+    metadata,
+    Column("CommGroupId", BigInteger, ForeignKey("OptimizationCommGroup.Id"), primary_key=True),
+    Column("InstanceId", BigInteger, ForeignKey("OptimizationInstance.Id"), nullable=False),
+    Column("DeviceCount", Integer, nullable=False, default=0),
+    Column("PlanCount", Integer, nullable=False, default=0),
+    Column("SequenceCount", Integer, nullable=False, default=0),
+    Column("CurrentCost", Money, nullable=True),
+    Column("BaseCost", Money, nullable=True),
+    Column("EngineCost", Money, nullable=True),
+    Column("LowerBound", Money, nullable=True),
+    Column("EngineSeconds", Float, nullable=True),
+    Column("PoolPrices", Text, nullable=True),
+    Column("WinnerQueueId", BigInteger, nullable=True),
+    Column("WinnerKind", String(20), nullable=True),
+    Column("WinnerCost", Money, nullable=True),
+    Column("PlanChanges", Integer, nullable=True),
     *_audit(),
 )
 
@@ -400,7 +426,10 @@ def create_schema(engine: Engine) -> None:
     """Create every table (idempotent) and seed the status lookup."""
     metadata.create_all(engine)
     with engine.begin() as conn:
-        present = {row[0] for row in conn.execute(optimization_status.select().with_only_columns(optimization_status.c.Id))}
+        present = {
+            row[0]
+            for row in conn.execute(optimization_status.select().with_only_columns(optimization_status.c.Id))
+        }
         missing = [{"Id": int(s), "Name": s.name} for s in OptimizationStatus if int(s) not in present]
         if missing:
             conn.execute(optimization_status.insert(), missing)

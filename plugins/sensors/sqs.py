@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Sequence
 from datetime import timedelta
 from functools import cached_property
@@ -9,15 +10,20 @@ from typing import Any
 
 from airflow.providers.amazon.aws.hooks.sqs import SqsHook
 
+from include.carrier_optimization import pipeline
 from include.carrier_optimization.messages import (
     BatchSplit,
     MessageFilter,
     OptimizationRequest,
+    build_request_attributes,
     dead_letter_params,
     release_entries,
     split_batch,
     validate_filter,
 )
+from include.carrier_optimization.queues import resolve_queue_url
+from include.carrier_optimization.repository import AmopRepository
+from include.carrier_optimization.schedule import is_time_to_run, local_billing_time
 from plugins.compat import (
     AirflowException,
     AirflowFailException,
@@ -145,9 +151,17 @@ class OptimizationRequestSqsSensor(BaseSensorOperator):
         except ValueError as error:
             raise AirflowFailException(f"{self.task_id}: {error}") from error
 
+    def _resolve_queues(self) -> None:
+        """Turn queue names (as ``tenants.yaml`` gives them) into URLs; URLs are kept as they are."""
+        client = self.hook.get_conn()
+        self.sqs_queue = resolve_queue_url(client, self.sqs_queue)
+        if self.dead_letter_queue:
+            self.dead_letter_queue = resolve_queue_url(client, self.dead_letter_queue)
+
     def execute(self, context: Context) -> dict[str, Any] | None:
         """Defer to the trigger, or poke until a request is taken; return the request dict."""
         flt = self._filter()
+        self._resolve_queues()
         if not self.deferrable:
             super().execute(context)
             return self._accepted_request
@@ -258,3 +272,70 @@ class OptimizationRequestSqsSensor(BaseSensorOperator):
                 client.delete_message(QueueUrl=self.sqs_queue, ReceiptHandle=receipt_handle)
             except Exception:
                 self.log.exception("Could not delete malformed message %s", malformed.message_id)
+
+
+class TenantRequestSqsSensor(OptimizationRequestSqsSensor):
+    """Intake of the tenant DAG: the form of a manual run is the request; other runs take one from SQS.
+
+    - A manual run (trigger with config) returns its form as the request at once, unless the form's
+      ``wait_for_request`` asks to wait for the queue instead.
+    - A scheduled run first publishes, for each service provider whose legacy window is open (the last
+      days of the billing period, from the provider's start hour in local billing time), the request the
+      legacy scheduler would send; then, like every other run, it takes this tenant's next request from
+      the queue (its own, or one from the portal).
+
+    :param billing_time_zone: IANA zone of the billing periods (default ``UTC``).
+    :param start_hours: ``{service_provider_id: start hour or None}`` of the scheduled window.
+    :param amop_conn_id: AMOP database connection, read for the current billing periods.
+    """
+
+    def __init__(
+        self,
+        *,
+        billing_time_zone: str = "UTC",
+        start_hours: dict[int, int | None] | None = None,
+        amop_conn_id: str = "amop_db",
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.billing_time_zone = billing_time_zone
+        self.start_hours = start_hours or {}
+        self.amop_conn_id = amop_conn_id
+
+    def execute(self, context: Context) -> dict[str, Any] | None:
+        """Return the form's request, or publish what the schedule owes and wait for a request."""
+        params = context["params"]
+        run_type = getattr(context["dag_run"], "run_type", "")
+        run_type = str(getattr(run_type, "value", run_type))
+        if run_type == "manual" and not params.get("wait_for_request"):
+            request = pipeline.request_from_params(params, tenant_id=int(self.tenant_id))
+            self.log.info("Manual run: the form is the request %s", request)
+            return request
+        if run_type == "scheduled":
+            self._publish_due_requests()
+        return super().execute(context)
+
+    def _publish_due_requests(self) -> None:
+        from plugins.hooks.amop import AmopDatabaseHook
+
+        repo = AmopRepository(AmopDatabaseHook(amop_conn_id=self.amop_conn_id).get_conn())
+        now_local = local_billing_time(dt.datetime.now(dt.UTC), self.billing_time_zone)
+        client = self.hook.get_conn()
+        for provider_id, start_hour in self.start_hours.items():
+            period = repo.current_billing_period(int(provider_id), now_local)
+            if period is None or not is_time_to_run(period["BillingCycleEndDate"], now_local, start_hour):
+                continue
+            end = period["BillingCycleEndDate"]
+            client.send_message(
+                QueueUrl=resolve_queue_url(client, self.sqs_queue),
+                MessageBody=f"Carrier to optimize is for Billing Period {end.year}/{end.month}",
+                MessageAttributes=build_request_attributes(
+                    tenant_id=int(self.tenant_id),
+                    service_provider_id=int(provider_id),
+                    bill_period_id=period["id"],
+                    has_synced=False,
+                    bill_year=end.year,
+                    bill_month=end.month,
+                ),
+            )
+            self.log.info("Window open for provider %s: request published", provider_id)

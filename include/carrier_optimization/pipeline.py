@@ -1,0 +1,1013 @@
+"""The optimization run on the AMOP tables, one function per DAG step (no Airflow).
+
+Every step is idempotent: run again after a retry, a clear or a kill, it first reads what is already
+written and continues from there, so a run ends with the same result as an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sqlalchemy import and_, delete, func, insert, select, update
+from sqlalchemy.engine import Connection, Engine
+
+from include.carrier_optimization import schema as s
+from include.carrier_optimization.commgroups import DEFAULT_PLAN_LIMIT, build_problem, parse_plan_list
+from include.carrier_optimization.cost import (
+    days_active_in_period,
+    evaluate,
+    project_usage,
+    proration_factor,
+)
+from include.carrier_optimization.domain import GroupProblem, RatePlan
+from include.carrier_optimization.engines import legacy
+from include.carrier_optimization.repository import AmopRepository, utcnow
+from include.carrier_optimization.schema import OptimizationStatus
+from include.carrier_optimization.storage import bulk_insert
+from include.carrier_optimization.validation import plan_errors
+
+LOG = logging.getLogger(__name__)
+
+BYTES_PER_MB = 1024 * 1024
+SEQUENCE_CAP = 5040
+MAX_BATCHES = 128
+KIND_BASE, KIND_SEQUENCE, KIND_ENGINE = "base", "sequence", "engine"
+NO_PLANS_MESSAGE = "No Comm Groups and/or Rate Plans for this Instance"
+INVALID_PLANS_MESSAGE = "One or more Rate Plans have invalid Data per Overage Charge or Overage Rate"
+
+
+class RunRefused(Exception):
+    """Another optimization of the tenant is running; this request is refused without side effects."""
+
+
+class RequestError(ValueError):
+    """The request names something that does not exist (billing period, session, provider)."""
+
+
+@dataclass(frozen=True)
+class Request:
+    """One optimization request: from a manual run's form, a scheduled tick or an SQS message."""
+
+    tenant_id: int
+    service_provider_id: int
+    bill_period_id: int | None = None
+    session_id: int | None = None
+    has_synced: bool = False
+    portal_type_id: int = 0
+    message_id: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form (the XCom of the request step)."""
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Request:
+        """Inverse of `to_dict`, ignoring unknown keys."""
+        known = {k: data.get(k) for k in cls.__dataclass_fields__ if k in data}
+        known["portal_type_id"] = int(known.get("portal_type_id") or 0)
+        return cls(**known)
+
+
+def request_from_params(params: Any, *, tenant_id: int) -> dict[str, Any]:
+    """The request of a manual run: its trigger form (``Request.to_dict`` form)."""
+
+    def optional(name: str) -> int | None:
+        value = params.get(name)
+        return None if value in (None, "") else int(value)
+
+    return Request(
+        tenant_id=tenant_id,
+        service_provider_id=int(params["service_provider_id"]),
+        bill_period_id=optional("billing_period_id"),
+        session_id=optional("session_id"),
+        has_synced=bool(params.get("has_synced", False)),
+        portal_type_id=int(params.get("portal_type_id") or 0),
+    ).to_dict()
+
+
+# -- session ----------------------------------------------------------------------------------------
+
+
+def open_session(
+    engine: Engine, request: Request, *, run_key: str, now: dt.datetime | None = None
+) -> dict[str, Any]:
+    """Resume the request's session or start one, refusing while another optimization of the tenant runs.
+
+    ``run_key`` identifies the Airflow run: a retried step finds the session it opened before.
+    Returns ``{session_id, session_guid, billing_period_id, resumed}``.
+    """
+    repo = AmopRepository(engine)
+    if repo.service_provider(request.service_provider_id) is None:
+        raise RequestError(f"service provider {request.service_provider_id} does not exist")
+    period = _billing_period(repo, request, now or utcnow())
+    ses = s.optimization_session
+    with engine.connect() as conn:
+        mine = conn.execute(select(ses.c.Id, ses.c.SessionGuid).where(ses.c.AirflowRunId == run_key)).first()
+    if mine is not None:
+        return {
+            "session_id": int(mine.Id),
+            "session_guid": mine.SessionGuid,
+            "billing_period_id": period["id"],
+            "resumed": True,
+        }
+    if request.session_id is not None:
+        found = repo.session(request.session_id)
+        if found is None:
+            raise RequestError(f"optimization session {request.session_id} does not exist or is deleted")
+        return {
+            "session_id": int(found["Id"]),
+            "session_guid": found["SessionGuid"],
+            "billing_period_id": period["id"],
+            "resumed": True,
+        }
+    running = repo.running_session_id(request.tenant_id)
+    if running is not None:
+        raise RunRefused(
+            f"Optimization Is Already Running for tenant {request.tenant_id} (session {running})"
+        )
+    created = repo.create_session(request.tenant_id, request.service_provider_id, period["id"])
+    with engine.begin() as conn:
+        conn.execute(update(ses).where(ses.c.Id == created["session_id"]).values(AirflowRunId=run_key))
+    return {**created, "billing_period_id": period["id"], "resumed": False}
+
+
+def _billing_period(repo: AmopRepository, request: Request, now: dt.datetime) -> dict[str, Any]:
+    if request.bill_period_id is not None:
+        period = repo.billing_period(request.bill_period_id)
+        if period is None or period["ServiceProviderId"] != request.service_provider_id:
+            raise RequestError(
+                f"billing period {request.bill_period_id} does not exist for service provider "
+                f"{request.service_provider_id}"
+            )
+        return period
+    period = repo.current_billing_period(request.service_provider_id, now)
+    if period is None:
+        raise RequestError(f"service provider {request.service_provider_id} has no current billing period")
+    return period
+
+
+def set_progress(engine: Engine, session_id: int, progress: int, *, error: str | None = None) -> None:
+    """Store the session's progress (0-100) and error text, as the portal reads them."""
+    values: dict[str, Any] = {"Progress": progress}
+    if error is not None:
+        values["ErrorMessage"] = error
+    with engine.begin() as conn:
+        conn.execute(
+            update(s.optimization_session).where(s.optimization_session.c.Id == session_id).values(**values)
+        )
+
+
+# -- count: instance, comm groups, device snapshot, base assignment, batch descriptors -----------------
+
+
+@dataclass(frozen=True)
+class InstancePlan:
+    """What the count step found: the instance, its groups and the work to fan out."""
+
+    instance_id: int
+    device_count: int
+    groups: list[dict[str, Any]]
+    batches: list[dict[str, int]]
+    skipped: list[str]
+    error: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form (small: ids, counts, ranges)."""
+        return asdict(self)
+
+
+def prepare_instance(
+    engine: Engine,
+    *,
+    session_id: int,
+    request: Request,
+    batch_size: int,
+    engine_name: str = "best",
+    now: dt.datetime | None = None,
+    max_batches: int = MAX_BATCHES,
+    sequence_cap: int = SEQUENCE_CAP,
+    plan_limit: int = DEFAULT_PLAN_LIMIT,
+) -> InstancePlan:
+    """Start the instance and set up its comm groups, device snapshot and base assignment queues.
+
+    Invalid plans end the instance ``CompleteWithErrors`` with the legacy message plus the plan ids and
+    write nothing else. Run again, it rebuilds the descriptors from what was written.
+    """
+    if batch_size <= 0:
+        raise ValueError(f"`batch_size` must be > 0; got {batch_size}")
+    repo = AmopRepository(engine)
+    period = _billing_period(repo, request, now or utcnow())
+    instance_id = repo.start_instance(
+        session_id=session_id,
+        tenant_id=request.tenant_id,
+        service_provider_id=request.service_provider_id,
+        billing_period=period,
+        portal_type_id=request.portal_type_id,
+    )
+    instance = repo.instance(instance_id)
+    if instance["RunStatusId"] == OptimizationStatus.CompleteWithErrors:
+        return InstancePlan(
+            instance_id, 0, [], [], [], error=instance["ErrorMessage"] or "instance ended with errors"
+        )
+    if instance["RunStatusId"] == OptimizationStatus.NotStarted:
+        error = _set_up_instance(engine, repo, instance, request, period, now or utcnow(), plan_limit)
+        if error:
+            return InstancePlan(instance_id, 0, [], [], [], error=error)
+    return _instance_plan(engine, instance_id, batch_size, engine_name, max_batches, sequence_cap)
+
+
+def _set_up_instance(engine, repo, instance, request, period, now, plan_limit) -> str | None:
+    sp = repo.service_provider(request.service_provider_id)
+    plans_df = repo.rate_plans(request.service_provider_id)
+    comm_df = repo.comm_plans(request.service_provider_id)
+    instance_id = int(instance["Id"])
+    if plans_df.empty or comm_df.empty:
+        repo.set_instance_status(instance_id, OptimizationStatus.CompleteWithErrors, error=NO_PLANS_MESSAGE)
+        return NO_PLANS_MESSAGE
+    plans = rate_plans_from_frame(plans_df)
+    errors = plan_errors(plans)
+    if errors:
+        message = f"{INVALID_PLANS_MESSAGE}: " + "; ".join(errors)
+        repo.set_instance_status(instance_id, OptimizationStatus.CompleteWithErrors, error=message)
+        LOG.error("Instance %s: %s", instance_id, message)
+        return message
+    devices = repo.devices(request.service_provider_id, request.tenant_id)
+    snapshot = device_snapshot(devices, period, now=now, uses_proration=bool(sp["UsesProration"]))
+    comm_plans = {r.comm_plan: parse_plan_list(r.allowed_plan_ids) for r in comm_df.itertuples()}
+    known = snapshot.comm_plan.isin(list(comm_plans))
+    if not known.all():
+        LOG.warning(
+            "Instance %s: %d SIMs have a comm plan without allowed plans; left out",
+            instance_id,
+            int((~known).sum()),
+        )
+    snapshot = snapshot[known].reset_index(drop=True)
+    days = int((period["BillingCycleEndDate"] - period["BillingCycleStartDate"]).days) or 30
+    problem = build_problem(
+        plans,
+        comm_plans,
+        device_ids=snapshot.device_id.astype(str).to_numpy(),
+        comm_plan=snapshot.comm_plan.to_numpy(),
+        usage_mb=snapshot.projected_mb.to_numpy(),
+        sms=snapshot.sms.to_numpy(dtype=float),
+        proration=snapshot.proration.to_numpy(),
+        current_plan_id=snapshot.current_plan_id.fillna(-1).to_numpy(dtype=np.int64),
+        days_in_period=days,
+        plan_limit=plan_limit,
+    )
+    comm_ids = dict(zip(comm_df.comm_plan, comm_df.comm_plan_id, strict=True))
+    by_id = snapshot.set_index(snapshot.device_id.astype(str))
+    with engine.begin() as conn:
+        conn.execute(
+            update(s.optimization_instance)
+            .where(s.optimization_instance.c.Id == instance_id)
+            .values(RunStatusId=int(OptimizationStatus.CommGroupSetup))
+        )
+        for group in problem.groups:
+            _write_group(conn, instance, request, group, comm_ids, by_id.loc[list(group.device_ids)])
+        conn.execute(
+            update(s.optimization_instance)
+            .where(s.optimization_instance.c.Id == instance_id)
+            .values(DeviceCount=problem.n_devices, RunStatusId=int(OptimizationStatus.RunningPermutations))
+        )
+    for skipped in problem.skipped:
+        LOG.warning("Instance %s: comm group %s skipped: %s", instance_id, skipped.key, skipped.reason)
+    return None
+
+
+def rate_plans_from_frame(frame: pd.DataFrame) -> tuple[RatePlan, ...]:
+    """Plans from a frame in the CLI plan columns."""
+    return tuple(
+        RatePlan(
+            int(r.plan_id),
+            str(r.code),
+            float(r.monthly_charge),
+            float(r.included_mb),
+            float(r.overage_rate),
+            float(r.overage_block_mb),
+            bool(r.pooled),
+            float(getattr(r, "sms_rate", 0.0) or 0.0),
+        )
+        for r in frame.itertuples()
+    )
+
+
+def device_snapshot(
+    devices: pd.DataFrame, period: dict[str, Any], *, now: dt.datetime, uses_proration: bool
+) -> pd.DataFrame:
+    """Cycle usage in MB, its projection and the proration of each SIM (legacy §3.1-3.2)."""
+    start, end = period["BillingCycleStartDate"], period["BillingCycleEndDate"]
+    days = int((end - start).days) or 30
+    cycle_mb = np.round(devices.ctd_bytes.to_numpy(dtype=float) / BYTES_PER_MB, 3)
+    usage_date = pd.to_datetime(devices.usage_date).to_numpy(dtype="datetime64[ms]")
+    projected = project_usage(
+        cycle_mb,
+        period_start=start,
+        period_end=end,
+        now=now,
+        status=devices.status.to_numpy(dtype=object),
+        usage_date=usage_date,
+    )
+    activated, days_active = days_active_in_period(
+        pd.to_datetime(devices.date_activated).to_numpy(dtype="datetime64[ms]"),
+        period_start=start,
+        period_end=end,
+        days_in_period=days,
+    )
+    snapshot = devices.copy()
+    snapshot["cycle_mb"] = cycle_mb
+    snapshot["projected_mb"] = projected
+    snapshot["activated_in_period"] = activated
+    snapshot["days_active"] = days_active
+    snapshot["proration"] = proration_factor(
+        days_active, days, uses_proration=uses_proration, activated_in_period=activated
+    )
+    return snapshot
+
+
+def _write_group(
+    conn: Connection, instance, request: Request, group: GroupProblem, comm_ids, devices: pd.DataFrame
+):
+    instance_id = int(instance["Id"])
+    group_id = conn.execute(
+        insert(s.comm_group)
+        .values(InstanceId=instance_id, RatePlanIds=group.key)
+        .returning(s.comm_group.c.Id)
+    ).scalar_one()
+    conn.execute(
+        insert(s.comm_group_comm_plan),
+        [
+            {"InstanceId": instance_id, "CommGroupId": group_id, "CommPlanId": int(comm_ids[name])}
+            for name in group.comm_plans
+        ],
+    )
+    thresholds = legacy.max_avg_usage(group.plans)
+    conn.execute(
+        insert(s.comm_group_rate_plan),
+        [
+            {
+                "InstanceId": instance_id,
+                "CommGroupId": group_id,
+                "CarrierRatePlanId": plan.plan_id,
+                "MaxAvgUsage": float(t) if math.isfinite(t) else None,
+            }
+            for plan, t in zip(group.plans, thresholds, strict=True)
+        ],
+    )
+    current_code = {p.plan_id: p.code for p in group.plans}
+    bulk_insert(
+        conn,
+        s.optimization_device,
+        (
+            {
+                "InstanceId": instance_id,
+                "AmopDeviceId": int(d.device_id),
+                "ServiceProviderId": request.service_provider_id,
+                "CycleDataUsageMB": float(d.cycle_mb),
+                "ProjectedDataUsageMB": float(d.projected_mb),
+                "UsageDate": _py(d.usage_date),
+                "SmsUsage": int(d.sms),
+                "CommunicationPlan": d.comm_plan,
+                "MSISDN": d.msisdn,
+                "ICCID": d.iccid,
+                "DateActivated": _py(d.date_activated),
+                "WasActivatedInThisBillingPeriod": bool(d.activated_in_period),
+                "DaysActivatedInBillingPeriod": int(d.days_active),
+                "AutoChangeRatePlan": True,
+                "OptimizationCommGroupId": group_id,
+                "CurrentCarrierRatePlanId": _int_or_none(d.current_plan_id),
+                "RatePlanCode": current_code.get(_int_or_none(d.current_plan_id)),
+                "CreatedBy": s.CREATED_BY,
+                "CreatedDate": utcnow(),
+            }
+            for d in devices.itertuples()
+        ),
+    )
+    base = legacy.base_assignment(group)
+    queue_id = _insert_queue(conn, instance, request, group_id, KIND_BASE, 0)
+    _record(conn, queue_id, group, base, period_id=instance["OptimizationBillingPeriodId"])
+    _finish_queues(conn, [queue_id], OptimizationStatus.CompleteWithSuccess)
+    n_sequences = legacy.sequence_count(group.n_plans) if group.n_devices > 1 else 0
+    conn.execute(
+        insert(s.comm_group_summary).values(
+            CommGroupId=group_id,
+            InstanceId=instance_id,
+            DeviceCount=group.n_devices,
+            PlanCount=group.n_plans,
+            SequenceCount=min(n_sequences, SEQUENCE_CAP),
+            CurrentCost=current_cost(group),
+            BaseCost=evaluate(group, base).total,
+        )
+    )
+
+
+def current_cost(group: GroupProblem) -> float:
+    """Invoice of the group as the SIMs are now (SIMs without a known plan priced on their base plan)."""
+    current = np.where(group.current_plan >= 0, group.current_plan, legacy.base_assignment(group))
+    return float(evaluate(group, current).total)
+
+
+def _instance_plan(engine, instance_id, batch_size, engine_name, max_batches, sequence_cap) -> InstancePlan:
+    summary = s.comm_group_summary
+    with engine.connect() as conn:
+        rows = conn.execute(
+            select(summary).where(summary.c.InstanceId == instance_id).order_by(summary.c.CommGroupId)
+        ).all()
+        device_count = conn.execute(
+            select(s.optimization_instance.c.DeviceCount).where(s.optimization_instance.c.Id == instance_id)
+        ).scalar_one()
+    groups = [
+        {
+            "comm_group_id": int(r.CommGroupId),
+            "devices": int(r.DeviceCount),
+            "plans": int(r.PlanCount),
+            "sequences": int(r.SequenceCount),
+        }
+        for r in rows
+    ]
+    batches: list[dict[str, int]] = []
+    if engine_name in ("best", "legacy"):
+        total = sum(min(g["sequences"], sequence_cap) for g in groups)
+        size = max(batch_size, math.ceil(total / max_batches)) if total else batch_size
+        for g in groups:
+            n = min(g["sequences"], sequence_cap)
+            batches += [
+                {"comm_group_id": g["comm_group_id"], "start": a, "stop": min(a + size, n)}
+                for a in range(0, n, size)
+            ]
+    return InstancePlan(instance_id, int(device_count), groups, batches, [])
+
+
+# -- queues -----------------------------------------------------------------------------------------
+
+
+def _insert_queue(conn: Connection, instance, request: Request, group_id: int, kind: str, index: int) -> int:
+    q = s.optimization_queue
+    existing = conn.execute(
+        select(q.c.Id).where(
+            q.c.CommPlanGroupId == group_id, q.c.QueueKind == kind, q.c.SequenceIndex == index
+        )
+    ).first()
+    if existing:
+        return int(existing[0])
+    return int(
+        conn.execute(
+            insert(q)
+            .values(
+                InstanceId=int(instance["Id"]),
+                CommPlanGroupId=group_id,
+                RunStatusId=int(OptimizationStatus.NotStarted),
+                ServiceProviderId=request.service_provider_id,
+                QueueKind=kind,
+                SequenceIndex=index,
+                RunStartTime=utcnow(),
+                CreatedDate=utcnow(),
+            )
+            .returning(q.c.Id)
+        ).scalar_one()
+    )
+
+
+def group_plans(conn: Connection, comm_group_id: int) -> tuple[tuple[RatePlan, ...], list[int]]:
+    """The group's plans in stored order and the ids of their ``OptimizationCommGroup_RatePlan`` rows."""
+    grp, plan = s.comm_group_rate_plan, s.carrier_rate_plan
+    rows = conn.execute(
+        select(
+            grp.c.Id.label("group_plan_id"),
+            plan.c.Id.label("plan_id"),
+            plan.c.RatePlanCode.label("code"),
+            plan.c.DisplayRate.label("monthly_charge"),
+            plan.c.PlanMB.label("included_mb"),
+            plan.c.OverageRateCost.label("overage_rate"),
+            plan.c.DataPerOverageCharge.label("overage_block_mb"),
+            plan.c.AllowsSimPooling.label("pooled"),
+        )
+        .join(plan, plan.c.Id == grp.c.CarrierRatePlanId)
+        .where(grp.c.CommGroupId == comm_group_id)
+        .order_by(grp.c.Id)
+    ).all()
+    frame = pd.DataFrame([r._mapping for r in rows])
+    return rate_plans_from_frame(frame), [int(r.group_plan_id) for r in rows]
+
+
+def _plans_only(plans: tuple[RatePlan, ...]) -> GroupProblem:
+    """A device-less group: what the sequence order of a group depends on."""
+    return GroupProblem(",".join(str(p.plan_id) for p in plans), (), plans, [], [], [], [], [], [])
+
+
+def write_queue_batch(engine: Engine, *, comm_group_id: int, start: int, stop: int) -> dict[str, int]:
+    """Write the queue and queue-rate-plan rows of sequences ``[start, stop)`` of a comm group.
+
+    One transaction per batch; rows already present are kept, so a retried or cleared batch writes no
+    duplicates. Returns the number of rows written by this call.
+    """
+    q, qrp = s.optimization_queue, s.queue_rate_plan
+    with engine.begin() as conn:
+        grp = conn.execute(
+            select(s.comm_group.c.InstanceId).where(s.comm_group.c.Id == comm_group_id)
+        ).scalar_one()
+        instance = conn.execute(
+            select(s.optimization_instance).where(s.optimization_instance.c.Id == grp)
+        ).one()
+        plans, group_plan_ids = group_plans(conn, comm_group_id)
+        in_range = and_(
+            q.c.CommPlanGroupId == comm_group_id,
+            q.c.QueueKind == KIND_SEQUENCE,
+            q.c.SequenceIndex >= start,
+            q.c.SequenceIndex < stop,
+        )
+        present = {int(i) for i in conn.execute(select(q.c.SequenceIndex).where(in_range)).scalars()}
+        now = utcnow()
+        queues = bulk_insert(
+            conn,
+            q,
+            (
+                {
+                    "InstanceId": instance.Id,
+                    "CommPlanGroupId": comm_group_id,
+                    "RunStatusId": int(OptimizationStatus.NotStarted),
+                    "ServiceProviderId": instance.ServiceProviderId,
+                    "UsesProration": False,
+                    "IsBillInAdvance": False,
+                    "QueueKind": KIND_SEQUENCE,
+                    "SequenceIndex": i,
+                    "IsDeleted": False,
+                    "CreatedBy": s.CREATED_BY,
+                    "CreatedDate": now,
+                }
+                for i in range(start, stop)
+                if i not in present
+            ),
+        )
+        ids = dict(conn.execute(select(q.c.SequenceIndex, q.c.Id).where(in_range)).all())
+        with_plans = set(
+            conn.execute(
+                select(qrp.c.QueueId).where(qrp.c.QueueId.in_(list(ids.values()))).distinct()
+            ).scalars()
+        )
+        order = legacy.canonical_plan_order(_plans_only(plans))
+        rate_plans = bulk_insert(
+            conn,
+            qrp,
+            (
+                {
+                    "QueueId": ids[i],
+                    "SequenceOrder": position,
+                    "CommGroup_RatePlanId": group_plan_ids[local],
+                    "CreatedBy": s.CREATED_BY,
+                    "CreatedDate": now,
+                }
+                for i in range(start, stop)
+                if ids[i] not in with_plans
+                for position, local in enumerate(legacy.sequence_at(order, i, SEQUENCE_CAP))
+            ),
+        )
+    LOG.info(
+        "Comm group %s sequences [%d, %d): %d queues and %d queue rate plans written",
+        comm_group_id,
+        start,
+        stop,
+        queues,
+        rate_plans,
+    )
+    return {"queues": queues, "queue_rate_plans": rate_plans}
+
+
+# -- optimizer --------------------------------------------------------------------------------------
+
+
+def load_group(engine: Engine, comm_group_id: int) -> GroupProblem:
+    """Rebuild a comm group's problem from the instance's device snapshot and the group's plans."""
+    d = s.optimization_device
+    with engine.connect() as conn:
+        plans, _ = group_plans(conn, comm_group_id)
+        instance_id = conn.execute(
+            select(s.comm_group.c.InstanceId).where(s.comm_group.c.Id == comm_group_id)
+        ).scalar_one()
+        ins = conn.execute(
+            select(s.optimization_instance).where(s.optimization_instance.c.Id == instance_id)
+        ).one()
+        sp = conn.execute(
+            select(s.service_provider.c.UsesProration).where(s.service_provider.c.id == ins.ServiceProviderId)
+        ).scalar_one()
+        rows = conn.execute(
+            select(
+                d.c.AmopDeviceId,
+                d.c.CommunicationPlan,
+                d.c.ProjectedDataUsageMB,
+                d.c.SmsUsage,
+                d.c.WasActivatedInThisBillingPeriod,
+                d.c.DaysActivatedInBillingPeriod,
+                d.c.CurrentCarrierRatePlanId,
+            )
+            .where(d.c.InstanceId == instance_id, d.c.OptimizationCommGroupId == comm_group_id)
+            .order_by(d.c.AmopDeviceId)
+        ).all()
+    frame = pd.DataFrame(
+        rows, columns=["device_id", "comm_plan", "usage", "sms", "activated", "days", "current"]
+    )
+    days = int((ins.BillingPeriodEndDate - ins.BillingPeriodStartDate).days) or 30
+    proration = proration_factor(
+        frame.days.to_numpy(dtype=float),
+        days,
+        uses_proration=bool(sp),
+        activated_in_period=frame.activated.to_numpy(dtype=bool),
+    )
+    key = ",".join(str(p.plan_id) for p in plans)
+    comm = {name: [p.plan_id for p in plans] for name in sorted(set(frame.comm_plan))}
+    problem = build_problem(
+        plans,
+        comm,
+        device_ids=frame.device_id.astype(str).to_numpy(),
+        comm_plan=frame.comm_plan.to_numpy(),
+        usage_mb=frame.usage.to_numpy(dtype=float),
+        sms=frame.sms.to_numpy(dtype=float),
+        proration=proration,
+        current_plan_id=frame.current.fillna(-1).to_numpy(dtype=np.int64),
+        days_in_period=days,
+        plan_limit=max(len(plans), DEFAULT_PLAN_LIMIT),
+    )
+    (group,) = problem.groups
+    LOG.debug("Loaded comm group %s (%s): %d SIMs", comm_group_id, key, group.n_devices)
+    return group
+
+
+@dataclass(frozen=True)
+class BatchProgress:
+    """Where an optimizer batch stands: done or not, and what this call did."""
+
+    done: bool
+    cursor: int
+    evaluated: int
+    recorded: int
+
+
+def run_optimizer_batch(
+    engine: Engine,
+    *,
+    comm_group_id: int,
+    start: int,
+    stop: int,
+    queues_per_instance: int,
+    deadline: float | None = None,
+    load: Callable[[], GroupProblem] | None = None,
+    on_chunk: Callable[[int], None] | None = None,
+) -> BatchProgress:
+    """Evaluate the batch's sequence queues ``queues_per_instance`` at a time, recording if better.
+
+    Each chunk (the legacy optimizer message) is started, evaluated, recorded when strictly cheaper than
+    the group's best so far, and finished in one transaction; finished queues are skipped on a rerun.
+    Stops early, ``done=False``, when ``time.monotonic()`` passes ``deadline``; ``on_chunk`` receives the
+    number of queues finished so far (the checkpoint cursor).
+    """
+    if queues_per_instance <= 0:
+        raise ValueError(f"`queues_per_instance` must be > 0; got {queues_per_instance}")
+    q, qrp = s.optimization_queue, s.queue_rate_plan
+    with engine.connect() as conn:
+        queues = conn.execute(
+            select(q.c.Id, q.c.RunEndTime)
+            .where(
+                q.c.CommPlanGroupId == comm_group_id,
+                q.c.QueueKind == KIND_SEQUENCE,
+                q.c.SequenceIndex >= start,
+                q.c.SequenceIndex < stop,
+            )
+            .order_by(q.c.SequenceIndex)
+        ).all()
+        pending = [int(r.Id) for r in queues if r.RunEndTime is None]
+        _, group_plan_ids = group_plans(conn, comm_group_id)
+        plan_rows = (
+            conn.execute(
+                select(qrp.c.QueueId, qrp.c.CommGroup_RatePlanId)
+                .where(qrp.c.QueueId.in_(pending))
+                .order_by(qrp.c.QueueId, qrp.c.SequenceOrder)
+            ).all()
+            if pending
+            else []
+        )
+        period_id = conn.execute(
+            select(s.optimization_instance.c.OptimizationBillingPeriodId)
+            .join(s.comm_group, s.comm_group.c.InstanceId == s.optimization_instance.c.Id)
+            .where(s.comm_group.c.Id == comm_group_id)
+        ).scalar_one()
+    if len(queues) != stop - start:
+        raise RuntimeError(
+            f"comm group {comm_group_id}: {len(queues)} queues for sequences [{start}, {stop}); "
+            "the queue batch was not written"
+        )
+    local = {gp: i for i, gp in enumerate(group_plan_ids)}
+    sequences: dict[int, list[int]] = {}
+    for row in plan_rows:
+        sequences.setdefault(int(row.QueueId), []).append(local[int(row.CommGroup_RatePlanId)])
+    finished = len(queues) - len(pending)
+    if not pending:
+        return BatchProgress(True, finished, 0, 0)
+    group = (load or (lambda: load_group(engine, comm_group_id)))()
+    tables = legacy.prepare_tables(group)
+    evaluated = recorded = 0
+    for chunk_start in range(0, len(pending), queues_per_instance):
+        if deadline is not None and time.monotonic() > deadline:
+            return BatchProgress(False, finished, evaluated, recorded)
+        chunk = pending[chunk_start : chunk_start + queues_per_instance]
+        best = legacy.evaluate_sequences(group, [sequences[qid] for qid in chunk], tables=tables)
+        with engine.begin() as conn:
+            conn.execute(
+                update(q)
+                .where(q.c.Id.in_(chunk))
+                .values(RunStatusId=int(OptimizationStatus.RunningPermutations), RunStartTime=utcnow())
+            )
+            if record_if_better(
+                conn, comm_group_id, chunk[best.index], group, best.assignment, period_id=period_id
+            ):
+                recorded += 1
+            _finish_queues(conn, chunk, OptimizationStatus.CompleteWithSuccess)
+        evaluated += len(chunk)
+        finished += len(chunk)
+        if on_chunk is not None:
+            on_chunk(finished)
+    return BatchProgress(True, finished, evaluated, recorded)
+
+
+def record_if_better(
+    conn: Connection,
+    comm_group_id: int,
+    queue_id: int,
+    group: GroupProblem,
+    assignment,
+    *,
+    period_id: int | None,
+) -> bool:
+    """Record ``assignment`` against ``queue_id`` only if strictly cheaper than the group's best so far."""
+    q = s.optimization_queue
+    lowest = conn.execute(
+        select(func.min(q.c.TotalCost)).where(
+            q.c.CommPlanGroupId == comm_group_id, q.c.TotalCost.is_not(None)
+        )
+    ).scalar()
+    total = evaluate(group, assignment).total
+    if lowest is not None and not round(total, 4) < float(lowest):
+        return False
+    _record(conn, queue_id, group, assignment, period_id=period_id)
+    return True
+
+
+def _record(
+    conn: Connection, queue_id: int, group: GroupProblem, assignment, *, period_id: int | None
+) -> float:
+    """Write a queue's device result rows (replacing any) and its totals; returns the total."""
+    breakdown = evaluate(group, assignment)
+    staging = s.device_result_staging
+    conn.execute(delete(staging).where(staging.c.QueueId == queue_id))
+    plan_ids = group.plan_ids[np.asarray(assignment)]
+    now = utcnow()
+    bulk_insert(
+        conn,
+        staging,
+        (
+            {
+                "QueueId": queue_id,
+                "AmopDeviceId": int(device),
+                "BillingPeriodId": period_id,
+                "UsageMB": round(float(u), 3),
+                "SmsUsage": int(m),
+                "AssignedCarrierRatePlanId": int(p),
+                "ChargeAmt": round(float(fx + ov), 4),
+                "BaseRateAmt": 0.0,
+                "RateChargeAmt": round(float(fx), 4),
+                "OverageChargeAmt": round(float(ov), 4),
+                "SmsChargeAmount": round(float(sm), 4),
+                "CreatedBy": s.CREATED_BY,
+                "CreatedDate": now,
+            }
+            for device, u, m, p, fx, ov, sm in zip(
+                group.device_ids,
+                group.usage_mb,
+                group.sms,
+                plan_ids,
+                breakdown.fixed,
+                breakdown.overage,
+                breakdown.sms,
+                strict=True,
+            )
+        ),
+    )
+    conn.execute(
+        update(s.optimization_queue)
+        .where(s.optimization_queue.c.Id == queue_id)
+        .values(
+            TotalCost=round(breakdown.total, 4),
+            TotalBaseRateAmt=0.0,
+            TotalRateChargeAmt=round(breakdown.total_fixed, 4),
+            TotalOverageChargeAmt=round(breakdown.total_overage, 4),
+        )
+    )
+    return breakdown.total
+
+
+def _finish_queues(conn: Connection, queue_ids: Sequence[int], status: OptimizationStatus) -> None:
+    conn.execute(
+        update(s.optimization_queue)
+        .where(s.optimization_queue.c.Id.in_(list(queue_ids)))
+        .values(RunStatusId=int(status), RunEndTime=utcnow())
+    )
+
+
+def run_engine_for_group(
+    engine: Engine, *, comm_group_id: int, solve: Callable[..., Any], time_limit: float | None = None
+) -> dict[str, Any]:
+    """Solve a comm group with an engine (default: optimal) and record it as the group's engine queue."""
+    with engine.connect() as conn:
+        instance = conn.execute(
+            select(s.optimization_instance)
+            .join(s.comm_group, s.comm_group.c.InstanceId == s.optimization_instance.c.Id)
+            .where(s.comm_group.c.Id == comm_group_id)
+        ).one()
+        existing = conn.execute(
+            select(
+                s.optimization_queue.c.Id, s.optimization_queue.c.RunEndTime, s.optimization_queue.c.TotalCost
+            ).where(
+                s.optimization_queue.c.CommPlanGroupId == comm_group_id,
+                s.optimization_queue.c.QueueKind == KIND_ENGINE,
+            )
+        ).first()
+    if existing is not None and existing.RunEndTime is not None:
+        return {
+            "comm_group_id": comm_group_id,
+            "queue_id": int(existing.Id),
+            "cost": float(existing.TotalCost),
+            "skipped": True,
+        }
+    group = load_group(engine, comm_group_id)
+    from include.carrier_optimization.domain import Problem
+
+    result = solve(Problem((group,), days_in_period=30), time_limit=time_limit)
+    if result.assignment is None:
+        raise RuntimeError(f"comm group {comm_group_id}: engine failed: {result.message}")
+    (group_result,) = result.groups
+    request = Request(tenant_id=instance.TenantId, service_provider_id=instance.ServiceProviderId)
+    with engine.begin() as conn:
+        queue_id = _insert_queue(conn, instance._mapping, request, comm_group_id, KIND_ENGINE, 0)
+        total = _record(
+            conn, queue_id, group, group_result.assignment, period_id=instance.OptimizationBillingPeriodId
+        )
+        _finish_queues(conn, [queue_id], OptimizationStatus.CompleteWithSuccess)
+        conn.execute(
+            update(s.comm_group_summary)
+            .where(s.comm_group_summary.c.CommGroupId == comm_group_id)
+            .values(
+                EngineCost=round(total, 4),
+                LowerBound=None if group_result.lower_bound is None else round(group_result.lower_bound, 4),
+                EngineSeconds=round(result.seconds, 3),
+                PoolPrices=json.dumps({str(k): round(v, 6) for k, v in group_result.pool_prices.items()}),
+            )
+        )
+    LOG.info(
+        "Comm group %s: engine %s cost %.2f, lower bound %s, gap %s",
+        comm_group_id,
+        result.engine,
+        total,
+        group_result.lower_bound,
+        group_result.gap,
+    )
+    return {
+        "comm_group_id": comm_group_id,
+        "queue_id": queue_id,
+        "cost": round(total, 4),
+        "lower_bound": group_result.lower_bound,
+        "gap": group_result.gap,
+        "skipped": False,
+    }
+
+
+# -- winners ----------------------------------------------------------------------------------------
+
+
+def select_winners(engine: Engine, *, instance_id: int) -> dict[str, Any]:
+    """Per comm group: the cheapest finished queue wins (ties: lowest id); close stragglers, drop losers.
+
+    The winners' rows move from staging to ``OptimizationDeviceResult``; the losers' staging rows and
+    queue rate plans are removed (the legacy cleanup procedure); the instance ends ``CompleteWithSuccess``.
+    Returns a small summary: per group the winner and the figures of the report.
+    """
+    q, staging, final = s.optimization_queue, s.device_result_staging, s.device_result
+    summary = s.comm_group_summary
+    groups = []
+    with engine.begin() as conn:
+        for row in conn.execute(
+            select(summary).where(summary.c.InstanceId == instance_id).order_by(summary.c.CommGroupId)
+        ).all():
+            group_id = int(row.CommGroupId)
+            conn.execute(
+                update(q)
+                .where(q.c.CommPlanGroupId == group_id, q.c.RunEndTime.is_(None))
+                .values(
+                    RunEndTime=utcnow(),
+                    RunStatusId=int(OptimizationStatus.CompleteWithErrors),
+                    TotalCost=None,
+                )
+            )
+            winner = conn.execute(
+                select(q.c.Id, q.c.QueueKind, q.c.TotalCost)
+                .where(
+                    q.c.CommPlanGroupId == group_id, q.c.TotalCost.is_not(None), q.c.RunEndTime.is_not(None)
+                )
+                .order_by(q.c.TotalCost, q.c.Id)
+                .limit(1)
+            ).one()
+            losers = (
+                select(q.c.Id).where(q.c.CommPlanGroupId == group_id, q.c.Id != winner.Id).scalar_subquery()
+            )
+            conn.execute(delete(staging).where(staging.c.QueueId.in_(losers)))
+            conn.execute(delete(s.queue_rate_plan).where(s.queue_rate_plan.c.QueueId.in_(losers)))
+            conn.execute(delete(final).where(final.c.QueueId == winner.Id))
+            columns = [c.name for c in final.columns if c.name != "Id"]
+            conn.execute(
+                final.insert().from_select(
+                    columns, select(*[staging.c[c] for c in columns]).where(staging.c.QueueId == winner.Id)
+                )
+            )
+            changes = conn.execute(
+                select(func.count())
+                .select_from(final)
+                .join(
+                    s.optimization_device,
+                    and_(
+                        s.optimization_device.c.AmopDeviceId == final.c.AmopDeviceId,
+                        s.optimization_device.c.InstanceId == instance_id,
+                    ),
+                )
+                .where(
+                    final.c.QueueId == winner.Id,
+                    s.optimization_device.c.CurrentCarrierRatePlanId != final.c.AssignedCarrierRatePlanId,
+                )
+            ).scalar_one()
+            conn.execute(
+                update(summary)
+                .where(summary.c.CommGroupId == group_id)
+                .values(
+                    WinnerQueueId=winner.Id,
+                    WinnerKind=winner.QueueKind,
+                    WinnerCost=winner.TotalCost,
+                    PlanChanges=int(changes),
+                )
+            )
+            groups.append(
+                {
+                    "comm_group_id": group_id,
+                    "winner_queue_id": int(winner.Id),
+                    "winner_kind": winner.QueueKind,
+                    "cost": float(winner.TotalCost),
+                    "current_cost": _float(row.CurrentCost),
+                    "lower_bound": _float(row.LowerBound),
+                    "devices": int(row.DeviceCount),
+                    "changes": int(changes),
+                }
+            )
+        conn.execute(
+            update(s.optimization_instance)
+            .where(s.optimization_instance.c.Id == instance_id)
+            .values(RunStatusId=int(OptimizationStatus.CompleteWithSuccess), RunEndTime=utcnow())
+        )
+    return savings_summary(instance_id, groups)
+
+
+def savings_summary(instance_id: int, groups: list[dict[str, Any]]) -> dict[str, Any]:
+    """Totals of the run: current cost, optimized cost, savings, lower bound and gap."""
+    cost = sum(g["cost"] for g in groups)
+    current = sum(g["current_cost"] or 0.0 for g in groups)
+    bounds = [g["lower_bound"] for g in groups]
+    lower = sum(bounds) if groups and all(b is not None for b in bounds) else None
+    return {
+        "instance_id": instance_id,
+        "groups": groups,
+        "devices": sum(g["devices"] for g in groups),
+        "current_cost": round(current, 2),
+        "optimized_cost": round(cost, 2),
+        "savings": round(current - cost, 2),
+        "lower_bound": None if lower is None else round(lower, 2),
+        "gap": None if lower is None or lower <= 0 else round((cost - lower) / lower, 6),
+        "changes": sum(g["changes"] for g in groups),
+    }
+
+
+def _float(value) -> float | None:
+    return None if value is None else float(value)
+
+
+def _int_or_none(value) -> int | None:
+    return None if value is None or (isinstance(value, float) and math.isnan(value)) else int(value)
+
+
+def _py(value):
+    if value is None or (isinstance(value, float) and math.isnan(value)) or value is pd.NaT:
+        return None
+    return pd.Timestamp(value).to_pydatetime()

@@ -1,0 +1,53 @@
+"""Payloads of the AMOP 2.0 progress API (legacy-system.md §2.15)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+PROGRESS_PATH = "/get_optimization_progress_bar_data"
+ERROR_PATH = "/get_optimization_error_details_data"
+STEPS = {"session": 0, "sync": 20, "count": 30, "queues": 40, "winners": 50, "report": 100}
+
+
+def progress_payload(
+    *,
+    session_id: int,
+    session_guid: str | None,
+    progress: int,
+    device_count: int = 0,
+    additional: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Body of a ``Progress`` call (job name and path as the legacy Lambda sends them)."""
+    if not 0 <= progress <= 100:
+        raise ValueError(f"`progress` must be within 0..100; got {progress}")
+    return {
+        "data": {
+            "path": PROGRESS_PATH,
+            "job_name": "Progress",
+            "SessionId": session_id,
+            "OptimizationSessionGuid": session_guid,
+            "ErrorMessage": None,
+            "Progress": progress,
+            "CustomerId": None,
+            "AdditionalJson": json.dumps(additional) if additional else None,
+            "DeviceCount": device_count,
+        }
+    }
+
+
+def error_payload(*, session_id: int, session_guid: str | None, message: str) -> dict[str, Any]:
+    """Body of an ``ErrorMessage`` call (progress 0, the message for the portal)."""
+    return {
+        "data": {
+            "path": ERROR_PATH,
+            "job_name": "ErrorMessage",
+            "SessionId": session_id,
+            "OptimizationSessionGuid": session_guid,
+            "ErrorMessage": message,
+            "Progress": 0,
+            "CustomerId": None,
+            "AdditionalJson": None,
+            "DeviceCount": 0,
+        }
+    }

@@ -1,0 +1,86 @@
+"""Hook to the AMOP database: SQL Server on MWAA, PostgreSQL when given, embedded SQLite by default."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import create_engine
+from sqlalchemy.engine import Engine
+
+from include.carrier_optimization.schema import create_schema
+from include.carrier_optimization.storage import make_engine, sqlite_url
+from plugins.compat import BaseHook
+
+EMBEDDED_DB_ENV = "CARRIER_OPT_DB_URL"
+
+
+def embedded_database_url() -> str:
+    """``$CARRIER_OPT_DB_URL``, else an SQLite file ``amop.sqlite`` in ``$AIRFLOW_HOME``."""
+    if url := os.environ.get(EMBEDDED_DB_ENV):
+        return url
+    home = Path(os.environ.get("AIRFLOW_HOME", Path.home() / "airflow"))
+    return sqlite_url(home / "amop.sqlite")
+
+
+class AmopDatabaseHook(BaseHook):
+    """Give library code a SQLAlchemy engine on the AMOP database.
+
+    The Airflow connection decides the database: ``mssql`` (the existing AMOP tables; the schema is not
+    created), ``postgres`` or ``sqlite`` (the schema is created if missing). Without the connection the
+    embedded default of :func:`embedded_database_url` is used, so a laptop needs no set-up.
+    The engine is built on the first ``get_conn()`` and cached.
+
+    :param amop_conn_id: Airflow connection id of the AMOP database (default ``amop_db``).
+    """
+
+    conn_name_attr = "amop_conn_id"
+    default_conn_name = "amop_db"
+    conn_type = "generic"
+    hook_name = "AMOP database"
+
+    def __init__(self, amop_conn_id: str = default_conn_name, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.amop_conn_id = amop_conn_id
+        self.engine: Engine | None = None
+
+    def get_conn(self) -> Engine:
+        """Return the cached engine, building it (and the schema where ours) on first use."""
+        if self.engine is None:
+            self.engine = self._build_engine()
+            if self.engine.dialect.name in ("sqlite", "postgresql"):
+                create_schema(self.engine)
+        return self.engine
+
+    def _build_engine(self) -> Engine:
+        conn = self._connection()
+        if conn is None:
+            self.log.info("Connection %s not defined: using the embedded database", self.amop_conn_id)
+            return make_engine(embedded_database_url())
+        if conn.conn_type == "mssql":
+            from airflow.providers.microsoft.mssql.hooks.mssql import MsSqlHook
+
+            mssql = MsSqlHook(mssql_conn_id=self.amop_conn_id)
+            # get_uri() appends JSON extras pymssql rejects: give SQLAlchemy the DB-API connection.
+            return create_engine("mssql+pymssql://", creator=mssql.get_conn, pool_pre_ping=True)
+        if conn.conn_type in ("postgres", "postgresql"):
+            port = conn.port or 5432
+            auth = conn.login or "postgres"
+            if conn.password:
+                auth += f":{conn.password}"
+            return make_engine(
+                f"postgresql+psycopg://{auth}@{conn.host or '127.0.0.1'}:{port}/{conn.schema or 'postgres'}",
+                pool_pre_ping=True,
+            )
+        if conn.conn_type == "sqlite":
+            return make_engine(sqlite_url(conn.host))
+        raise ValueError(
+            f"Connection {self.amop_conn_id!r} has type {conn.conn_type!r}; use mssql, postgres or sqlite"
+        )
+
+    def _connection(self):
+        try:
+            return self.get_connection(self.amop_conn_id)
+        except Exception:  # AirflowNotFoundException differs by version; absent means embedded default
+            return None

@@ -1,0 +1,71 @@
+"""Hook to the AMOP 2.0 progress API: progress and error messages of an optimization session."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from include.carrier_optimization.progress import error_payload, progress_payload
+from plugins.compat import BaseHook
+
+
+class AmopApiHook(BaseHook):
+    """Send progress (0/20/30/40/50/100) and error messages to AMOP 2.0, and always to the task log.
+
+    Without the ``http`` connection only the log gets them. A failed call is logged and swallowed:
+    reporting progress never fails a run.
+
+    :param amop_api_conn_id: Airflow HTTP connection of the AMOP 2.0 API (default ``amop_api``).
+    """
+
+    conn_name_attr = "amop_api_conn_id"
+    default_conn_name = "amop_api"
+    conn_type = "http"
+    hook_name = "AMOP 2.0 API"
+
+    def __init__(self, amop_api_conn_id: str = default_conn_name, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.amop_api_conn_id = amop_api_conn_id
+        self._http = None
+        self._checked = False
+
+    def get_conn(self):
+        """The HTTP hook, or None when the connection is not defined (checked once)."""
+        if not self._checked:
+            self._checked = True
+            try:
+                self.get_connection(self.amop_api_conn_id)
+            except Exception:
+                self.log.info(
+                    "Connection %s not defined: progress goes to the task log only", self.amop_api_conn_id
+                )
+                return None
+            from airflow.providers.http.hooks.http import HttpHook
+
+            self._http = HttpHook(method="POST", http_conn_id=self.amop_api_conn_id)
+        return self._http
+
+    def send_progress(
+        self, *, session_id: int, session_guid: str | None, progress: int, device_count: int = 0
+    ) -> bool:
+        """Report ``progress``; returns whether the API accepted it (False when not configured)."""
+        self.log.info("Optimization session %s: progress %d%% (%d SIMs)", session_id, progress, device_count)
+        payload = progress_payload(
+            session_id=session_id, session_guid=session_guid, progress=progress, device_count=device_count
+        )
+        return self._post(payload)
+
+    def send_error(self, *, session_id: int, session_guid: str | None, message: str) -> bool:
+        """Report an error message for the session; returns whether the API accepted it."""
+        self.log.error("Optimization session %s: %s", session_id, message)
+        return self._post(error_payload(session_id=session_id, session_guid=session_guid, message=message))
+
+    def _post(self, payload: dict[str, Any]) -> bool:
+        http = self.get_conn()
+        if http is None:
+            return False
+        try:
+            http.run(endpoint=payload["data"]["path"], json=payload, extra_options={"timeout": 10})
+        except Exception as error:  # progress must never fail the run
+            self.log.warning("AMOP API call %s failed: %s", payload["data"]["path"], error)
+            return False
+        return True

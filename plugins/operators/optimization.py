@@ -1,0 +1,378 @@
+"""Operators of the tenant optimization DAG; each delegates one step to the library pipeline."""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Sequence
+from datetime import timedelta
+from functools import cached_property
+from typing import Any
+
+from include.carrier_optimization import pipeline
+from include.carrier_optimization.checkpoints import checkpoint_key
+from include.carrier_optimization.notify import ALREADY_RUNNING_SUBJECT, RESULTS_SUBJECT, Email
+from include.carrier_optimization.tenants import ENGINES
+from plugins.compat import AirflowFailException, AirflowSkipException, BaseOperator, Context
+from plugins.hooks.amop import AmopDatabaseHook
+from plugins.hooks.amop_api import AmopApiHook
+from plugins.hooks.checkpoint import CheckpointHook
+from plugins.hooks.email import NotificationEmailHook
+
+
+def _positive_int(name: str, value: Any) -> int:
+    try:
+        number = int(value)
+    except (TypeError, ValueError):
+        number = 0
+    if number <= 0:
+        raise AirflowFailException(f"`{name}` must be a positive integer; got {value!r}")
+    return number
+
+
+class AmopBaseOperator(BaseOperator):
+    """Shared connections of the optimization steps: AMOP database, AMOP API, e-mail."""
+
+    def __init__(
+        self,
+        *,
+        amop_conn_id: str = AmopDatabaseHook.default_conn_name,
+        amop_api_conn_id: str = AmopApiHook.default_conn_name,
+        smtp_conn_id: str = NotificationEmailHook.default_conn_name,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.amop_conn_id = amop_conn_id
+        self.amop_api_conn_id = amop_api_conn_id
+        self.smtp_conn_id = smtp_conn_id
+
+    @cached_property
+    def db(self) -> AmopDatabaseHook:
+        """AMOP database hook (engine built on first use)."""
+        return AmopDatabaseHook(amop_conn_id=self.amop_conn_id)
+
+    @cached_property
+    def api(self) -> AmopApiHook:
+        """AMOP 2.0 progress hook."""
+        return AmopApiHook(amop_api_conn_id=self.amop_api_conn_id)
+
+    @cached_property
+    def mail(self) -> NotificationEmailHook:
+        """E-mail hook (SMTP or the local outbox)."""
+        return NotificationEmailHook(smtp_conn_id=self.smtp_conn_id)
+
+    def progress(self, session: dict[str, Any], value: int, device_count: int = 0) -> None:
+        """Store and report the session's progress; never fails the task."""
+        pipeline.set_progress(self.db.get_conn(), session["session_id"], value)
+        self.api.send_progress(
+            session_id=session["session_id"],
+            session_guid=session.get("session_guid"),
+            progress=value,
+            device_count=device_count,
+        )
+
+
+class OptimizationSessionOperator(AmopBaseOperator):
+    """Resume the request's optimization session or start one (progress 0).
+
+    While another optimization of the tenant runs, the request is refused: a warning e-mail goes to
+    ``alert_emails`` and the task is skipped, so the run ends without touching the running one.
+    Returns ``{session_id, session_guid, billing_period_id, resumed, request}``.
+
+    :param request: the request dict of the intake step (templated; an XComArg in the DAG).
+    :param alert_emails: recipients of warnings and alerts.
+    """
+
+    template_fields: Sequence[str] = ("request",)
+
+    def __init__(self, *, request: Any, alert_emails: Sequence[str] = (), **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.request = request
+        self.alert_emails = alert_emails
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        """Run the step (see the class docstring)."""
+        if not isinstance(self.request, dict):
+            raise AirflowFailException(f"`request` must be the intake step's dict; got {self.request!r}")
+        request = pipeline.Request.from_dict(self.request)
+        run_key = f"{context['dag'].dag_id}/{context['run_id']}"
+        try:
+            session = pipeline.open_session(self.db.get_conn(), request, run_key=run_key)
+        except pipeline.RunRefused as refused:
+            self.mail.send(
+                Email(
+                    tuple(self.alert_emails), ALREADY_RUNNING_SUBJECT, f"{refused}. Request: {self.request}"
+                )
+            )
+            raise AirflowSkipException(str(refused)) from refused
+        except pipeline.RequestError as error:
+            raise AirflowFailException(str(error)) from error
+        self.progress(session, 0)
+        return {**session, "request": request.to_dict()}
+
+
+class OptimizationCountOperator(AmopBaseOperator):
+    """Start the instance, validate plans, build comm groups, snapshot and count SIMs (progress 30).
+
+    Returns ``{instance_id, device_count, groups, batches}``: the comm group ids and the batch
+    descriptors (``comm_group_id, start, stop``) the mapped tasks fan out over. Invalid
+    plans end the instance ``CompleteWithErrors``, send the ``ErrorMessage`` and fail the task.
+
+    :param session: the session step's dict (templated; an XComArg in the DAG).
+    :param engine: ``best``, ``optimal`` or ``legacy`` (templated).
+    :param batch_size: rate plan sequences per batch; raised so batches stay within ``max_batches``
+        (templated).
+    :param max_batches: most mapped batches per run (default 128).
+    """
+
+    template_fields: Sequence[str] = ("batch_size", "engine", "session")
+
+    def __init__(
+        self,
+        *,
+        session: Any,
+        engine: str = "best",
+        batch_size: Any = 500,
+        max_batches: int = 128,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.session = session
+        self.engine = engine
+        self.batch_size = batch_size
+        self.max_batches = max_batches
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        """Run the step (see the class docstring)."""
+        if self.engine not in ENGINES:
+            raise AirflowFailException(f"`engine` must be one of {', '.join(ENGINES)}; got {self.engine!r}")
+        batch_size = _positive_int("batch_size", self.batch_size)
+        request = pipeline.Request.from_dict(self.session["request"])
+        plan = pipeline.prepare_instance(
+            self.db.get_conn(),
+            session_id=self.session["session_id"],
+            request=request,
+            batch_size=batch_size,
+            engine_name=self.engine,
+            max_batches=self.max_batches,
+        )
+        if plan.error:
+            self.api.send_error(
+                session_id=self.session["session_id"],
+                session_guid=self.session["session_guid"],
+                message=plan.error,
+            )
+            raise AirflowFailException(f"Instance {plan.instance_id}: {plan.error}")
+        self.progress(self.session, 30, plan.device_count)
+        self.log.info(
+            "Instance %s: %d SIMs in %d comm groups, %d queue batches",
+            plan.instance_id,
+            plan.device_count,
+            len(plan.groups),
+            len(plan.batches),
+        )
+        return {
+            "instance_id": plan.instance_id,
+            "device_count": plan.device_count,
+            "groups": [g["comm_group_id"] for g in plan.groups],
+            "batches": plan.batches,
+        }
+
+
+class OptimizationQueueInsertOperator(AmopBaseOperator):
+    """Bulk-insert the queue rows and queue-rate-plan rows of one batch of rate plan sequences.
+
+    PostgreSQL uses ``COPY``, SQLite ``executemany``, SQL Server ``bulk_copy`` into a staging table and
+    one set-based insert. One transaction per batch; rows already present are kept, so a retried or
+    cleared batch writes no duplicates. Returns the row counts written.
+
+    :param batch: ``{"comm_group_id", "start", "stop"}`` (templated; mapped in the DAG).
+    """
+
+    template_fields: Sequence[str] = ("batch",)
+    ui_color = "#cfe3ff"
+
+    def __init__(self, *, batch: Any, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.batch = batch
+
+    def execute(self, context: Context) -> dict[str, int]:
+        """Run the step (see the class docstring)."""
+        return pipeline.write_queue_batch(self.db.get_conn(), **_batch(self.batch))
+
+
+def _batch(batch: Any) -> dict[str, int]:
+    if not isinstance(batch, dict) or set(batch) != {"comm_group_id", "start", "stop"}:
+        raise AirflowFailException(f"`batch` must be {{comm_group_id, start, stop}}; got {batch!r}")
+    return {k: int(v) for k, v in batch.items()}
+
+
+class OptimizationLegacyOperator(AmopBaseOperator):
+    """Evaluate one batch of sequence queues with the legacy engine, record if better, checkpoint.
+
+    Works ``queues_per_instance`` queues at a time; after each chunk the cursor goes to the checkpoint
+    store (Redis, or the database when Redis is absent or down). When the time budget runs out the task
+    saves its checkpoint and defers itself on a short timer, continuing in a fresh worker slot from the
+    checkpoint: the Airflow form of the Lambda timeout continuation. The budget is ``time_budget_seconds``,
+    capped at 90 % of ``execution_timeout`` when that is set.
+
+    :param batch: ``{"comm_group_id", "start", "stop"}`` (templated; mapped in the DAG).
+    :param queues_per_instance: queues per record-if-better chunk (templated).
+    :param time_budget_seconds: seconds of work before deferring (templated).
+    :param redis_conn_id: Redis connection of the checkpoint store (default ``redis_default``).
+    """
+
+    template_fields: Sequence[str] = ("batch", "queues_per_instance", "time_budget_seconds")
+
+    def __init__(
+        self,
+        *,
+        batch: Any,
+        queues_per_instance: Any = 5,
+        time_budget_seconds: Any = 600,
+        redis_conn_id: str | None = "redis_default",
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.batch = batch
+        self.queues_per_instance = queues_per_instance
+        self.time_budget_seconds = time_budget_seconds
+        self.redis_conn_id = redis_conn_id
+
+    def _budget(self) -> float:
+        budget = float(_positive_int("time_budget_seconds", self.time_budget_seconds))
+        if self.execution_timeout is not None:
+            budget = min(budget, 0.9 * self.execution_timeout.total_seconds())
+        return budget
+
+    def execute(self, context: Context, event: Any = None, resumes: int = 0) -> dict[str, Any]:
+        """Run the step (see the class docstring)."""
+        batch = _batch(self.batch)
+        ti = context["ti"]
+        key = checkpoint_key(ti.dag_id, ti.run_id, ti.task_id, ti.map_index)
+        store = CheckpointHook(redis_conn_id=self.redis_conn_id).get_store(self.db.get_conn())
+        saved = store.get(key) or {}
+        if saved:
+            self.log.info("Resuming batch %s from checkpoint: %s queues done", batch, saved.get("cursor"))
+        deadline = time.monotonic() + self._budget()
+        progress = pipeline.run_optimizer_batch(
+            self.db.get_conn(),
+            queues_per_instance=_positive_int("queues_per_instance", self.queues_per_instance),
+            deadline=deadline,
+            on_chunk=lambda cursor: store.put(key, {"cursor": cursor, "batch": batch}),
+            **batch,
+        )
+        if not progress.done:
+            store.put(key, {"cursor": progress.cursor, "batch": batch})
+            self.log.info("Time budget used after %d queues; deferring to continue", progress.cursor)
+            from airflow.providers.standard.triggers.temporal import TimeDeltaTrigger
+
+            self.defer(
+                trigger=TimeDeltaTrigger(timedelta(seconds=1)),
+                method_name="execute",
+                kwargs={"resumes": resumes + 1},
+                timeout=timedelta(hours=1),
+            )
+        store.delete(key)
+        return {**batch, "evaluated": progress.evaluated, "recorded": progress.recorded, "resumes": resumes}
+
+
+class OptimizationEngineOperator(AmopBaseOperator):
+    """Solve one comm group with the optimal engine and record it as the group's engine queue.
+
+    Skipped when the run's engine is ``legacy``. Returns cost, lower bound and gap of the group.
+
+    :param comm_group_id: the comm group (templated; mapped in the DAG).
+    :param engine: the run's engine choice (templated).
+    :param time_limit_seconds: limit handed to the engine (templated, default 600).
+    """
+
+    template_fields: Sequence[str] = ("comm_group_id", "engine", "time_limit_seconds")
+
+    def __init__(self, *, comm_group_id: Any, engine: str = "best", time_limit_seconds: Any = 600, **kwargs):
+        super().__init__(**kwargs)
+        self.comm_group_id = comm_group_id
+        self.engine = engine
+        self.time_limit_seconds = time_limit_seconds
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        """Run the step (see the class docstring)."""
+        if self.engine == "legacy":
+            raise AirflowSkipException("engine=legacy: the optimal engine does not run")
+        from include.carrier_optimization.engines.optimal import solve_optimal
+
+        return pipeline.run_engine_for_group(
+            self.db.get_conn(),
+            comm_group_id=_positive_int("comm_group_id", self.comm_group_id),
+            solve=solve_optimal,
+            time_limit=float(_positive_int("time_limit_seconds", self.time_limit_seconds)),
+        )
+
+
+class OptimizationWinnersOperator(AmopBaseOperator):
+    """Pick each comm group's winner, close stragglers, remove losing rows, finish the instance (progress 50).
+
+    :param session: the session step's dict (templated).
+    :param count: the count step's dict (templated).
+    """
+
+    template_fields: Sequence[str] = ("count", "session")
+
+    def __init__(self, *, session: Any, count: Any, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.session = session
+        self.count = count
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        """Run the step (see the class docstring)."""
+        summary = pipeline.select_winners(self.db.get_conn(), instance_id=int(self.count["instance_id"]))
+        self.progress(self.session, 50, summary["devices"])
+        return {k: v for k, v in summary.items() if k != "groups"} | {"groups": len(summary["groups"])}
+
+
+class OptimizationReportOperator(AmopBaseOperator):
+    """Send the savings summary e-mail and report progress 100.
+
+    :param session: the session step's dict (templated).
+    :param summary: the winners step's summary (templated).
+    :param tenant_name: shown in the subject.
+    :param recipients: result e-mail recipients.
+    """
+
+    template_fields: Sequence[str] = ("session", "summary")
+
+    def __init__(
+        self, *, session: Any, summary: Any, tenant_name: str, recipients: Sequence[str] = (), **kwargs
+    ):
+        super().__init__(**kwargs)
+        self.session = session
+        self.summary = summary
+        self.tenant_name = tenant_name
+        self.recipients = recipients
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        """Run the step (see the class docstring)."""
+        body = format_summary(self.summary)
+        self.log.info("Savings summary\n%s", body)
+        where = self.mail.send(
+            Email(tuple(self.recipients), RESULTS_SUBJECT.format(tenant=self.tenant_name), body)
+        )
+        self.progress(self.session, 100, int(self.summary.get("devices", 0)))
+        return {"email": where}
+
+
+def format_summary(summary: dict[str, Any]) -> str:
+    """Plain-text savings summary: current cost, optimized cost, savings, lower bound, gap."""
+    gap = summary.get("gap")
+    bound = summary.get("lower_bound")
+    lines = [
+        f"Instance:        {summary.get('instance_id')}",
+        f"SIMs:            {summary.get('devices', 0):,}",
+        f"Current cost:    ${summary.get('current_cost', 0):,.2f}",
+        f"Optimized cost:  ${summary.get('optimized_cost', 0):,.2f}",
+        f"Savings:         ${summary.get('savings', 0):,.2f}",
+        f"Lower bound:     {'n/a' if bound is None else f'${bound:,.2f}'}",
+        f"Gap to bound:    {'n/a' if gap is None or not math.isfinite(gap) else f'{gap:.4%}'}",
+        f"Plan changes:    {summary.get('changes', 0):,}",
+    ]
+    return "\n".join(lines)

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-AIRFLOW_TEST_HOME = ROOT / ".airflow_test_home"
+AIRFLOW_TEST_HOME = Path(os.environ.get("CARRIER_OPT_AIRFLOW_TEST_HOME", ROOT / ".airflow_test_home"))
 
 # Airflow reads its configuration at import: set it before anything imports airflow.
 os.environ["AIRFLOW_HOME"] = str(AIRFLOW_TEST_HOME)

@@ -52,6 +52,8 @@ LOG = logging.getLogger(__name__)
 #: Default cap on the number of sequences per comm group (``legacy-system.md`` §4.2).
 DEFAULT_SEQUENCE_CAP = 5040
 DEFAULT_BATCH_SIZE = 1024
+#: Costs within this many $ are ties (float noise must not decide between equal candidates).
+TIE_TOLERANCE = 1e-9
 OPTIONS = {"sequence_cap": DEFAULT_SEQUENCE_CAP, "batch_size": DEFAULT_BATCH_SIZE}
 
 
@@ -505,7 +507,8 @@ def evaluate_sequences(
     Returns
     -------
     Candidate
-        The cheapest (sequence, strategy); ties keep the earliest sequence, then strategy order.
+        The cheapest (sequence, strategy); ties (within 1e-9 $) keep the earliest sequence, then the
+        earliest strategy of `STRATEGIES`.
 
     Raises
     ------
@@ -517,7 +520,9 @@ def evaluate_sequences(
     for s in range(len(STRATEGIES)):
         layout, block_start, block_end = _blocks(tables, s, seqs)
         costs[:, s] = _cost_of_blocks(tables, layout, seqs, block_start, block_end)
-    row, s = np.unravel_index(int(np.argmin(costs)), costs.shape)
+    flat = costs.ravel()
+    first = int(np.flatnonzero(flat <= flat.min() + TIE_TOLERANCE)[0])  # ties keep the earliest
+    row, s = np.unravel_index(first, costs.shape)
     return Candidate(
         cost=float(costs[row, s]),
         index=start + int(row),
@@ -612,7 +617,7 @@ def _solve_group(group: GroupProblem, deadline: float | None, options: Mapping) 
             sequences = np.array(list(iter_sequences(order, cap, start, start + batch)), dtype=np.int64)
             candidate = evaluate_sequences(group, sequences, start=start, tables=tables)
             evaluated += len(sequences)
-            if candidate.cost < best_cost:
+            if candidate.cost < best_cost - TIE_TOLERANCE:  # record if strictly better
                 best, best_cost = candidate.assignment, candidate.cost
                 best_index, best_strategy, best_sequence = (
                     candidate.index,

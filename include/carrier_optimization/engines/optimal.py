@@ -280,8 +280,10 @@ def _maximize_dual(data: _Data, deadline, options, trace):
             time_limit=None,
             maximize=True,
         )
-        if highspy.HighsModelStatus(status) != highspy.HighsModelStatus.kOptimal:
-            trace["dual_stopped"] = f"cutting-plane LP: {highs_status(status)[1]}"
+        code, text = highs_status(status)
+        if code != STATUS_FINISHED:
+            trace["dual_stopped"] = f"cutting-plane LP: {text}"
+            trace["dual_failure"] = (code, text)
             break
         mu = np.clip(x[:n_pools], 0.0, 1.0)
         predicted = model_value - best[1]
@@ -755,6 +757,9 @@ def _solve_group(group: GroupProblem, deadline, options) -> tuple[GroupResult, s
         lam, bound, assignment = _maximize_dual(data, deadline, options, trace)
         if trace.get("dual_stopped") == "time limit":
             status = STATUS_LIMIT
+        if "dual_failure" in trace:  # the bound stays valid: it is the best L(λ) evaluated
+            code, message = trace.pop("dual_failure")
+            status = STATUS_BACKEND if code != STATUS_LIMIT else STATUS_LIMIT
         candidates = _reduced_costs(data, lam)
         candidates = candidates <= candidates.min(axis=1, keepdims=True) + options["tie_tolerance"]
         for round_ in range(options["lp_rounds"]):

@@ -1011,3 +1011,33 @@ def _py(value):
     if value is None or (isinstance(value, float) and math.isnan(value)) or value is pd.NaT:
         return None
     return pd.Timestamp(value).to_pydatetime()
+
+
+def summary_of_instance(engine: Engine, *, tenant_id: int, instance_id: int | None = None) -> dict[str, Any]:
+    """The savings summary of an instance (default: the tenant's newest finished one) from its tables."""
+    ins, summary = s.optimization_instance, s.comm_group_summary
+    with engine.connect() as conn:
+        if instance_id is None:
+            instance_id = conn.execute(
+                select(ins.c.Id)
+                .where(ins.c.TenantId == tenant_id, ins.c.RunStatusId == int(OptimizationStatus.CompleteWithSuccess))
+                .order_by(ins.c.Id.desc())
+                .limit(1)
+            ).scalar_one()
+        rows = conn.execute(
+            select(summary).where(summary.c.InstanceId == instance_id).order_by(summary.c.CommGroupId)
+        ).all()
+    groups = [
+        {
+            "comm_group_id": int(r.CommGroupId),
+            "winner_queue_id": r.WinnerQueueId,
+            "winner_kind": r.WinnerKind,
+            "cost": _float(r.WinnerCost) or 0.0,
+            "current_cost": _float(r.CurrentCost),
+            "lower_bound": _float(r.LowerBound),
+            "devices": int(r.DeviceCount),
+            "changes": int(r.PlanChanges or 0),
+        }
+        for r in rows
+    ]
+    return savings_summary(int(instance_id), groups)

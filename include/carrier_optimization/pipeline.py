@@ -1020,7 +1020,10 @@ def summary_of_instance(engine: Engine, *, tenant_id: int, instance_id: int | No
         if instance_id is None:
             instance_id = conn.execute(
                 select(ins.c.Id)
-                .where(ins.c.TenantId == tenant_id, ins.c.RunStatusId == int(OptimizationStatus.CompleteWithSuccess))
+                .where(
+                    ins.c.TenantId == tenant_id,
+                    ins.c.RunStatusId == int(OptimizationStatus.CompleteWithSuccess),
+                )
                 .order_by(ins.c.Id.desc())
                 .limit(1)
             ).scalar_one()

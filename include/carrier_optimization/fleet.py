@@ -17,6 +17,8 @@ import numpy as np
 import pandas as pd
 from dateutil.relativedelta import relativedelta
 
+from include.carrier_optimization.cost import project_usage
+
 LOG = logging.getLogger(__name__)
 
 MB = 1024 * 1024
@@ -212,8 +214,14 @@ def generate_fleet(
     mtd_mb = np.where(status == "ACTIVATED", full_usage * elapsed / period_seconds, full_usage)
     ctd_bytes = np.round(mtd_mb * MB).astype(np.int64)
     cycle_mb = np.round(ctd_bytes / MB, 3)
-    scale = round(period_seconds) / round(elapsed) * 1.01
-    usage_mb = np.where(status == "ACTIVATED", cycle_mb * scale, cycle_mb)
+    usage_mb = project_usage(
+        cycle_mb,
+        period_start=period_start,
+        period_end=period_end,
+        now=as_of,
+        status=status,
+        usage_date=np.full(n_sims, np.datetime64(as_of, "ms")),
+    )
 
     current_plan = _current_plans(rng, plans, group_plans, groups, comm_plan, full_usage)
     first_device_id = tenant.service_provider_id * 10_000_000 + 1

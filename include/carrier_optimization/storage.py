@@ -1,19 +1,24 @@
-"""Database engines and chunked bulk inserts (PostgreSQL ``COPY``, ``executemany`` elsewhere)."""
+"""Database engines and chunked bulk inserts (SQL Server BCP, PostgreSQL ``COPY``, ``executemany``)."""
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
+import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from itertools import islice
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Table, create_engine, event
+from sqlalchemy import DateTime, Table, UniqueConstraint, create_engine, event
 from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import DBAPIError
 
 LOG = logging.getLogger(__name__)
 
 DEFAULT_CHUNK = 10_000
+#: Rows of a failing chunk whose keys are logged.
+LOGGED_ROWS = 3
 
 
 def sqlite_url(path: str | Path) -> str:
@@ -55,32 +60,221 @@ def bulk_insert(
     columns: Sequence[str] | None = None,
     chunk_size: int = DEFAULT_CHUNK,
 ) -> int:
-    """Insert ``rows`` (dicts) into ``table`` inside the caller's transaction; return the row count.
+    """Insert ``rows`` (dicts) into ``table`` inside the caller's transaction, chunk by chunk.
 
-    PostgreSQL streams each chunk through ``COPY ... FROM STDIN`` (psycopg 3); other dialects use one
-    ``executemany`` per chunk. On failure the table and the first row keys of the failing chunk are
-    logged before the error is re-raised.
+    Each chunk of ``chunk_size`` rows goes to the database in one call of the dialect's fast path:
+
+    - SQL Server (``mssql``): pymssql ``bulk_copy`` into the session temp table ``#stage_<table>``
+      (created empty with exactly ``columns``, in order), then one set-based
+      ``INSERT INTO <table> (...) SELECT ... FROM #stage_<table>``, then ``TRUNCATE``; the staging
+      table is dropped at the end;
+    - PostgreSQL: ``COPY <table> (...) FROM STDIN`` through psycopg 3;
+    - any other dialect (SQLite): one ``executemany`` of the table's ``INSERT``.
+
+    Nothing is committed here: the rows become visible when the caller's transaction commits, and a
+    failing chunk rolls back with it (earlier chunks included). A missing key of a row is written as
+    ``NULL``; keys outside ``columns`` are ignored.
+
+    Parameters
+    ----------
+    conn : sqlalchemy.engine.Connection
+        A connection inside the caller's transaction (``engine.begin()``).
+    table : sqlalchemy.Table
+        Target table of the schema; only its name and column names reach the SQL text.
+    rows : iterable of mapping
+        Rows as ``{column: value}``; consumed lazily, one chunk at a time.
+    columns : sequence of str, optional
+        Columns to write, in order; default the keys of the first row.
+    chunk_size : int, optional
+        Rows per database call (default 10 000).
+
+    Returns
+    -------
+    int
+        Number of rows inserted (0 for no rows).
+
+    Raises
+    ------
+    ValueError
+        If ``columns`` (or the first row's keys) name columns ``table`` does not have, or
+        ``chunk_size`` < 1.
+    sqlalchemy.exc.DBAPIError
+        A failing chunk (e.g. ``IntegrityError``), raised after the table, the chunk's row range and
+        the key values of its first rows are logged; driver errors of ``COPY`` are wrapped as
+        SQLAlchemy wraps those of ``executemany``, with the driver's error as ``orig``.
+    Exception
+        Anything else a failing chunk raises, e.g. pymssql's ``MSSQLDatabaseException`` from
+        ``bulk_copy``, re-raised unchanged after the same log line.
+
+    Examples
+    --------
+    >>> with engine.begin() as conn:  # doctest: +SKIP
+    ...     bulk_insert(conn, schema.queue_rate_plan, rows, chunk_size=5_000)
+    200000
     """
+    if chunk_size < 1:
+        raise ValueError(f"`chunk_size`: must be >= 1; got {chunk_size}")
+    dialect = conn.dialect.name
     total = 0
-    for chunk in chunks(rows, chunk_size):
-        cols = list(columns or chunk[0].keys())
+    cols: list[str] = []
+    naive: list[int] = []
+    stage: str | None = None
+    for number, chunk in enumerate(chunks(rows, chunk_size), start=1):
+        if not cols:
+            cols = _bulk_insert_iv(table, columns or list(chunk[0].keys()))
+            naive = [i for i, c in enumerate(cols) if _is_naive_timestamp(table, c)]
         try:
-            if conn.dialect.name == "postgresql":
-                _copy_chunk(conn, table, cols, chunk)
+            values = _chunk_values(cols, naive, chunk)
+            if dialect == "mssql":
+                raw = conn.connection.driver_connection
+                if stage is None:
+                    stage = _bcp_stage(raw, table, cols)
+                _bcp_chunk(raw, table, stage, cols, values)
+            elif dialect == "postgresql":
+                _copy_chunk(conn, table, cols, values)
             else:
-                conn.execute(table.insert(), [{c: row.get(c) for c in cols} for row in chunk])
-        except Exception:
-            LOG.error("Bulk insert into %s failed; first rows of the chunk: %s", table.name, chunk[:3])
+                conn.execute(table.insert(), [dict(zip(cols, v, strict=True)) for v in values])
+        except Exception as error:
+            keys = _key_columns(table, cols)
+            LOG.error(
+                "Bulk insert into %s failed in chunk %d (rows %d to %d); keys of its first rows: %s",
+                table.name,
+                number,
+                total,
+                total + len(chunk) - 1,
+                [{k: row.get(k) for k in keys} for row in chunk[:LOGGED_ROWS]],
+            )
+            dbapi = getattr(conn.dialect, "loaded_dbapi", None)
+            if dbapi is not None and isinstance(error, dbapi.Error):
+                # COPY and BCP run on the driver connection: raise what SQLAlchemy would have raised.
+                raise DBAPIError.instance(
+                    f"bulk insert into {table.name}", None, error, dbapi.Error
+                ) from error
             raise
         total += len(chunk)
         LOG.debug("Loaded %d rows into %s so far", total, table.name)
+    if stage is not None:
+        _mssql_execute(conn.connection.driver_connection, f"DROP TABLE {_mssql_quote(stage)}")
+    LOG.debug("Bulk insert into %s done: %d rows (%s)", table.name, total, dialect)
     return total
 
 
-def _copy_chunk(conn: Connection, table: Table, cols: list[str], chunk: list[Mapping[str, Any]]) -> None:
-    quoted = ", ".join(f'"{c}"' for c in cols)
+def _bulk_insert_iv(table: Table, columns: Sequence[str]) -> list[str]:
+    """Check that every column name belongs to ``table`` (names go into SQL text as identifiers)."""
+    cols = list(columns)
+    unknown = [c for c in cols if c not in table.c]
+    if unknown:
+        raise ValueError(
+            f"`columns`: must be columns of {table.name}; {', '.join(map(repr, unknown[:10]))} "
+            f"({len(unknown)} of {len(cols)}) are not"
+        )
+    if len(set(cols)) != len(cols):
+        raise ValueError(f"`columns`: must be distinct; got {cols}")
+    return cols
+
+
+def _is_naive_timestamp(table: Table, column: str) -> bool:
+    kind = table.c[column].type
+    return isinstance(kind, DateTime) and not kind.timezone
+
+
+def _chunk_values(cols: list[str], naive: list[int], chunk: list[Mapping[str, Any]]) -> list[tuple]:
+    """Row tuples in ``cols`` order; aware datetimes bound for naive columns become naive UTC.
+
+    Without this the dialects disagree: ``COPY`` text drops the offset, bound parameters convert to
+    the session time zone, SQLite and BCP keep the wall time.
+    """
+    values = [tuple(map(row.get, cols)) for row in chunk]
+    for n, value in enumerate(values):
+        if any(isinstance(value[i], dt.datetime) and value[i].tzinfo is not None for i in naive):
+            fixed = list(value)
+            for i in naive:
+                if isinstance(fixed[i], dt.datetime) and fixed[i].tzinfo is not None:
+                    fixed[i] = fixed[i].astimezone(dt.UTC).replace(tzinfo=None)
+            values[n] = tuple(fixed)
+    return values
+
+
+def _key_columns(table: Table, cols: list[str]) -> list[str]:
+    """Columns identifying a row for the failure log: primary key, else a unique key, else all given."""
+    candidates = [[c.name for c in table.primary_key.columns]]
+    candidates += [
+        [c.name for c in con.columns] for con in table.constraints if isinstance(con, UniqueConstraint)
+    ]
+    for key in candidates:
+        if key and all(k in cols for k in key):
+            return key
+    return cols
+
+
+# -- PostgreSQL ---------------------------------------------------------------------------------------
+
+
+def _copy_chunk(conn: Connection, table: Table, cols: list[str], values: list[tuple]) -> None:
+    """``COPY`` one chunk in text format; psycopg writes ``None`` as NULL and escapes text values."""
+    from psycopg import sql
+
+    name = (table.schema, table.name) if table.schema else (table.name,)
+    statement = sql.SQL("COPY {} ({}) FROM STDIN").format(
+        sql.Identifier(*name), sql.SQL(", ").join(sql.Identifier(c) for c in cols)
+    )
     raw = conn.connection.driver_connection
-    with raw.cursor() as cursor:
-        with cursor.copy(f'COPY "{table.name}" ({quoted}) FROM STDIN') as copy:
-            for row in chunk:
-                copy.write_row([row.get(c) for c in cols])
+    with raw.cursor() as cursor, cursor.copy(statement) as copy:
+        for value in values:
+            copy.write_row(value)
+
+
+# -- SQL Server ---------------------------------------------------------------------------------------
+
+
+def _mssql_quote(name: str) -> str:
+    """Bracket-quote a SQL Server identifier."""
+    return "[" + name.replace("]", "]]") + "]"
+
+
+def _mssql_table(table: Table) -> str:
+    name = _mssql_quote(table.name)
+    return f"{_mssql_quote(table.schema)}.{name}" if table.schema else name
+
+
+def _stage_name(table: Table) -> str:
+    """``#stage_<table>``, word characters only (pymssql resolves it in tempdb by its leading ``#``)."""
+    return "#stage_" + re.sub(r"\W", "_", table.name)
+
+
+def _mssql_execute(raw: Any, statement: str) -> None:
+    """Run one parameter-free statement on the pymssql connection (inside its open transaction)."""
+    cursor = raw.cursor()
+    try:
+        cursor.execute(statement)
+    finally:
+        cursor.close()
+
+
+def _bcp_stage(raw: Any, table: Table, cols: list[str]) -> str:
+    """(Re)create the empty session staging table with exactly ``cols``, in order; return its name."""
+    stage = _stage_name(table)
+    quoted = ", ".join(_mssql_quote(c) for c in cols)
+    _mssql_execute(raw, f"IF OBJECT_ID('tempdb..{stage}') IS NOT NULL DROP TABLE {_mssql_quote(stage)}")
+    _mssql_execute(raw, f"SELECT TOP 0 {quoted} INTO {_mssql_quote(stage)} FROM {_mssql_table(table)}")
+    return stage
+
+
+def _bcp_chunk(raw: Any, table: Table, stage: str, cols: list[str], values: list[tuple]) -> None:
+    """Bulk-copy one chunk into the staging table, move it to ``table`` in one insert, empty the stage.
+
+    The staging table was created with exactly ``cols`` in order, so its column ordinals
+    (``tempdb.sys.columns.column_id``) are ``1..len(cols)``.
+    """
+    quoted = ", ".join(_mssql_quote(c) for c in cols)
+    raw.bulk_copy(
+        stage,
+        values,
+        column_ids=list(range(1, len(cols) + 1)),
+        batch_size=len(values),
+        tablock=True,
+    )
+    _mssql_execute(
+        raw, f"INSERT INTO {_mssql_table(table)} ({quoted}) SELECT {quoted} FROM {_mssql_quote(stage)}"
+    )
+    _mssql_execute(raw, f"TRUNCATE TABLE {_mssql_quote(stage)}")

@@ -14,6 +14,7 @@ import math
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from types import MappingProxyType
 from typing import NamedTuple
 
 import numpy as np
@@ -54,7 +55,8 @@ DEFAULT_SEQUENCE_CAP = 5040
 DEFAULT_BATCH_SIZE = 1024
 #: Costs within this many $ are ties (float noise must not decide between equal candidates).
 TIE_TOLERANCE = 1e-9
-OPTIONS = {"sequence_cap": DEFAULT_SEQUENCE_CAP, "batch_size": DEFAULT_BATCH_SIZE}
+#: Accepted options and their defaults.
+OPTIONS = MappingProxyType({"sequence_cap": DEFAULT_SEQUENCE_CAP, "batch_size": DEFAULT_BATCH_SIZE})
 
 
 class Strategy(NamedTuple):

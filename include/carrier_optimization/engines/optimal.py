@@ -9,11 +9,13 @@ per-MB overage price ``ρ_g = r_g / q_g``:
    The oracle needs O(N·G) work: the best non-pooled cost of each device does not depend on λ and is
    computed once.
 2. **Restricted LP.** Devices keep the plans whose reduced cost is within ``tie_tolerance`` of their best;
-   single-candidate devices are fixed, identical tie devices are aggregated into count variables, and the
-   LP (pool excess priced at ``ρ_g``) is solved with HiGHS. Its pool duals are new prices: columns that
-   become attractive are added until ``L(λ_LP)`` equals the LP value (column generation).
-3. **Rounding** of the few split classes (largest remainders), then **local search** with exact deltas
-   (pool blocks included) until no single move improves.
+   single-candidate devices are fixed, identical tie devices are aggregated into count variables (above
+   ``lp_max_classes`` classes, into buckets of consecutive usage), and the LP (pool excess priced at
+   ``ρ_g``) is solved with HiGHS. Its pool duals are new prices: columns that become attractive are added
+   until ``L(λ_LP)`` equals the LP value (column generation, at most ``lp_rounds`` LPs).
+3. **Rounding** of the split classes (largest remainders, each plan spread over the class's usage range),
+   then **local search** with exact deltas (pool blocks included) until no single move improves. A small
+   group (``N·P <= milp_max_columns``) still above its bound is finished with the full MILP.
 4. **Relabelling**: identical devices swap plans so that devices keep their current plan, and devices move
    back to their current plan whenever that changes the cost by nothing.
 """
@@ -24,6 +26,7 @@ import logging
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
+from types import MappingProxyType
 
 import highspy
 import numpy as np
@@ -48,16 +51,18 @@ __all__ = ["OPTIONS", "solve_optimal", "highs_status", "lagrangian_bound"]
 LOG = logging.getLogger(__name__)
 
 #: Accepted options and their defaults.
-OPTIONS = {
-    "dual_iterations": 400,
-    "dual_tolerance": 1e-9,
-    "tie_tolerance": 1e-6,
-    "lp_rounds": 4,
-    "lp_max_classes": 10000,
-    "local_search_rounds": 100,
-    "milp_max_columns": 5000,
-    "milp_max_nodes": 20000,
-}
+OPTIONS = MappingProxyType(
+    {
+        "dual_iterations": 400,
+        "dual_tolerance": 1e-9,
+        "tie_tolerance": 1e-6,
+        "lp_rounds": 4,
+        "lp_max_classes": 10000,
+        "local_search_rounds": 100,
+        "milp_max_columns": 5000,
+        "milp_max_nodes": 20000,
+    }
+)
 
 _MOVE_EPS = 1e-9  # a move must save more than this ($) to count as an improvement
 _EQUAL_EPS = 1e-12  # a relabelling move may change the cost by at most this ($)
@@ -246,14 +251,52 @@ def _run_lp(
     )
 
 
+class _CuttingPlaneModel:
+    """``max t`` s.t. ``t <= L_k + g_k·(μ − μ_k)`` for every cut and ``μ`` in a box (warm-started HiGHS)."""
+
+    def __init__(self, n_pools: int):
+        self.n_pools = n_pools
+        self.columns = np.arange(n_pools + 1, dtype=np.int32)
+        self.highs = highspy.Highs()
+        self.highs.setOptionValue("output_flag", False)
+        self.highs.changeObjectiveSense(highspy.ObjSense.kMaximize)
+        inf = highspy.kHighsInf
+        self.highs.addVars(n_pools + 1, np.r_[np.zeros(n_pools), -inf], np.r_[np.ones(n_pools), inf])
+        self.highs.changeColsCost(n_pools + 1, self.columns, np.r_[np.zeros(n_pools), 1.0])
+
+    def add_cut(self, mu: np.ndarray, value: float, gradient: np.ndarray) -> None:
+        """``t − g·μ' <= L − g·μ``."""
+        coefficients = np.r_[-gradient, 1.0]
+        self.highs.addRow(
+            -highspy.kHighsInf, float(value - gradient @ mu), len(coefficients), self.columns, coefficients
+        )
+
+    def solve(self, lower: np.ndarray, upper: np.ndarray):
+        """Maximise the model over the box; returns (HiGHS status, μ, model value)."""
+        self.highs.changeColsBounds(self.n_pools, self.columns[:-1], lower, upper)
+        self.highs.run()
+        status = self.highs.getModelStatus()
+        x = np.asarray(self.highs.getSolution().col_value)
+        return status, x[: self.n_pools], self.highs.getInfo().objective_function_value
+
+
 def _maximize_dual(data: _Data, deadline, options, trace):
-    """Box-step cutting planes on ``μ = λ/ρ ∈ [0, 1]^G``; returns the best λ, L(λ) and its argmin."""
+    """Box-step cutting planes on ``μ = λ/ρ ∈ [0, 1]^G``; returns the best λ, L(λ) and its argmin.
+
+    The model (the minimum of the cuts) over a box around the current center proposes the next point; a
+    step that realises at least a tenth of the predicted increase moves the center (and widens the box
+    when it touched it), otherwise the box shrinks. When the model predicts no increase inside the box
+    the box grows; the method stops when the model over the whole ``[0, 1]^G`` predicts no increase (the
+    best value is then the maximum up to the tolerance) or at the iteration or time limit.
+    """
     n_pools = len(data.pools)
     rho = data.rho
     center = np.full(n_pools, 0.5)
-    value, gradient, plan = _oracle(data, center * rho)
-    best = (center * rho, value, plan)
-    cuts_mu, cuts_value, cuts_grad = [center.copy()], [value], [gradient * rho]
+    center_value, gradient, plan = _oracle(data, center * rho)
+    best = (center * rho, center_value, plan)
+    model = _CuttingPlaneModel(n_pools)
+    model.add_cut(center, center_value, gradient * rho)
+    evaluations = 1
     step = 0.25
     tolerance = options["dual_tolerance"]
     for _ in range(options["dual_iterations"]):
@@ -262,62 +305,36 @@ def _maximize_dual(data: _Data, deadline, options, trace):
             break
         lower = np.maximum(center - step, 0.0)
         upper = np.minimum(center + step, 1.0)
-        mus, grads = np.array(cuts_mu), np.array(cuts_grad)
-        # variables (μ_1..μ_G, t); rows: t − g_k·μ <= L_k − g_k·μ_k
-        rhs = np.array(cuts_value) - np.einsum("kg,kg->k", grads, mus)
-        n_cuts = len(rhs)
-        a = np.hstack([-grads, np.ones((n_cuts, 1))])
-        start = np.arange(0, (n_pools + 2) * n_cuts, n_cuts)
-        status, x, _, model_value = _run_lp(
-            cost=np.r_[np.zeros(n_pools), 1.0],
-            col_lower=np.r_[lower, -highspy.kHighsInf],
-            col_upper=np.r_[upper, highspy.kHighsInf],
-            row_lower=np.full(n_cuts, -highspy.kHighsInf),
-            row_upper=rhs,
-            start=start,
-            index=np.tile(np.arange(n_cuts), n_pools + 1),
-            value=a.T.ravel(),
-            time_limit=None,
-            maximize=True,
-        )
+        status, mu, model_value = model.solve(lower, upper)
         code, text = highs_status(status)
         if code != STATUS_FINISHED:
             trace["dual_stopped"] = f"cutting-plane LP: {text}"
             trace["dual_failure"] = (code, text)
             break
-        mu = np.clip(x[:n_pools], 0.0, 1.0)
-        predicted = model_value - best[1]
-        if predicted <= tolerance * max(1.0, abs(best[1])):
-            if step >= 1.0:  # the cutting-plane model over the whole box proves optimality
+        mu = np.clip(mu, 0.0, 1.0)
+        predicted = model_value - center_value
+        if predicted <= tolerance * max(1.0, abs(center_value)):
+            if step >= 1.0:  # the model over the whole box proves optimality
                 trace["dual_stopped"] = "converged"
                 break
-            step = min(1.0, 4 * step)  # optimal inside the box step only: look wider
+            step = min(1.0, 4 * step)  # optimal inside the box only: look wider
             continue
         value, gradient, plan = _oracle(data, mu * rho)
-        cuts_mu.append(mu)
-        cuts_value.append(value)
-        cuts_grad.append(gradient * rho)
+        evaluations += 1
+        model.add_cut(mu, value, gradient * rho)
         if value > best[1]:
             best = (mu * rho, value, plan)
-        if value >= best[1] - 1e-15 and value - _center_value(cuts_mu, cuts_value, center) >= 0.1 * predicted:
-            touches = np.any((np.abs(mu - lower) < 1e-12) & (lower > 0)) or np.any(
+        if value - center_value >= 0.1 * predicted:  # serious step
+            touched = np.any((np.abs(mu - lower) < 1e-12) & (lower > 0)) or np.any(
                 (np.abs(mu - upper) < 1e-12) & (upper < 1)
             )
-            center = mu
-            if touches:
+            center, center_value = mu, value
+            if touched:
                 step = min(1.0, 2 * step)
-        else:
+        else:  # null step: the cut improves the model; look closer
             step = max(1e-6, 0.5 * step)
-    trace["dual_iterations"] = len(cuts_value)
+    trace["dual_iterations"] = evaluations
     return best
-
-
-def _center_value(cuts_mu, cuts_value, center) -> float:
-    """L at the current center (it is one of the evaluated points)."""
-    for mu, value in zip(reversed(cuts_mu[:-1]), reversed(cuts_value[:-1]), strict=True):
-        if np.array_equal(mu, center):
-            return value
-    return -np.inf
 
 
 # --------------------------------------------------------------------------- restricted LP

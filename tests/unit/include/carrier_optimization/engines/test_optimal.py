@@ -152,10 +152,9 @@ class TestStatuses:
         assert "`plans`: overage_rate must be > 0; plan_id 9 (1 of 1)" in result.message
 
     def test_backend_failure_falls_back_with_a_valid_bound(self, make_group, reference, monkeypatch):
-        def failing_lp(cost, *args, **kwargs):
-            return int(optimal.highspy.HighsModelStatus.kSolveError), np.zeros(0), np.zeros(0), 0.0
-
-        monkeypatch.setattr(optimal, "_run_lp", failing_lp)
+        monkeypatch.setattr(
+            optimal.highspy.Highs, "getModelStatus", lambda self: optimal.highspy.HighsModelStatus.kSolveError
+        )
         group = make_group(4, n_devices=300, n_plans=6, pooled_share=0.8)
         result = solve_optimal(Problem((group,)))
         assert (result.status, result.success) == (3, False)

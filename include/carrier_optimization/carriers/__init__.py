@@ -1,0 +1,1 @@
+"""Carrier API clients and the local carrier simulator (no Airflow)."""

@@ -62,6 +62,7 @@ def bulk_insert(
 ) -> int:
     """Insert ``rows`` (dicts) into ``table`` inside the caller's transaction, chunk by chunk.
 
+    Columns left out that have a scalar Python-side ``default`` in the schema get it, on every dialect.
     Each chunk of ``chunk_size`` rows goes to the database in one call of the dialect's fast path:
 
     - SQL Server (``mssql``): pymssql ``bulk_copy`` into the session temp table ``#stage_<table>``
@@ -117,14 +118,17 @@ def bulk_insert(
     dialect = conn.dialect.name
     total = 0
     cols: list[str] = []
+    given: list[str] = []
+    defaults: tuple = ()
     naive: list[int] = []
     stage: str | None = None
     for number, chunk in enumerate(chunks(rows, chunk_size), start=1):
         if not cols:
-            cols = _bulk_insert_iv(table, columns or list(chunk[0].keys()))
+            given = list(columns or chunk[0].keys())
+            cols, defaults = _bulk_insert_iv(table, given)
             naive = [i for i, c in enumerate(cols) if _is_naive_timestamp(table, c)]
         try:
-            values = _chunk_values(cols, naive, chunk)
+            values = _chunk_values(given, defaults, naive, chunk)
             if dialect == "mssql":
                 raw = conn.connection.driver_connection
                 if stage is None:
@@ -159,8 +163,13 @@ def bulk_insert(
     return total
 
 
-def _bulk_insert_iv(table: Table, columns: Sequence[str]) -> list[str]:
-    """Check that every column name belongs to ``table`` (names go into SQL text as identifiers)."""
+def _bulk_insert_iv(table: Table, columns: Sequence[str]) -> tuple[list[str], tuple]:
+    """Check the column names (they go into SQL text as identifiers); add the Python-side defaults.
+
+    Returns the columns to write, the given ones first, then those of ``table`` left out that have a
+    scalar ``default``, and the values of those defaults: ``executemany`` would apply them, ``COPY``
+    and BCP would not.
+    """
     cols = list(columns)
     unknown = [c for c in cols if c not in table.c]
     if unknown:
@@ -170,7 +179,12 @@ def _bulk_insert_iv(table: Table, columns: Sequence[str]) -> list[str]:
         )
     if len(set(cols)) != len(cols):
         raise ValueError(f"`columns`: must be distinct; got {cols}")
-    return cols
+    defaults = {
+        c.name: c.default.arg
+        for c in table.columns
+        if c.name not in cols and c.default is not None and c.default.is_scalar
+    }
+    return cols + list(defaults), tuple(defaults.values())
 
 
 def _is_naive_timestamp(table: Table, column: str) -> bool:
@@ -178,13 +192,15 @@ def _is_naive_timestamp(table: Table, column: str) -> bool:
     return isinstance(kind, DateTime) and not kind.timezone
 
 
-def _chunk_values(cols: list[str], naive: list[int], chunk: list[Mapping[str, Any]]) -> list[tuple]:
-    """Row tuples in ``cols`` order; aware datetimes bound for naive columns become naive UTC.
+def _chunk_values(
+    given: list[str], defaults: tuple, naive: list[int], chunk: list[Mapping[str, Any]]
+) -> list[tuple]:
+    """Row tuples: the ``given`` columns, then the ``defaults``; aware datetimes of naive columns → UTC.
 
     Without this the dialects disagree: ``COPY`` text drops the offset, bound parameters convert to
     the session time zone, SQLite and BCP keep the wall time.
     """
-    values = [tuple(map(row.get, cols)) for row in chunk]
+    values = [tuple(map(row.get, given)) + defaults for row in chunk]
     for n, value in enumerate(values):
         if any(isinstance(value[i], dt.datetime) and value[i].tzinfo is not None for i in naive):
             fixed = list(value)

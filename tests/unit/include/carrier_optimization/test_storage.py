@@ -331,6 +331,31 @@ def test_copy_and_executemany_identical_on_the_amop_schema(sqlite_url, postgres_
     assert math.isclose(sum(float(r[10]) for r in contents["postgres"]), sum(r["ChargeAmt"] for r in rows))
 
 
+def test_schema_defaults_of_left_out_columns_on_every_dialect(probe_engine):
+    """COPY does not apply Python-side defaults by itself; `bulk_insert` adds them as executemany does."""
+    table = s.device_result_staging
+    s.metadata.create_all(probe_engine, tables=[table])
+    try:
+        with probe_engine.begin() as conn:
+            bulk_insert(
+                conn,
+                table,
+                [
+                    {"QueueId": 1, "AmopDeviceId": 10 + i, "CreatedDate": dt.datetime(2024, 1, 2)}
+                    for i in range(3)
+                ],
+            )
+        with probe_engine.connect() as conn:
+            got = conn.execute(
+                select(
+                    table.c.UsageMB, table.c.SmsUsage, table.c.ChargeAmt, table.c.CreatedBy, table.c.DeviceId
+                )
+            ).all()
+    finally:
+        s.metadata.drop_all(probe_engine, tables=[table])
+    assert [tuple(r) for r in got] == [(0.0, 0, Decimal(0), s.CREATED_BY, None)] * 3
+
+
 def test_copy_error_is_wrapped_like_executemany(postgres_url):
     engine = make_engine(postgres_url)
     try:
@@ -454,7 +479,8 @@ def test_mssql_sql_text_holds_identifiers_of_the_schema_only():
     bulk_insert(mssql_conn(raw), s.optimization_queue, rows)
     statements = [c[1] for c in raw.calls if c[0] == "execute"]
     assert all(c[2] == () for c in raw.calls if c[0] == "execute")  # no parameters at all
-    allowed = {"OptimizationQueue", "#stage_OptimizationQueue", *rows[0]}
+    defaulted = ["IsBillInAdvance", "IsDeleted"]  # left out of the rows; scalar defaults False
+    allowed = {"OptimizationQueue", "#stage_OptimizationQueue", *rows[0], *defaulted}
     for statement in statements:
         assert set(re.findall(r"\[([^\]]*)\]", statement)) <= allowed
         skeleton = re.sub(r"\[[^\]]*\]", "?", statement).replace("tempdb..#stage_OptimizationQueue", "?")
@@ -462,7 +488,7 @@ def test_mssql_sql_text_holds_identifiers_of_the_schema_only():
         for value in ("424242", "313131", "271828", "1234.5678", "2031", "DROP TABLE [Device]"):
             assert value not in statement
     (copy,) = [c[1] for c in raw.calls if c[0] == "bulk_copy"]
-    assert copy["column_ids"] == list(range(1, 10))
+    assert copy["column_ids"] == list(range(1, 12))
     assert copy["elements"] == [
         (
             424_242,
@@ -474,8 +500,12 @@ def test_mssql_sql_text_holds_identifiers_of_the_schema_only():
             Decimal("1234.5678"),
             hostile,
             dt.datetime(2031, 7, 9, 10, 11, 12),
+            False,
+            False,
         )
     ]
+    quoted = ", ".join(f"[{c}]" for c in [*rows[0], *defaulted])
+    assert f"SELECT TOP 0 {quoted} INTO [#stage_OptimizationQueue] FROM [OptimizationQueue]" in statements
 
 
 def test_mssql_quotes_odd_and_schema_qualified_names():

@@ -51,10 +51,13 @@ class TestTenantsYaml:
             "carrier-optimization-acme-dlq",
         )
         assert acme.alert_emails == ("telecom-ops@acme.example",)
-        assert acme.service_providers == (
-            ServiceProviderConfig(
-                id=101, name="Jasper AT&T", integration="Jasper", uses_proration=True, start_hour=6
-            ),
+        [sp] = acme.service_providers
+        assert (sp.id, sp.name, sp.integration, sp.uses_proration, sp.start_hour) == (
+            101,
+            "Jasper AT&T",
+            "Jasper",
+            True,
+            6,
         )
         assert (acme.engine, acme.batch_size, acme.queues_per_instance, acme.time_budget_seconds) == (
             "best",

@@ -7,6 +7,7 @@ import logging
 import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from itertools import islice
+from operator import itemgetter
 from pathlib import Path
 from typing import Any
 
@@ -200,14 +201,20 @@ def _chunk_values(
     Without this the dialects disagree: ``COPY`` text drops the offset, bound parameters convert to
     the session time zone, SQLite and BCP keep the wall time.
     """
-    values = [tuple(map(row.get, given)) + defaults for row in chunk]
-    for n, value in enumerate(values):
-        if any(isinstance(value[i], dt.datetime) and value[i].tzinfo is not None for i in naive):
-            fixed = list(value)
-            for i in naive:
-                if isinstance(fixed[i], dt.datetime) and fixed[i].tzinfo is not None:
-                    fixed[i] = fixed[i].astimezone(dt.UTC).replace(tzinfo=None)
-            values[n] = tuple(fixed)
+    try:  # the common case, every key present: itemgetter is about twice as fast as row.get
+        get = itemgetter(*given)
+        values = (
+            [get(row) + defaults for row in chunk]
+            if len(given) > 1
+            else [(get(row), *defaults) for row in chunk]
+        )
+    except KeyError:
+        values = [tuple(map(row.get, given)) + defaults for row in chunk]
+    for i in naive:
+        for n, value in enumerate(values):
+            stamp = value[i]
+            if isinstance(stamp, dt.datetime) and stamp.tzinfo is not None:
+                values[n] = (*value[:i], stamp.astimezone(dt.UTC).replace(tzinfo=None), *value[i + 1 :])
     return values
 
 

@@ -569,3 +569,15 @@ def test_key_columns_for_the_failure_log():
         "SequenceIndex",
     ]
     assert storage._key_columns(s.optimization_queue, ["InstanceId"]) == ["InstanceId"]
+
+
+def test_chunk_values_orders_fills_and_converts():
+    aware = dt.datetime(2026, 1, 1, 5, tzinfo=dt.timezone(dt.timedelta(hours=2)))
+    naive = dt.datetime(2026, 1, 1)
+    assert storage._chunk_values(["A"], (False, "x"), [], [{"A": 3, "Z": 9}]) == [(3, False, "x")]
+    assert storage._chunk_values(
+        ["A", "B", "C"], (), [0, 2], [{"A": aware, "C": aware}, {"C": naive, "B": 2}]
+    ) == [
+        (dt.datetime(2026, 1, 1, 3), None, dt.datetime(2026, 1, 1, 3)),
+        (None, 2, naive),
+    ]

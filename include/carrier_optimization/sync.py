@@ -192,7 +192,7 @@ def sync_pages(
     key: str,
     max_pages: int | None = None,
     deadline: float | None = None,
-    bulk_usage: bool = False,
+    bulk_usage: bool | None = None,
     usage_workers: int = 4,
 ) -> PagesResult:
     """Stage the request's device pages with their usage, resuming from the checkpoint under ``key``.
@@ -219,8 +219,9 @@ def sync_pages(
         Page limit of this call (the legacy ``MaxPagesToProcess``).
     deadline : float, optional
         ``time.monotonic()`` value after which no new page is started.
-    bulk_usage : bool
-        Fetch usage with the bulk endpoint (the simulator's) instead of one call per device.
+    bulk_usage : bool, optional
+        Fetch usage with the bulk endpoint (the simulator's) instead of one call per device; ``None``
+        takes the client's setting.
     usage_workers : int
         Threads for per-device usage calls.
 

@@ -27,6 +27,8 @@ class ServiceProviderConfig:
     integration: str = "Jasper"
     uses_proration: bool = True
     start_hour: int | None = None
+    #: Airflow ``http`` connection of the carrier API account (device sync).
+    carrier_api_conn_id: str = "jasper_default"
 
 
 @dataclass(frozen=True)
@@ -73,6 +75,7 @@ def _provider(slug: str, raw: dict[str, Any]) -> ServiceProviderConfig:
             integration=str(raw.get("integration", "Jasper")),
             uses_proration=bool(raw.get("uses_proration", True)),
             start_hour=None if raw.get("start_hour") is None else int(raw["start_hour"]),
+            carrier_api_conn_id=str(raw.get("carrier_api_conn_id") or "jasper_default"),
         )
     except (KeyError, TypeError, ValueError) as error:
         raise TenantConfigError(f"tenant {slug}: service provider {raw!r} is invalid ({error})") from error

@@ -78,3 +78,382 @@ class DeviceSyncRequestOperator(AmopBaseOperator):
             "Device-sync request %s sent for session %s", response["MessageId"], self.session["session_id"]
         )
         return response["MessageId"]
+
+
+# -- the device-sync DAG (worker side of DESIGN §6 step 4) ------------------------------------------------
+
+
+def _sync_request(value: Any):
+    """The sensor's request dict as a ``DeviceSyncRequest``; anything else fails without retries."""
+    from include.carrier_optimization.sync_messages import DeviceSyncRequest
+    from plugins.compat import AirflowFailException
+
+    try:
+        return DeviceSyncRequest.from_dict(value)
+    except (TypeError, ValueError) as error:
+        raise AirflowFailException(
+            f"`request` must be the sensor's device-sync request dict: {error}"
+        ) from error
+
+
+class DeviceSyncBaseOperator(AmopBaseOperator):
+    """Shared parts of the device-sync steps: the request, the checkpoint store, error records.
+
+    Each step keeps what it must remember across retries and clears in the ``OptimizationCheckpoint``
+    table under keys of its run, and records the error that failed it (name ``error``) so the failure
+    step can say what went wrong.
+
+    :param request: the sensor's device-sync request dict (templated; an XComArg in the DAG).
+    """
+
+    template_fields: Sequence[str] = ("request",)
+
+    def __init__(self, *, request: Any, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.request = request
+
+    def store(self):
+        """The database checkpoint store (survives retries, clears and a missing Redis)."""
+        from include.carrier_optimization.checkpoints import DatabaseCheckpointStore
+
+        return DatabaseCheckpointStore(self.db.get_conn())
+
+    def key(self, context: Context, name: str) -> str:
+        """Checkpoint key ``name`` of this task instance."""
+        from include.carrier_optimization.checkpoints import checkpoint_key
+
+        ti = context["ti"]
+        return checkpoint_key(ti.dag_id, ti.run_id, ti.task_id, ti.map_index, name=name)
+
+    def record_error(self, context: Context, error: BaseException) -> None:
+        """Keep ``error``'s text for the failure step (best effort)."""
+        try:
+            self.store().put(
+                self.key(context, "error"),
+                {"task_id": self.task_id, "error": f"{type(error).__name__}: {error}"[:4000]},
+            )
+        except Exception:
+            self.log.exception("Could not record the error of %s", self.task_id)
+
+
+class DeviceSyncPagesOperator(DeviceSyncBaseOperator):
+    """Page the carrier API into the staging tables, resuming from the last completed page.
+
+    A new request starting at page 1 clears the provider's staging tables first; each page's devices
+    and cycle-to-date usage are staged in one transaction keyed by (provider, ICCID), then the page is
+    checkpointed. A retried or cleared task continues after the last completed page. After
+    ``max_pages_per_try`` pages or ``time_budget_seconds`` the task checkpoints and defers itself on a
+    short timer, continuing in a fresh worker slot (the legacy ``MaxPagesToProcess`` re-enqueue).
+    Carrier errors after the client's retries fail the try (Airflow retries it); rejected credentials
+    fail the task at once. Returns ``{next_page, pages, pages_this_call, devices, done, resumed_from,
+    resumes}``.
+
+    :param request: the sensor's device-sync request dict (templated).
+    :param carrier_api_conn_ids: ``{service provider id (text): http connection id}``; providers not
+        listed use ``jasper_default``.
+    :param max_pages_per_try: pages per worker slot before deferring (default 500).
+    :param time_budget_seconds: seconds of paging per worker slot before deferring (default 900).
+    :param usage_workers: threads for per-device usage calls (default 4).
+    """
+
+    ui_color = "#cde8c0"
+
+    def __init__(
+        self,
+        *,
+        request: Any,
+        carrier_api_conn_ids: dict[str, str] | None = None,
+        max_pages_per_try: int = 500,
+        time_budget_seconds: float = 900,
+        usage_workers: int = 4,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(request=request, **kwargs)
+        self.carrier_api_conn_ids = carrier_api_conn_ids or {}
+        self.max_pages_per_try = max_pages_per_try
+        self.time_budget_seconds = time_budget_seconds
+        self.usage_workers = usage_workers
+
+    def conn_id_for(self, service_provider_id: int) -> str:
+        """The carrier API connection of a provider."""
+        from plugins.hooks.jasper import JasperHook
+
+        return self.carrier_api_conn_ids.get(str(service_provider_id), JasperHook.default_conn_name)
+
+    def execute(self, context: Context, event: Any = None, resumes: int = 0) -> dict[str, Any]:
+        """Run the step (see the class docstring)."""
+        import time
+        from datetime import timedelta
+
+        from include.carrier_optimization.carriers.jasper import CarrierApiError
+        from include.carrier_optimization.sync import sync_pages
+        from plugins.compat import AirflowFailException
+        from plugins.hooks.jasper import JasperHook
+
+        request = _sync_request(self.request)
+        budget = float(self.time_budget_seconds)
+        if self.execution_timeout is not None:
+            budget = min(budget, 0.9 * self.execution_timeout.total_seconds())
+        try:
+            client = JasperHook(jasper_conn_id=self.conn_id_for(request.service_provider_id)).get_conn()
+            result = sync_pages(
+                self.db.get_conn(),
+                client,
+                request,
+                store=self.store(),
+                key=self.key(context, "pages"),
+                max_pages=self.max_pages_per_try,
+                deadline=time.monotonic() + budget,
+                usage_workers=self.usage_workers,
+            )
+        except CarrierApiError as error:
+            self.record_error(context, error)
+            if error.status in (401, 403):
+                raise AirflowFailException(str(error)) from error
+            raise
+        except Exception as error:
+            self.record_error(context, error)
+            raise
+        if not result.done:
+            self.log.info("Paged to page %d; deferring to continue in a fresh slot", result.next_page - 1)
+            from airflow.providers.standard.triggers.temporal import TimeDeltaTrigger
+
+            self.defer(
+                trigger=TimeDeltaTrigger(timedelta(seconds=1)),
+                method_name="execute",
+                kwargs={"resumes": resumes + 1},
+                timeout=timedelta(hours=1),
+            )
+        return {**result.to_dict(), "resumes": resumes}
+
+
+class DeviceSyncMergeOperator(DeviceSyncBaseOperator):
+    """Merge the provider's staging rows into the ``Device`` table in one transaction.
+
+    New ICCIDs are inserted for ``tenant_id``; changed status, comm plan, rate plan and usage are
+    updated with ``ModifiedDate``. A failure rolls back the whole merge; a re-run changes nothing more.
+    Returns the counts (``staged, inserted, updated, unchanged, without_usage, unknown_rate_plans``).
+
+    :param request: the sensor's device-sync request dict (templated).
+    :param tenant_id: the tenant new devices belong to.
+    """
+
+    ui_color = "#cde8c0"
+
+    def __init__(self, *, request: Any, tenant_id: int, **kwargs: Any) -> None:
+        super().__init__(request=request, **kwargs)
+        self.tenant_id = tenant_id
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        """Run the step (see the class docstring)."""
+        from include.carrier_optimization.sync import merge_staging
+
+        request = _sync_request(self.request)
+        try:
+            result = merge_staging(
+                self.db.get_conn(),
+                service_provider_id=request.service_provider_id,
+                tenant_id=int(self.tenant_id),
+            )
+        except Exception as error:
+            self.record_error(context, error)
+            raise
+        return result.to_dict()
+
+
+class DeviceSyncCompleteOperator(DeviceSyncBaseOperator):
+    """Publish the completion message: the optimization continues with ``HasSynced=True``.
+
+    The message goes to the tenant's optimization request queue with the legacy attributes
+    (``ServiceProviderId``, ``TenantId``, ``BillPeriodId`` of the request, ``OptimizationSessionId``,
+    ``HasSynced=True``, ``BillYear``, ``BillMonth``), which the optimization DAG's ``sync_wait`` takes.
+    It is published once per request: a retried or cleared task finds the message id in its checkpoint
+    and does not publish again. Skipped when the request has no session (a plain device sync) or a
+    ``NextStep`` this package does not continue. Returns ``{message_id, session_id, bill_period_id}``.
+
+    :param request: the sensor's device-sync request dict (templated).
+    :param sqs_queue: name or URL of the optimization request queue (templated).
+    :param tenant_id: the tenant (used when the request carries no ``TenantId``).
+    :param aws_conn_id: Airflow AWS connection (default ``aws_default``).
+    """
+
+    template_fields: Sequence[str] = ("request", "sqs_queue")
+    ui_color = "#cde8c0"
+
+    def __init__(
+        self,
+        *,
+        request: Any,
+        sqs_queue: str,
+        tenant_id: int | None = None,
+        aws_conn_id: str | None = "aws_default",
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(request=request, **kwargs)
+        self.request = request
+        self.sqs_queue = sqs_queue
+        self.tenant_id = tenant_id
+        self.aws_conn_id = aws_conn_id
+
+    @cached_property
+    def sqs(self):
+        """The provider's SQS hook."""
+        from airflow.providers.amazon.aws.hooks.sqs import SqsHook
+
+        return SqsHook(aws_conn_id=self.aws_conn_id)
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        """Run the step (see the class docstring)."""
+        from include.carrier_optimization.sync import completion_target
+        from include.carrier_optimization.sync_messages import NEXT_STEP_USAGE, build_completion_attributes
+
+        request = _sync_request(self.request)
+        if request.session_id is None:
+            raise AirflowSkipException(
+                "The request has no OptimizationSessionId: no optimization to continue"
+            )
+        if request.next_step != NEXT_STEP_USAGE:
+            raise AirflowSkipException(f"NextStep {request.next_step} is not continued by this package")
+        store, key = self.store(), self.key(context, "completion")
+        done = store.get(key)
+        if done and done.get("request_message_id") == request.message_id:
+            self.log.info(
+                "Completion %s already published for request %s", done["message_id"], request.message_id
+            )
+            return {k: done[k] for k in ("message_id", "session_id", "bill_period_id")}
+        try:
+            target = completion_target(
+                self.db.get_conn(), request, tenant_id=None if self.tenant_id is None else int(self.tenant_id)
+            )
+            attributes = build_completion_attributes(
+                request,
+                tenant_id=target["tenant_id"],
+                bill_period_id=target["bill_period_id"],
+                bill_year=target["bill_year"],
+                bill_month=target["bill_month"],
+            )
+            url = resolve_queue_url(self.sqs.conn, self.sqs_queue)
+            response = self.sqs.send_message(
+                queue_url=url,
+                message_body=(
+                    f"Devices synced for session {request.session_id}: carrier to optimize is for billing "
+                    f"period {target['bill_year']}/{target['bill_month']}"
+                ),
+                message_attributes=attributes,
+            )
+        except Exception as error:
+            self.record_error(context, error)
+            raise
+        result = {
+            "message_id": response["MessageId"],
+            "session_id": request.session_id,
+            "bill_period_id": target["bill_period_id"],
+        }
+        store.put(key, {**result, "request_message_id": request.message_id})
+        self.log.info("Completion %s published for session %s", response["MessageId"], request.session_id)
+        return result
+
+
+class DeviceSyncFailedOperator(DeviceSyncBaseOperator):
+    """After a sync step failed for good: the sync-error e-mail, and the session stopped.
+
+    Runs with trigger rule ``one_failed`` (after the last retry of a failed step). With a session, the
+    session is deleted and made inactive and its unfinished instances end ``CompleteWithErrors`` (the
+    legacy ``ProcessStopCarrierOptimization``), the error goes to the AMOP API and the e-mail to
+    ``alert_emails``; without one, the legacy "Error in Device Sync for {provider}" e-mail is sent.
+    The error text is the one the failed step recorded. The task then fails itself (no retries): it
+    is the run's leaf, so the run ends ``failed`` (Airflow's watcher pattern).
+
+    :param request: the sensor's device-sync request dict, ``None`` when the sensor itself failed
+        (templated).
+    :param failed_task_ids: the steps whose recorded errors to report.
+    :param provider_names: ``{service provider id (text): display name}``.
+    :param alert_emails: recipients of the sync-error e-mail.
+    :param environment: environment name appended to the subject outside production (default ``None``).
+    """
+
+    ui_color = "#f4c6c6"
+
+    def __init__(
+        self,
+        *,
+        request: Any,
+        failed_task_ids: Sequence[str] = (),
+        provider_names: dict[str, str] | None = None,
+        alert_emails: Sequence[str] = (),
+        environment: str | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(request=request, **kwargs)
+        self.failed_task_ids = failed_task_ids
+        self.provider_names = provider_names or {}
+        self.alert_emails = alert_emails
+        self.environment = environment
+
+    def _errors(self, context: Context) -> str:
+        from include.carrier_optimization.checkpoints import checkpoint_key
+
+        ti = context["ti"]
+        store, errors = self.store(), []
+        for task_id in self.failed_task_ids:
+            saved = store.get(checkpoint_key(ti.dag_id, ti.run_id, task_id, name="error"))
+            if saved:
+                errors.append(f"{task_id}: {saved['error']}")
+        return "; ".join(errors) or f"a device-sync step of run {ti.run_id} failed (see its log)"
+
+    def execute(self, context: Context) -> None:
+        """Run the step (see the class docstring)."""
+        from include.carrier_optimization.sync import stop_session, sync_error_email
+        from include.carrier_optimization.sync_messages import DeviceSyncRequest
+
+        error = self._errors(context)
+        request = None
+        if isinstance(self.request, dict):
+            try:
+                request = DeviceSyncRequest.from_dict(self.request)
+            except ValueError:
+                self.log.warning("Request %r is not a device-sync request", self.request)
+        provider = "the carrier account"
+        session_id = None
+        stopped = False
+        if request is not None:
+            provider = self.provider_names.get(
+                str(request.service_provider_id), f"service provider {request.service_provider_id}"
+            )
+            session_id = request.session_id
+        if session_id is not None:
+            stopped = stop_session(self.db.get_conn(), session_id, error=f"Device sync failed: {error}")
+            try:
+                session = self._session_guid(session_id)
+                self.api.send_error(
+                    session_id=session_id, session_guid=session, message=f"Device sync failed: {error}"
+                )
+            except Exception:
+                self.log.exception("Could not report the sync error of session %s to AMOP", session_id)
+        where = self.mail.send(
+            sync_error_email(
+                recipients=tuple(self.alert_emails),
+                provider_name=provider,
+                error=error,
+                session_id=session_id,
+                request=self.request if isinstance(self.request, dict) else None,
+                environment=self.environment,
+            )
+        )
+        self.log.error(
+            "Device sync failed (%s); session %s stopped: %s; e-mail: %s", error, session_id, stopped, where
+        )
+        from plugins.compat import AirflowFailException
+
+        # The watcher pattern: this task is a leaf, so failing it (without retries) fails the run.
+        raise AirflowFailException(
+            f"Device sync failed: {error}. Session {session_id} stopped: {stopped}; e-mail: {where}"
+        )
+
+    def _session_guid(self, session_id: int) -> str | None:
+        from sqlalchemy import select
+
+        from include.carrier_optimization.schema import optimization_session as ses
+
+        with self.db.get_conn().connect() as conn:
+            return conn.execute(select(ses.c.SessionGuid).where(ses.c.Id == session_id)).scalar_one_or_none()

@@ -339,3 +339,127 @@ class TenantRequestSqsSensor(OptimizationRequestSqsSensor):
                 ),
             )
             self.log.info("Window open for provider %s: request published", provider_id)
+
+
+class DeviceSyncRequestSqsSensor(OptimizationRequestSqsSensor):
+    """Wait for a device-sync request of this tenant's service providers on SQS; return it as a dict.
+
+    The machinery of :class:`OptimizationRequestSqsSensor` (receive with all attributes, take one,
+    release the others at once, dead-letter malformed messages, deferrable wait) on the device-sync
+    queue. Batches are sorted by :func:`include.carrier_optimization.sync_messages.split_sync_batch`,
+    the logic shared with :class:`plugins.triggers.sqs.DeviceSyncRequestSqsTrigger`: the first valid
+    request whose ``ServiceProviderId`` is one of ``service_provider_ids`` is taken and deleted, and
+    its ``DeviceSyncRequest.to_dict()`` (``service_provider_id, page_number, last_sync_date, next_step,
+    session_id, tenant_id, bill_period_id, instance_id, message_id``) is the return value.
+
+    :param sqs_queue: name or URL of the device-sync queue (templated).
+    :param service_provider_ids: providers whose requests to take, integers or their text (templated).
+    :param tenant_id: the tenant, for logs (default ``None``).
+    :param dead_letter_queue: name or URL of the queue receiving malformed messages; ``None`` or ``""``
+        to log and delete them (templated, default ``None``).
+    :param aws_conn_id: Airflow AWS connection id (default ``aws_default``).
+    :param region_name: AWS region; ``None`` takes the connection's (default ``None``).
+    :param wait_time_seconds: long-poll wait of one ``receive_message`` call, 0 to 20 (default 1).
+    :param visibility_timeout: visibility timeout of received messages in seconds (default ``None``).
+    :param max_messages: messages received per poke, 1 to 10 (default 10).
+    :param deferrable: wait in the triggerer; ``None`` reads ``[operators] default_deferrable``.
+    :param poke_interval: seconds between pokes, and between trigger polls (default 60).
+    """
+
+    template_fields: Sequence[str] = ("dead_letter_queue", "service_provider_ids", "sqs_queue")
+    ui_color = "#d8f0c8"
+
+    def __init__(
+        self,
+        *,
+        sqs_queue: str,
+        service_provider_ids: Sequence[int | str] | str,
+        tenant_id: int | str | None = None,
+        dead_letter_queue: str | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(
+            sqs_queue=sqs_queue, tenant_id=tenant_id, dead_letter_queue=dead_letter_queue, **kwargs
+        )  # type: ignore[arg-type]
+        self.sqs_queue = sqs_queue
+        self.dead_letter_queue = dead_letter_queue
+        self.service_provider_ids = service_provider_ids
+
+    def _providers(self) -> tuple[int, ...]:
+        """Validate the rendered provider ids; invalid values fail the task without retries."""
+        from include.carrier_optimization.sync_messages import validate_provider_filter
+
+        try:
+            return validate_provider_filter(self.service_provider_ids)
+        except ValueError as error:
+            raise AirflowFailException(f"{self.task_id}: {error}") from error
+
+    def execute(self, context: Context) -> dict[str, Any] | None:
+        """Defer to the trigger, or poke until a request is taken; return the sync request dict."""
+        providers = self._providers()
+        self._resolve_queues()
+        if not self.deferrable:
+            BaseSensorOperator.execute(self, context)
+            return self._accepted_request
+        from plugins.triggers.sqs import DeviceSyncRequestSqsTrigger
+
+        self.defer(
+            trigger=DeviceSyncRequestSqsTrigger(
+                sqs_queue=self.sqs_queue,
+                service_provider_ids=list(providers),
+                tenant_id=None if self.tenant_id is None else int(self.tenant_id),
+                dead_letter_queue=self.dead_letter_queue or None,
+                aws_conn_id=self.aws_conn_id,
+                region_name=self.region_name,
+                wait_time_seconds=self.wait_time_seconds,
+                visibility_timeout=self.visibility_timeout,
+                max_messages=self.max_messages,
+                poll_interval=self.poke_interval,
+            ),
+            method_name="execute_complete",
+            timeout=timedelta(seconds=self.timeout),
+        )
+        return None  # not reached: defer raises TaskDeferred
+
+    def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> dict[str, Any]:
+        """Check the trigger's event and return the accepted sync request dict."""
+        from include.carrier_optimization.sync_messages import DeviceSyncRequest
+
+        if event is None:
+            raise AirflowException("Trigger error: event is None")
+        if event.get("status") != "success":
+            raise AirflowException(f"Waiting for a device-sync request failed: {event}")
+        try:
+            request = DeviceSyncRequest.from_dict(event["request"]).to_dict()
+        except (KeyError, TypeError, ValueError) as error:
+            raise AirflowException(
+                f"Trigger event has no valid device-sync request ({error}): {event}"
+            ) from error
+        self.log.info("Took device-sync request %s", request)
+        return request
+
+    def poke(self, context: Context) -> bool:
+        """Receive one batch; take the first request of these providers, release others, move malformed."""
+        from include.carrier_optimization.sync_messages import split_sync_batch
+
+        providers = self._providers()
+        client = self.hook.get_conn()
+        kwargs: dict[str, Any] = {
+            "QueueUrl": self.sqs_queue,
+            "MaxNumberOfMessages": self.max_messages,
+            "WaitTimeSeconds": self.wait_time_seconds,
+            "MessageAttributeNames": ["All"],
+        }
+        if self.visibility_timeout is not None:
+            kwargs["VisibilityTimeout"] = self.visibility_timeout
+        response = client.receive_message(**kwargs)
+        split = split_sync_batch(response.get("Messages", []), service_provider_ids=providers)
+        self._release(client, split)  # type: ignore[arg-type]
+        self._dispose_malformed(client, split)  # type: ignore[arg-type]
+        if split.accepted is None:
+            self.log.info("No device-sync request for providers %s on %s", list(providers), self.sqs_queue)
+            return False
+        client.delete_message(QueueUrl=self.sqs_queue, ReceiptHandle=split.accepted.message["ReceiptHandle"])
+        self.log.info("Accepted and deleted device-sync request %s", split.accepted.request.message_id)
+        self._accepted_request = split.accepted.request.to_dict()
+        return True

@@ -208,3 +208,100 @@ class OptimizationRequestSqsTrigger(BaseTrigger):
                 "request": request,
             }
         )
+
+
+class DeviceSyncRequestSqsTrigger(OptimizationRequestSqsTrigger):
+    """Poll the device-sync queue until a request for one of ``service_provider_ids`` arrives, then fire once.
+
+    The same machinery as :class:`OptimizationRequestSqsTrigger` (release others at once, dead-letter
+    malformed messages, one event), sorting batches with
+    :func:`include.carrier_optimization.sync_messages.split_sync_batch`. The success event carries the
+    request as ``DeviceSyncRequest.to_dict()``.
+
+    :param sqs_queue: URL of the device-sync queue.
+    :param service_provider_ids: ``ServiceProviderId`` values to take (the tenant's providers).
+    :param tenant_id: the tenant, for logs only (default ``None``).
+    :param dead_letter_queue: URL of the queue receiving malformed messages; ``None`` to log and delete.
+    :param aws_conn_id: Airflow AWS connection id (default ``aws_default``).
+    :param region_name: AWS region; ``None`` takes the connection's.
+    :param wait_time_seconds: long-poll wait of one ``receive_message`` call, 0 to 20 (default 1).
+    :param visibility_timeout: visibility timeout of received messages in seconds; ``None`` for the queue's.
+    :param max_messages: messages received per round, 1 to 10 (default 10).
+    :param poll_interval: seconds to sleep between rounds without a match (default 60).
+    """
+
+    def __init__(
+        self,
+        *,
+        sqs_queue: str,
+        service_provider_ids: list[int],
+        tenant_id: int | None = None,
+        dead_letter_queue: str | None = None,
+        aws_conn_id: str | None = "aws_default",
+        region_name: str | None = None,
+        wait_time_seconds: int = 1,
+        visibility_timeout: int | None = None,
+        max_messages: int = 10,
+        poll_interval: float = 60.0,
+    ) -> None:
+        super().__init__(
+            sqs_queue=sqs_queue,
+            tenant_id=tenant_id,  # type: ignore[arg-type]
+            dead_letter_queue=dead_letter_queue,
+            aws_conn_id=aws_conn_id,
+            region_name=region_name,
+            wait_time_seconds=wait_time_seconds,
+            visibility_timeout=visibility_timeout,
+            max_messages=max_messages,
+            poll_interval=poll_interval,
+        )
+        self.service_provider_ids = list(service_provider_ids)
+
+    def serialize(self) -> tuple[str, dict[str, Any]]:
+        """Return the classpath and the constructor keyword arguments."""
+        _, kwargs = super().serialize()
+        for name in ("session_id", "require_synced"):
+            kwargs.pop(name)
+        return (
+            f"{self.__class__.__module__}.{self.__class__.__qualname__}",
+            {**kwargs, "service_provider_ids": self.service_provider_ids},
+        )
+
+    async def poke(self, client: Any) -> dict[str, Any] | None:
+        """Receive one batch and handle it; return the accepted sync request dict, or ``None``."""
+        from include.carrier_optimization.sync_messages import split_sync_batch
+
+        response = await client.receive_message(**self._receive_kwargs())
+        split = split_sync_batch(response.get("Messages", []), service_provider_ids=self.service_provider_ids)
+        await self._release(client, split)  # type: ignore[arg-type]
+        await self._dispose_malformed(client, split)  # type: ignore[arg-type]
+        if split.accepted is None:
+            return None
+        await client.delete_message(
+            QueueUrl=self.sqs_queue, ReceiptHandle=split.accepted.message["ReceiptHandle"]
+        )
+        self.log.info("Accepted and deleted device-sync request %s", split.accepted.request.message_id)
+        return split.accepted.request.to_dict()
+
+    async def run(self) -> AsyncIterator[TriggerEvent]:
+        """Poll until a request of these providers is taken; yield one success or error event."""
+        try:
+            request = await self._wait_for_request()
+        except Exception as error:
+            self.log.exception("Waiting for a device-sync request on %s failed", self.sqs_queue)
+            yield TriggerEvent(
+                {
+                    "status": "error",
+                    "message": f"Waiting for a device-sync request on {self.sqs_queue} failed: "
+                    f"{type(error).__name__}: {error}",
+                }
+            )
+            return
+        yield TriggerEvent(
+            {
+                "status": "success",
+                "message": f"Accepted device-sync request {request['message_id']} for service provider "
+                f"{request['service_provider_id']}",
+                "request": request,
+            }
+        )

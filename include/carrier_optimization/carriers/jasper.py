@@ -409,6 +409,9 @@ class JasperClient:
         Retry and timeout policy (default ``RetryPolicy()``).
     sleep : callable, optional
         Called with the seconds to wait before a retry (tests pass a recorder).
+    bulk_usage : bool, optional
+        Whether the server offers the bulk usage endpoint (the carrier simulator does); the default
+        of :meth:`device_usages`.
 
     Examples
     --------
@@ -427,6 +430,7 @@ class JasperClient:
         devices_path: str = DEVICES_PATH,
         retry: RetryPolicy | None = None,
         sleep: Callable[[float], None] = time.sleep,
+        bulk_usage: bool = False,
     ) -> None:
         if not isinstance(base_url, str) or not base_url.strip():
             raise ValueError("`base_url` must be the carrier API root URL; got an empty value")
@@ -438,6 +442,7 @@ class JasperClient:
         self.devices_path = devices_path.strip("/")
         self.retry = retry or RetryPolicy()
         self.sleep = sleep
+        self.bulk_usage = bulk_usage
 
     # -- transport ---------------------------------------------------------------------------------
 
@@ -569,10 +574,13 @@ class JasperClient:
         return out
 
     def device_usages(
-        self, iccids: Sequence[str], *, bulk: bool = False, workers: int = 1
+        self, iccids: Sequence[str], *, bulk: bool | None = None, workers: int = 1
     ) -> list[DeviceUsage]:
-        """Usage of ``iccids`` in order: bulk calls, or one call per device on ``workers`` threads."""
-        if bulk:
+        """Usage of ``iccids`` in order: bulk calls, or one call per device on ``workers`` threads.
+
+        ``bulk=None`` takes the client's ``bulk_usage``.
+        """
+        if self.bulk_usage if bulk is None else bulk:
             return self.device_usages_bulk(iccids)
         if workers <= 1 or len(iccids) <= 1:
             return [self.device_usage(iccid) for iccid in iccids]

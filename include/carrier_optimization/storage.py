@@ -67,7 +67,7 @@ def bulk_insert(
     Each chunk of ``chunk_size`` rows goes to the database in one call of the dialect's fast path:
 
     - SQL Server (``mssql``): pymssql ``bulk_copy`` into the session temp table ``#stage_<table>``
-      (created empty with exactly ``columns``, in order), then one set-based
+      (created empty with exactly the columns written, in order), then one set-based
       ``INSERT INTO <table> (...) SELECT ... FROM #stage_<table>``, then ``TRUNCATE``; the staging
       table is dropped at the end;
     - PostgreSQL: ``COPY <table> (...) FROM STDIN`` through psycopg 3;
@@ -123,10 +123,14 @@ def bulk_insert(
     defaults: tuple = ()
     naive: list[int] = []
     stage: str | None = None
+    if columns is not None:
+        given = list(columns)
+        cols, defaults = _bulk_insert_iv(table, given)
     for number, chunk in enumerate(chunks(rows, chunk_size), start=1):
-        if not cols:
-            given = list(columns or chunk[0].keys())
-            cols, defaults = _bulk_insert_iv(table, given)
+        if number == 1:
+            if not cols:
+                given = list(chunk[0].keys())
+                cols, defaults = _bulk_insert_iv(table, given)
             naive = [i for i, c in enumerate(cols) if _is_naive_timestamp(table, c)]
         try:
             values = _chunk_values(given, defaults, naive, chunk)

@@ -581,3 +581,10 @@ def test_chunk_values_orders_fills_and_converts():
         (dt.datetime(2026, 1, 1, 3), None, dt.datetime(2026, 1, 1, 3)),
         (None, 2, naive),
     ]
+
+
+def test_bulk_insert_checks_given_columns_before_any_row():
+    raw = FakePymssqlConnection()
+    with pytest.raises(ValueError, match=r"'Nope' \(1 of 1\)"):
+        bulk_insert(mssql_conn(raw), s.queue_rate_plan, iter([]), columns=["Nope"])
+    assert raw.calls == []

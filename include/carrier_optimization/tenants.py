@@ -69,7 +69,7 @@ class TenantConfig:
 
 def _provider(slug: str, raw: dict[str, Any]) -> ServiceProviderConfig:
     try:
-        return ServiceProviderConfig(
+        provider = ServiceProviderConfig(
             id=int(raw["id"]),
             name=str(raw["name"]),
             integration=str(raw.get("integration", "Jasper")),
@@ -77,8 +77,24 @@ def _provider(slug: str, raw: dict[str, Any]) -> ServiceProviderConfig:
             start_hour=None if raw.get("start_hour") is None else int(raw["start_hour"]),
             carrier_api_conn_id=str(raw.get("carrier_api_conn_id") or "jasper_default"),
         )
-    except (KeyError, TypeError, ValueError) as error:
+    except (KeyError, TypeError, ValueError, AttributeError) as error:
         raise TenantConfigError(f"tenant {slug}: service provider {raw!r} is invalid ({error})") from error
+    if provider.start_hour is not None and not 0 <= provider.start_hour <= 23:
+        raise TenantConfigError(
+            f"tenant {slug}: service provider {provider.id} start_hour must be within 0..23; "
+            f"got {provider.start_hour}"
+        )
+    return provider
+
+
+def _integer(slug: str, field: str, value: Any) -> int:
+    """``value`` as an int, or a TenantConfigError naming the tenant and the field."""
+    try:
+        if isinstance(value, bool):
+            raise TypeError("a boolean is not a number")
+        return int(value)
+    except (TypeError, ValueError) as error:
+        raise TenantConfigError(f"tenant {slug}: {field} must be an integer; got {value!r}") from error
 
 
 def parse_tenants(data: dict[str, Any]) -> list[TenantConfig]:
@@ -87,6 +103,8 @@ def parse_tenants(data: dict[str, Any]) -> list[TenantConfig]:
         raise TenantConfigError("tenants.yaml must hold a mapping with a list under `tenants`")
     tenants, seen = [], set()
     for raw in data["tenants"]:
+        if not isinstance(raw, dict):
+            raise TenantConfigError(f"tenant entry {raw!r} must be a mapping of fields")
         slug = str(raw.get("slug", ""))
         if not SLUG.match(slug):
             raise TenantConfigError(f"tenant slug {slug!r} must match {SLUG.pattern}")
@@ -100,13 +118,19 @@ def parse_tenants(data: dict[str, Any]) -> list[TenantConfig]:
         engine = str(defaults.get("engine", "best"))
         if engine not in ENGINES:
             raise TenantConfigError(f"tenant {slug}: engine {engine!r} must be one of {', '.join(ENGINES)}")
-        for key in ("batch_size", "queues_per_instance", "time_budget_seconds"):
-            if key in defaults and int(defaults[key]) <= 0:
+        numbers = {}
+        for key, fallback in (("batch_size", 500), ("queues_per_instance", 5), ("time_budget_seconds", 600)):
+            numbers[key] = _integer(slug, f"defaults.{key}", defaults.get(key, fallback))
+            if numbers[key] <= 0:
                 raise TenantConfigError(f"tenant {slug}: defaults.{key} must be > 0; got {defaults[key]}")
+        if "tenant_id" not in raw:
+            raise TenantConfigError(f"tenant {slug}: tenant_id is required")
+        emails = raw.get("alert_emails") or ()
+        emails = (emails,) if isinstance(emails, str) else tuple(str(e) for e in emails)
         tenants.append(
             TenantConfig(
                 slug=slug,
-                tenant_id=int(raw["tenant_id"]),
+                tenant_id=_integer(slug, "tenant_id", raw["tenant_id"]),
                 name=str(raw.get("name", slug)),
                 service_providers=providers,
                 schedule=raw.get("schedule"),
@@ -114,11 +138,11 @@ def parse_tenants(data: dict[str, Any]) -> list[TenantConfig]:
                 request_queue=str(raw.get("request_queue", f"carrier-optimization-{slug}")),
                 device_sync_queue=str(raw.get("device_sync_queue", f"device-sync-{slug}")),
                 dead_letter_queue=str(raw.get("dead_letter_queue", f"carrier-optimization-{slug}-dlq")),
-                alert_emails=tuple(raw.get("alert_emails") or ()),
+                alert_emails=emails,
                 engine=engine,
-                batch_size=int(defaults.get("batch_size", 500)),
-                queues_per_instance=int(defaults.get("queues_per_instance", 5)),
-                time_budget_seconds=int(defaults.get("time_budget_seconds", 600)),
+                batch_size=numbers["batch_size"],
+                queues_per_instance=numbers["queues_per_instance"],
+                time_budget_seconds=numbers["time_budget_seconds"],
                 extra={k: v for k, v in raw.items() if k not in _KNOWN},
             )
         )

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import create_engine
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import URL, Engine
 
 from include.carrier_optimization.schema import create_schema
 from include.carrier_optimization.storage import make_engine, sqlite_url
@@ -48,9 +48,10 @@ class AmopDatabaseHook(BaseHook):
     def get_conn(self) -> Engine:
         """Return the cached engine, building it (and the schema where ours) on first use."""
         if self.engine is None:
-            self.engine = self._build_engine()
-            if self.engine.dialect.name in ("sqlite", "postgresql"):
-                create_schema(self.engine)
+            engine = self._build_engine()
+            if engine.dialect.name in ("sqlite", "postgresql"):
+                create_schema(engine)  # cached only once the schema exists
+            self.engine = engine
         return self.engine
 
     def _build_engine(self) -> Engine:
@@ -65,14 +66,15 @@ class AmopDatabaseHook(BaseHook):
             # get_uri() appends JSON extras pymssql rejects: give SQLAlchemy the DB-API connection.
             return create_engine("mssql+pymssql://", creator=mssql.get_conn, pool_pre_ping=True)
         if conn.conn_type in ("postgres", "postgresql"):
-            port = conn.port or 5432
-            auth = conn.login or "postgres"
-            if conn.password:
-                auth += f":{conn.password}"
-            return make_engine(
-                f"postgresql+psycopg://{auth}@{conn.host or '127.0.0.1'}:{port}/{conn.schema or 'postgres'}",
-                pool_pre_ping=True,
+            url = URL.create(
+                "postgresql+psycopg",
+                username=conn.login or "postgres",
+                password=conn.password or None,
+                host=conn.host or "127.0.0.1",
+                port=conn.port or 5432,
+                database=conn.schema or "postgres",
             )
+            return make_engine(url.render_as_string(hide_password=False), pool_pre_ping=True)
         if conn.conn_type == "sqlite":
             return make_engine(sqlite_url(conn.host))
         raise ValueError(

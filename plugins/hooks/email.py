@@ -20,6 +20,13 @@ def outbox_folder() -> Path:
     return Path(os.environ.get("AIRFLOW_HOME", Path.home() / "airflow")) / "outbox"
 
 
+def _flag(value: Any) -> bool:
+    """A connection extra as a boolean: URI extras arrive as text ("false", "0", "no", "off")."""
+    if isinstance(value, str):
+        return value.strip().lower() not in {"false", "0", "no", "off", ""}
+    return bool(value)
+
+
 class NotificationEmailHook(BaseHook):
     """Send alert, warning and result e-mails.
 
@@ -51,7 +58,7 @@ class NotificationEmailHook(BaseHook):
                 "from_email", conn.login or "carrier-optimization@localhost"
             )
             with smtplib.SMTP(conn.host, conn.port or 587, timeout=30) as smtp:
-                if (conn.extra_dejson or {}).get("starttls", True):
+                if _flag((conn.extra_dejson or {}).get("starttls", True)):
                     smtp.starttls()
                 if conn.login:
                     smtp.login(conn.login, conn.password or "")

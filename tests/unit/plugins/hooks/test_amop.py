@@ -223,11 +223,6 @@ class TestPostgres:
         engine = hook.get_conn()
         assert (engine.url.username, engine.url.port, engine.url.database) == ("postgres", 5432, "postgres")
 
-    @pytest.mark.xfail(
-        strict=True,
-        raises=OperationalError,
-        reason="bug: login/password go into the URL unescaped; '@' or '/' in a password breaks the host",
-    )
     def test_password_with_url_characters(self, monkeypatch, fresh_postgres):
         # The local server trusts 127.0.0.1, so any password is accepted once it reaches the server.
         monkeypatch.setenv(CONN_ENV, _postgres_conn(fresh_postgres, password="p@ss/w:rd"))
@@ -238,11 +233,6 @@ class TestPostgres:
         finally:
             engine.dispose()
 
-    @pytest.mark.xfail(
-        strict=True,
-        raises=pytest.fail.Exception,
-        reason="bug: engine cached before create_schema succeeds; the next get_conn() skips the schema",
-    )
     def test_failed_schema_creation_is_not_cached(self, monkeypatch):
         port = _free_port()  # nothing listens here
         monkeypatch.setenv(

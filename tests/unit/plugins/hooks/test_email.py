@@ -274,11 +274,6 @@ class TestFallback:
         assert server.messages == [] and "MAIL" not in server.commands
         assert Path(where).parent == outbox
 
-    @pytest.mark.xfail(
-        strict=True,
-        raises=AssertionError,
-        reason="bug: extra starttls is read truthily; the URI form '?starttls=false' gives the string",
-    )
     def test_uri_connection_can_disable_starttls(self, monkeypatch, outbox):
         with SmtpServer() as server:
             monkeypatch.setenv(CONN_ENV, f"smtp://127.0.0.1:{server.port}?starttls=false")

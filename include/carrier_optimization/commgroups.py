@@ -68,6 +68,18 @@ def parse_plan_list(text) -> tuple[int, ...]:
     return tuple(int(part) for part in parts if part)
 
 
+def _build_comm_groups_iv(comm_plans, known_plan_ids):
+    pairs = comm_plans.items() if isinstance(comm_plans, Mapping) else comm_plans
+    items = []
+    for entry in pairs:
+        try:
+            name, ids = entry
+            items.append((str(name), tuple(int(i) for i in ids)))
+        except (TypeError, ValueError) as error:
+            raise ValueError(f"`comm_plans`: each entry must be (name, plan ids); got {entry!r}") from error
+    return items, {int(p) for p in known_plan_ids}
+
+
 def build_comm_groups(
     comm_plans: Mapping[str, Sequence[int]] | Iterable[tuple[str, Sequence[int]]],
     known_plan_ids: Iterable[int],
@@ -89,11 +101,10 @@ def build_comm_groups(
     list of CommGroup
         In order of the first comm plan of each group.
     """
-    items = comm_plans.items() if isinstance(comm_plans, Mapping) else comm_plans
-    known = {int(p) for p in known_plan_ids}
+    items, known = _build_comm_groups_iv(comm_plans, known_plan_ids)
     members: dict[tuple[int, ...], list[str]] = {}
     for name, ids in items:
-        members.setdefault(tuple(int(i) for i in ids), []).append(str(name))
+        members.setdefault(ids, []).append(name)
     groups = []
     for ids, names in members.items():
         plan_ids = tuple(dict.fromkeys(i for i in ids if i in known))

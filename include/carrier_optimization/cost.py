@@ -169,6 +169,18 @@ def proration_factor(
     return np.where(activated, np.minimum(days, total) / total, 1.0)
 
 
+def _days_active_in_period_iv(date_activated, period_start, period_end, days_in_period):
+    dates = np.asarray(date_activated, dtype="datetime64[ms]")
+    if dates.ndim != 1:
+        raise ValueError("`date_activated` must be a one-dimensional array")
+    start, end = _to_ms(period_start), _to_ms(period_end)
+    if np.isnat(start) or np.isnat(end) or not end > start:
+        raise ValueError("`period_start` and `period_end` must be datetimes with end after start")
+    if not (isinstance(days_in_period, int | np.integer) and days_in_period > 0):
+        raise ValueError(f"`days_in_period` must be a positive integer; got {days_in_period!r}")
+    return dates, start, end
+
+
 def days_active_in_period(date_activated, *, period_start, period_end, days_in_period: int):
     """Legacy activation days: ``d = min(ceil(end - activated) in days, D)`` for SIMs activated inside.
 
@@ -188,12 +200,19 @@ def days_active_in_period(date_activated, *, period_start, period_end, days_in_p
     days : ndarray of int64
         Days active in the period.
     """
-    dates = np.asarray(date_activated, dtype="datetime64[ms]")
-    start, end = _to_ms(period_start), _to_ms(period_end)
+    dates, start, end = _days_active_in_period_iv(date_activated, period_start, period_end, days_in_period)
     activated = ~np.isnat(dates) & (dates >= start) & (dates <= end)
     span = np.ceil((end - np.where(activated, dates, end)) / np.timedelta64(1, "D"))
     days = np.where(activated, np.minimum(span, days_in_period), days_in_period).astype(np.int64)
     return activated, days
+
+
+def _overage_blocks_iv(excess_mb, block_mb):
+    excess = np.asarray(excess_mb, dtype=np.float64)
+    block = np.asarray(block_mb, dtype=np.float64)
+    if not np.all(block > 0):
+        raise ValueError("`block_mb` must be > 0")
+    return excess, block
 
 
 def overage_blocks(excess_mb, block_mb):
@@ -216,8 +235,17 @@ def overage_blocks(excess_mb, block_mb):
     >>> overage_blocks([-1.0, 0.0, 1.0, 10.0, 10.5], 10.0)
     array([0., 0., 1., 1., 2.])
     """
-    excess = np.maximum(np.asarray(excess_mb, dtype=np.float64), 0.0)
-    return np.maximum(np.ceil(excess / block_mb - BLOCK_TOLERANCE), 0.0)
+    excess, block = _overage_blocks_iv(excess_mb, block_mb)
+    return np.maximum(np.ceil(np.maximum(excess, 0.0) / block - BLOCK_TOLERANCE), 0.0)
+
+
+def _group_iv(group, name: str = "group") -> GroupProblem:
+    if not isinstance(group, GroupProblem):
+        raise TypeError(f"`{name}` must be a GroupProblem")
+    return group
+
+
+_overage_matrix_iv = _own_cost_matrix_iv = _group_iv
 
 
 def overage_matrix(group: GroupProblem) -> np.ndarray:
@@ -235,6 +263,7 @@ def overage_matrix(group: GroupProblem) -> np.ndarray:
     ndarray of float64, shape (n_devices, n_plans)
         C-contiguous matrix.
     """
+    group = _overage_matrix_iv(group)
     t = group.table
     overage = np.zeros((group.n_devices, group.n_plans))
     individual = np.flatnonzero(~t.pooled)
@@ -261,6 +290,7 @@ def own_cost_matrix(group: GroupProblem) -> np.ndarray:
     ndarray of float64, shape (n_devices, n_plans)
         C-contiguous matrix of per-device costs.
     """
+    group = _own_cost_matrix_iv(group)
     t = group.table
     cost = overage_matrix(group)
     cost += group.proration[:, None] * t.monthly_charge[None, :]
@@ -324,8 +354,7 @@ class CostBreakdown:
 
 
 def _evaluate_iv(group, assignment):
-    if not isinstance(group, GroupProblem):
-        raise TypeError("`group` must be a GroupProblem")
+    group = _group_iv(group)
     a = np.asarray(assignment)
     if a.shape != (group.n_devices,):
         raise ValueError(f"`assignment` must have shape ({group.n_devices},); got {a.shape}")

@@ -269,6 +269,14 @@ def _money(value: float | None) -> float | None:
     return None if value is None else round(float(value), 2)
 
 
+def _write_assignment_iv(problem, result):
+    if result.assignment is None:
+        raise ValueError("`result` has no assignment (status 2)")
+    if len(result.assignment) != len(problem.groups):
+        raise ValueError("`result` must come from `problem`: one assignment per comm group")
+    return problem, result
+
+
 def write_assignment(path, problem: Problem, result: EngineResult) -> Path:
     """Write ``assignment.csv``: ``device_id, plan_id, cost`` (cost per device in $, rounded to cents).
 
@@ -279,8 +287,7 @@ def write_assignment(path, problem: Problem, result: EngineResult) -> Path:
     ValueError
         When the result has no assignment (status 2).
     """
-    if result.assignment is None:
-        raise ValueError("`result` has no assignment (status 2)")
+    problem, result = _write_assignment_iv(problem, result)
     frames = []
     for group, assignment in zip(problem.groups, result.assignment, strict=True):
         breakdown = evaluate(group, assignment)

@@ -126,6 +126,11 @@ def solve(problem: Problem, engine: str = "best", **kwargs) -> EngineResult:
     ValueError
         For an unknown engine name.
     """
+    engine = _solve_iv(engine)
+    return ENGINES[engine](problem, **kwargs)
+
+
+def _solve_iv(engine):
     if engine not in ENGINES:
         raise ValueError(f"`engine` must be one of {sorted(ENGINES)}; got {engine!r}")
-    return ENGINES[engine](problem, **kwargs)
+    return engine

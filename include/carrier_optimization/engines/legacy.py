@@ -158,6 +158,17 @@ def max_avg_usage(plans: Sequence[RatePlan]) -> np.ndarray:
     return result
 
 
+def _group_iv(group) -> GroupProblem:
+    if not isinstance(group, GroupProblem):
+        raise TypeError("`group` must be a GroupProblem")
+    if group.n_plans == 0:
+        raise ValueError("`group` must have at least one plan")
+    return group
+
+
+_canonical_plan_order_iv = _base_assignment_iv = _prepare_tables_iv = _group_iv
+
+
 def canonical_plan_order(group: GroupProblem) -> tuple[int, ...]:
     """Local plan indices sorted by ``(MaxAvgUsage, A, C, plan_id)``: the first sequence of a group.
 
@@ -169,6 +180,7 @@ def canonical_plan_order(group: GroupProblem) -> tuple[int, ...]:
     >>> canonical_plan_order(g)
     (1, 0)
     """
+    group = _canonical_plan_order_iv(group)
     t = group.table
     threshold = max_avg_usage(group.plans)
     order = np.lexsort((t.plan_id, t.monthly_charge, t.included_mb, threshold))
@@ -303,6 +315,7 @@ def base_assignment(group: GroupProblem) -> np.ndarray:
     >>> base_assignment(g)
     array([0, 1, 1])
     """
+    group = _base_assignment_iv(group)
     t = group.table
     order = np.lexsort((t.plan_id, t.monthly_charge, t.included_mb))
     allowance = t.included_mb[order]
@@ -366,6 +379,7 @@ def _layout(group: GroupProblem, partition: np.ndarray, n_partitions: int, overa
 
 def prepare_tables(group: GroupProblem) -> LegacyTables:
     """Sort the group's usage once per grouping and build the prefix sums used by `evaluate_sequences`."""
+    group = _prepare_tables_iv(group)
     overage = overage_matrix(group)
     layouts = (
         _layout(group, np.zeros(group.n_devices, dtype=np.int64), 1, overage),
@@ -465,9 +479,8 @@ def _materialize(tables: LegacyTables, strategy_index: int, sequence: np.ndarray
 
 
 def _evaluate_sequences_iv(group, sequences, start, tables):
+    group = _group_iv(group)
     if tables is None:
-        if not isinstance(group, GroupProblem):
-            raise TypeError("`group` must be a GroupProblem")
         tables = prepare_tables(group)
     elif tables.group is not group:
         raise ValueError("`tables` must be prepared from `group`")

@@ -59,8 +59,8 @@ OPTIONS = MappingProxyType(
         "lp_rounds": 4,
         "lp_max_classes": 10000,
         "local_search_rounds": 100,
-        "milp_max_columns": 5000,
-        "milp_max_nodes": 20000,
+        "milp_max_columns": 1000,
+        "milp_max_nodes": 1000,
     }
 )
 
@@ -173,6 +173,16 @@ def _oracle(data: _Data, lam: np.ndarray):
     return value, gradient, plan
 
 
+def _lagrangian_bound_iv(group, prices):
+    if not isinstance(group, GroupProblem):
+        raise TypeError("`group` must be a GroupProblem")
+    prices = np.ascontiguousarray(prices, dtype=np.float64)
+    n_pools = int(group.table.pooled.sum())
+    if prices.shape != (n_pools,) or not np.all(np.isfinite(prices)):
+        raise ValueError(f"`prices` must be {n_pools} finite numbers (one per pooled plan)")
+    return group, prices
+
+
 def lagrangian_bound(group: GroupProblem, prices) -> float:
     """Lagrangian lower bound for given pool prices.
 
@@ -190,10 +200,15 @@ def lagrangian_bound(group: GroupProblem, prices) -> float:
     -------
     float
         The bound.
+
+    Raises
+    ------
+    ValueError
+        When ``prices`` does not hold one finite number per pooled plan.
     """
+    group, prices = _lagrangian_bound_iv(group, prices)
     data = _prepare(group)
-    lam = np.clip(np.asarray(prices, dtype=np.float64).reshape(len(data.pools)), 0.0, data.rho)
-    return _oracle(data, lam)[0]
+    return _oracle(data, np.clip(prices, 0.0, data.rho))[0]
 
 
 def _run_lp(
@@ -714,8 +729,8 @@ def solve_optimal(
     options : mapping, optional
         ``dual_iterations`` (400), ``dual_tolerance`` (1e-9, relative), ``tie_tolerance`` (1e-6 $),
         ``lp_rounds`` (4 column-generation rounds), ``lp_max_classes`` (10000: above that, tie devices are
-        aggregated into usage buckets), ``local_search_rounds`` (100), ``milp_max_columns`` (5000) and
-        ``milp_max_nodes`` (20000): a group with ``N·P`` up to that size whose gap is still above 1e-9 is
+        aggregated into usage buckets), ``local_search_rounds`` (100), ``milp_max_columns`` (1000) and
+        ``milp_max_nodes`` (1000): a group with ``N·P`` up to that size whose gap is still above 1e-9 is
         finished with the full MILP (HiGHS, node-limited, warm-started; kept only if cheaper).
 
     Returns

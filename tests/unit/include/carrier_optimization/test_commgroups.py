@@ -46,6 +46,12 @@ class TestBuildCommGroups:
             ("3", ("d",), (3,)),
         ]
 
+    def test_build_comm_groups_iv(self):
+        with pytest.raises(ValueError, match=r"`comm_plans`: each entry must be \(name, plan ids\)"):
+            build_comm_groups([("a", ["x"])], [1])
+        with pytest.raises(ValueError, match="each entry must be"):
+            build_comm_groups([("a",)], [1])
+
     def test_unknown_ids_are_skipped_and_logged(self, caplog):
         with caplog.at_level(logging.WARNING):
             (group,) = build_comm_groups([("a", [1, 99, 1])], [1])

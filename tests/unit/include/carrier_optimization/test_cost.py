@@ -195,3 +195,18 @@ class TestEvaluate:
             assert own[:, p].sum() == pytest.approx(reference(group, [p] * group.n_devices))
         pooled = make_group(4, n_devices=5, n_plans=3, pooled_share=1.0)
         assert np.count_nonzero(overage_matrix(pooled)) == 0
+
+
+def test_helpers_iv():
+    with pytest.raises(ValueError, match="`block_mb` must be > 0"):
+        overage_blocks([1.0], 0.0)
+    with pytest.raises(TypeError, match="`group` must be a GroupProblem"):
+        own_cost_matrix(None)
+    with pytest.raises(TypeError, match="`group` must be a GroupProblem"):
+        overage_matrix("x")
+    with pytest.raises(ValueError, match="`date_activated` must be a one-dimensional array"):
+        days_active_in_period([[START]], period_start=START, period_end=END, days_in_period=30)
+    with pytest.raises(ValueError, match="end after start"):
+        days_active_in_period([START], period_start=END, period_end=START, days_in_period=30)
+    with pytest.raises(ValueError, match="`days_in_period` must be a positive integer"):
+        days_active_in_period([START], period_start=START, period_end=END, days_in_period=0)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import numpy as np
@@ -201,6 +202,9 @@ class TestWriters:
         assert table.cost.sum() == pytest.approx(expected, abs=0.01 * len(table))
         allowed = {d: set(g.plan_ids.tolist()) for g in problem.groups for d in g.device_ids}
         assert all(p in allowed[d] for d, p in zip(table.device_id, table.plan_id, strict=True))
+
+        with pytest.raises(ValueError, match="one assignment per comm group"):
+            write_assignment(tmp_path / "x.csv", problem, dataclasses.replace(result, assignment=()))
 
         document = json.loads(
             write_summary(tmp_path / "summary.json", problem, result, {"input": "x"}).read_text()

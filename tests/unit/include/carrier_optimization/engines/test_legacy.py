@@ -83,6 +83,14 @@ def test_canonical_order_sorts_by_threshold_then_allowance():
     assert canonical_plan_order(_group([1.0], plans=(LARGE, MEDIUM, SMALL))) == (2, 1, 0)
 
 
+@pytest.mark.parametrize("function", [canonical_plan_order, base_assignment, prepare_tables])
+def test_group_functions_iv(function):
+    with pytest.raises(TypeError, match="`group` must be a GroupProblem"):
+        function([1.0])
+    with pytest.raises(ValueError, match="`group` must have at least one plan"):
+        function(_group([], plans=()))
+
+
 class TestSequences:
     @pytest.mark.parametrize(
         ("n", "cap", "expected"),

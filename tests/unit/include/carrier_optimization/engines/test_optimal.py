@@ -172,6 +172,16 @@ def test_highs_status_mapping():
     assert highs_status(123) == (3, "HiGHS unrecognized status 123")
 
 
+def test_lagrangian_bound_iv(make_group):
+    group = make_group(1, n_devices=3, n_plans=3, pooled_share=1.0)
+    with pytest.raises(ValueError, match="`prices` must be 3 finite numbers"):
+        lagrangian_bound(group, [0.1])
+    with pytest.raises(ValueError, match="`prices` must be 3 finite numbers"):
+        lagrangian_bound(group, [0.1, np.nan, 0.2])
+    with pytest.raises(TypeError, match="`group` must be a GroupProblem"):
+        lagrangian_bound(None, [])
+
+
 def test_solve_optimal_iv(make_group):
     problem = Problem((make_group(1, n_devices=3, n_plans=2),))
     with pytest.raises(ValueError, match=r"unknown keys \['nope'\]; accepted keys are \["):

@@ -597,6 +597,16 @@ def solve_legacy(
     ------
     ValueError
         For a bad ``time_limit`` or unknown/invalid options.
+
+    Examples
+    --------
+    >>> small = RatePlan(1, "S", 10.0, 100.0, 1.0, 10.0, pooled=False)
+    >>> large = RatePlan(2, "L", 20.0, 500.0, 1.0, 10.0, pooled=True)
+    >>> g = GroupProblem("1,2", ("cp",), (small, large), ["a", "b"], [50.0, 700.0], [0, 0], [1, 1],
+    ...                  [0, 0], [-1, -1])
+    >>> result = solve_legacy(Problem((g,)))   # base (S, L) costs 10 + 20 + 20 overage = 50
+    >>> result.cost, result.assignment[0].tolist(), result.lower_bound   # both in the pool
+    (40.0, [1, 1], None)
     """
     problem, time_limit, options = _solve_legacy_iv(problem, time_limit, options)
     began = time.perf_counter()

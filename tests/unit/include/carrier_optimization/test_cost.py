@@ -210,3 +210,11 @@ def test_helpers_iv():
         days_active_in_period([START], period_start=END, period_end=START, days_in_period=30)
     with pytest.raises(ValueError, match="`days_in_period` must be a positive integer"):
         days_active_in_period([START], period_start=START, period_end=END, days_in_period=0)
+
+
+def test_docstring_examples():
+    import doctest
+    import importlib
+
+    failures, tried = doctest.testmod(importlib.import_module("include.carrier_optimization.cost"))
+    assert tried > 0 and failures == 0

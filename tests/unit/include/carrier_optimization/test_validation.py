@@ -70,3 +70,11 @@ class TestPlanErrors:
             validate_plans([_plan(17, overage_block_mb=0.0)])
         assert issubclass(InvalidInputError, ValueError)
         validate_plans([_plan(1)])  # valid: no exception
+
+
+def test_docstring_examples():
+    import doctest
+    import importlib
+
+    failures, tried = doctest.testmod(importlib.import_module("include.carrier_optimization.validation"))
+    assert tried > 0 and failures == 0

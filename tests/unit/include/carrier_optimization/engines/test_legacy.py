@@ -264,3 +264,11 @@ class TestSolveLegacy:
             solve_legacy(problem, time_limit=0)
         with pytest.raises(TypeError, match="`problem` must be a Problem"):
             solve_legacy([problem])
+
+
+def test_docstring_examples():
+    import doctest
+    import importlib
+
+    failures, tried = doctest.testmod(importlib.import_module("include.carrier_optimization.engines.legacy"))
+    assert tried > 0 and failures == 0

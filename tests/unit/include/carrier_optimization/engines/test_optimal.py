@@ -194,3 +194,11 @@ def test_solve_optimal_iv(make_group):
         solve_optimal(problem, time_limit=-5)
     with pytest.raises(TypeError, match="`problem` must be a Problem"):
         solve_optimal(None)
+
+
+def test_docstring_examples():
+    import doctest
+    import importlib
+
+    failures, tried = doctest.testmod(importlib.import_module("include.carrier_optimization.engines.optimal"))
+    assert tried > 0 and failures == 0

@@ -69,3 +69,11 @@ def test_infeasible_result_has_no_solution_fields():
 
 def test_count_changes_ignores_unknown_current_plans():
     assert count_changes(np.array([0, 1, -1, 2]), np.array([0, 2, 1, 0])) == 2
+
+
+def test_docstring_examples():
+    import doctest
+    import importlib
+
+    failures, tried = doctest.testmod(importlib.import_module("include.carrier_optimization.engines.result"))
+    assert tried > 0 and failures == 0

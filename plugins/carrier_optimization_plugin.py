@@ -1,0 +1,151 @@
+"""Airflow UI plugin: a tenant's optimization sessions with their figures and result downloads.
+
+A FastAPI app mounted by the API server at ``/carrier-optimization`` (``fastapi_apps``) and a navigation
+entry under *Browse* that shows it inside the Airflow UI (``external_views``, Airflow 3.1 and later; on
+3.0 the page is reached at its URL). The queries and the HTML live in
+:mod:`include.carrier_optimization.sessions_view`; this module only wires them to HTTP.
+
+Routes (below the prefix), all requiring an authenticated Airflow user (the UI's session cookie or a
+``Bearer`` token, checked by Airflow's own ``get_user``):
+
+- ``GET /?tenant_id=<id>&limit=<n>``: the sessions page (HTML);
+- ``GET /api/sessions?tenant_id=<id>&limit=<n>``: the same rows as JSON;
+- ``GET /reports/<instance_id>.xlsx``: the stored result workbook (404 when none).
+
+The FastAPI app is built on its first request: Airflow loads plugins in every task process, and building
+it there would import FastAPI and the API server's security module for nothing.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from airflow.plugins_manager import AirflowPlugin
+
+LOG = logging.getLogger(__name__)
+
+URL_PREFIX = "/carrier-optimization"
+MAX_LIMIT = 500
+
+
+def tenant_names() -> dict[int, str]:
+    """Tenant id → name from the DAGs folder's ``tenants.yaml``; empty when it cannot be read."""
+    try:
+        from include.carrier_optimization.tenants import load_tenants
+        from plugins.compat import conf
+
+        path = Path(conf.get("core", "dags_folder")) / "tenants.yaml"
+        return {t.tenant_id: t.name for t in load_tenants(path)}
+    except Exception as error:  # names are a nicety: the page works with ids alone
+        LOG.warning("Tenant names unavailable (%s); showing ids", error)
+        return {}
+
+
+def default_engine() -> Any:
+    """The AMOP database of the ``amop_db`` connection (embedded default without it)."""
+    from plugins.hooks.amop import AmopDatabaseHook
+
+    return AmopDatabaseHook().get_conn()
+
+
+def create_app(
+    *,
+    engine_factory: Callable[[], Any] | None = None,
+    names: Callable[[], dict[int, str]] | None = None,
+    authenticate: bool = True,
+) -> Any:
+    """Build the FastAPI app of the sessions page.
+
+    :param engine_factory: returns the AMOP engine; called once, on the first request (default: the
+        ``amop_db`` connection through :class:`~plugins.hooks.amop.AmopDatabaseHook`).
+    :param names: returns tenant id → display name (default: :func:`tenant_names`).
+    :param authenticate: require an Airflow user on every route (default True).
+    """
+    from fastapi import Depends, FastAPI, HTTPException, Query
+    from fastapi.responses import HTMLResponse, Response
+
+    from include.carrier_optimization import sessions_view as view
+    from include.carrier_optimization.report import XLSX_MIME, latest_result_file
+
+    dependencies = []
+    if authenticate:
+        from airflow.api_fastapi.core_api.security import get_user
+
+        dependencies.append(Depends(get_user))
+    app = FastAPI(
+        title="Carrier optimization sessions",
+        dependencies=dependencies,
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=None,
+    )
+    engine_of = functools.cache(engine_factory or default_engine)
+    names_of = functools.cache(names or tenant_names)
+    limit_query = Query(view.DEFAULT_LIMIT, ge=1, le=MAX_LIMIT)
+
+    # Plain `def` endpoints: FastAPI runs them in its thread pool, so database calls never block the loop.
+    @app.get("/", response_class=HTMLResponse)
+    def sessions_page(tenant_id: int | None = None, limit: int = limit_query) -> HTMLResponse:
+        engine = engine_of()
+        known = names_of()
+        ids = sorted(set(view.tenant_ids(engine)) | set(known))
+        chosen = tenant_id if tenant_id is not None else (ids[0] if ids else None)
+        if chosen is not None and chosen not in ids:
+            ids.append(chosen)
+        rows = view.list_sessions(engine, chosen, limit=limit) if chosen is not None else []
+        tenants = [(t, known.get(t, f"Tenant {t}")) for t in ids]
+        return HTMLResponse(view.render_sessions_page(rows, tenant_id=chosen, tenants=tenants))
+
+    @app.get("/api/sessions")
+    def sessions_json(tenant_id: int, limit: int = limit_query) -> list[dict[str, Any]]:
+        return [row.to_dict() for row in view.list_sessions(engine_of(), tenant_id, limit=limit)]
+
+    @app.get("/reports/{instance_id}.xlsx")
+    def report_file(instance_id: int) -> Response:
+        content = latest_result_file(engine_of(), instance_id)
+        if content is None:
+            raise HTTPException(status_code=404, detail=f"instance {instance_id} has no stored report")
+        name = f"device_assignments_instance_{instance_id}.xlsx"
+        return Response(
+            content, media_type=XLSX_MIME, headers={"Content-Disposition": f'attachment; filename="{name}"'}
+        )
+
+    return app
+
+
+class LazyAsgiApp:
+    """An ASGI app that builds the real one (``factory()``) on its first request."""
+
+    def __init__(self, factory: Callable[[], Any]) -> None:
+        self.factory = factory
+        self.app: Any = None
+
+    async def __call__(self, scope: dict[str, Any], receive: Callable, send: Callable) -> None:
+        """Serve ``scope`` with the real app, building it first when needed."""
+        if self.app is None:
+            self.app = self.factory()
+        await self.app(scope, receive, send)
+
+
+sessions_app = LazyAsgiApp(create_app)
+
+
+class CarrierOptimizationPlugin(AirflowPlugin):
+    """Registers the sessions page (FastAPI app) and its navigation entry."""
+
+    name = "carrier_optimization"
+    fastapi_apps = [{"app": sessions_app, "url_prefix": URL_PREFIX, "name": "Carrier optimization sessions"}]
+    external_views = [
+        {
+            "name": "Carrier optimization",
+            # Relative to the UI's base URL (no leading slash), so it also works behind a proxy prefix.
+            "href": URL_PREFIX.lstrip("/") + "/",
+            "destination": "nav",
+            "category": "browse",
+            "url_route": "carrier-optimization",
+        }
+    ]

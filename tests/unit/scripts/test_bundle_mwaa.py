@@ -48,6 +48,9 @@ if hasattr(plugins_manager, "_get_plugins"):
 else:  # Airflow 3.0.x
     plugins_manager.ensure_plugins_loaded()
     loaded, plugin_errors = plugins_manager.plugins, plugins_manager.import_errors
+for plugin in loaded:  # build the UI plugin's app: its imports must resolve in the bundle too
+    for entry in getattr(plugin, "fastapi_apps", []):
+        getattr(entry["app"], "factory", lambda: None)()
 files = {
     name: getattr(mod, "__file__", None)
     for name, mod in list(sys.modules.items())
@@ -261,8 +264,10 @@ class TestImportFromTheBundle:
         }
         assert not strays, f"modules imported from outside the bundle: {strays}"
         assert "include.carrier_optimization.messages" in probe["module_files"]
+        assert "include.carrier_optimization.sessions_view" in probe["module_files"]
 
     def test_plugin_manager_loads_only_plugin_modules_without_errors(self, probe):
         assert probe["plugin_errors"] == {}
+        assert "carrier_optimization" in probe["plugins"]
         for source in probe["plugin_sources"]:
             assert "include/" not in source and "triggers/" not in source, source

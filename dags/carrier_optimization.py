@@ -23,7 +23,7 @@ import pendulum
 from airflow.sdk import DAG, Param, get_parsing_context, task
 
 from include.carrier_optimization.tenants import ENGINES, PORTAL_TYPES, TenantConfig, load_tenants
-from plugins.callbacks import mark_instance_failed
+from plugins.callbacks import instance_failure_callback
 from plugins.operators.device_sync import DeviceSyncRequestOperator
 from plugins.operators.optimization import (
     OptimizationCountOperator,
@@ -162,7 +162,7 @@ def build_tenant_dag(tenant: TenantConfig) -> DAG:
             "owner": "telecom-expense",
             "retries": 2,
             "retry_delay": timedelta(seconds=30),
-            "on_failure_callback": mark_instance_failed,
+            "on_failure_callback": instance_failure_callback(alert_emails=tenant.alert_emails),
         },
     ) as dag:
         request = TenantRequestSqsSensor(
@@ -202,7 +202,7 @@ def build_tenant_dag(tenant: TenantConfig) -> DAG:
         batches = batches_of(count.output)
         groups = groups_of(count.output)
         write_queues = OptimizationQueueInsertOperator.partial(
-            task_id="write_queues", max_active_tis_per_dagrun=4
+            task_id="write_queues", session=session.output, max_active_tis_per_dagrun=4
         ).expand(batch=batches)
         optimize = OptimizationLegacyOperator.partial(
             task_id="optimize",

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import functools
 import logging
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from include.carrier_optimization.notify import FAILURE_SUBJECT, Email
@@ -15,32 +17,78 @@ from plugins.hooks.email import NotificationEmailHook
 LOG = logging.getLogger(__name__)
 
 
-def mark_instance_failed(context: dict[str, Any]) -> None:
+def instance_failure_callback(
+    *, alert_emails: Sequence[str] = (), amop_conn_id: str = AmopDatabaseHook.default_conn_name
+) -> Callable[[dict[str, Any]], None]:
+    """The ``on_failure_callback`` of a tenant DAG: :func:`mark_instance_failed` with its recipients.
+
+    :param alert_emails: recipients of the alert e-mail (the tenant's ``alert_emails``).
+    :param amop_conn_id: AMOP database connection (default ``amop_db``).
+    """
+    return functools.partial(
+        mark_instance_failed, alert_emails=tuple(alert_emails), amop_conn_id=amop_conn_id
+    )
+
+
+def mark_instance_failed(
+    context: dict[str, Any],
+    *,
+    alert_emails: Sequence[str] = (),
+    amop_conn_id: str = AmopDatabaseHook.default_conn_name,
+) -> None:
     """Mark the run's instance ``CompleteWithErrors``, report the error to AMOP and alert by e-mail.
 
     Runs as ``on_failure_callback`` (after the last retry). Every part is best effort: a callback that
-    raises would hide the task's own error.
+    raises would hide the task's own error. An instance that already ended ``CompleteWithSuccess`` (a
+    failing report) keeps its status.
+
+    :param context: the task's context.
+    :param alert_emails: recipients of the alert e-mail.
+    :param amop_conn_id: AMOP database connection (default ``amop_db``).
     """
     ti = context["ti"]
     error = str(context.get("exception") or "task failed")
     message = f"Task {ti.task_id} failed: {error}"[:4000]
-    params = context.get("params") or {}
-    try:
-        session = ti.xcom_pull(task_ids="session") or {}
-        engine = AmopDatabaseHook(amop_conn_id=params.get("amop_conn_id", "amop_db")).get_conn()
-        repo = AmopRepository(engine)
-        instance_id = repo.instance_id_for_session(session["session_id"]) if session else None
-        if instance_id is not None:
-            instance = repo.instance(instance_id)
-            if instance["RunStatusId"] != OptimizationStatus.CompleteWithSuccess:
-                repo.set_instance_status(instance_id, OptimizationStatus.CompleteWithErrors, error=message)
-        if session:
-            AmopApiHook().send_error(
+    session = _best_effort(ti, "read the session", lambda: ti.xcom_pull(task_ids="session"))
+    session = session if isinstance(session, dict) else {}
+    instance_id = None
+    if session:
+        instance_id = _best_effort(
+            ti, "mark the instance", lambda: _mark_instance(amop_conn_id, session["session_id"], message)
+        )
+        _best_effort(
+            ti,
+            "report the error to AMOP",
+            lambda: AmopApiHook().send_error(
                 session_id=session["session_id"], session_guid=session.get("session_guid"), message=message
-            )
-        recipients = tuple(params.get("alert_emails") or ())
-        body = f"{message}\n\nDAG {ti.dag_id}, run {ti.run_id}, session {session.get('session_id')}, "
-        body += f"instance {instance_id}."
-        NotificationEmailHook().send(Email(recipients, FAILURE_SUBJECT.format(dag_id=ti.dag_id), body))
-    except Exception:  # never mask the task's failure
-        LOG.exception("Failure callback of %s could not finish", ti.task_id)
+            ),
+        )
+    body = f"{message}\n\nDAG {ti.dag_id}, run {ti.run_id}, session {session.get('session_id')}, "
+    body += f"instance {instance_id}."
+    _best_effort(
+        ti,
+        "send the alert e-mail",
+        lambda: NotificationEmailHook().send(
+            Email(tuple(alert_emails), FAILURE_SUBJECT.format(dag_id=ti.dag_id), body)
+        ),
+    )
+
+
+def _mark_instance(amop_conn_id: str, session_id: int, message: str) -> int | None:
+    """End the session's instance ``CompleteWithErrors`` unless it succeeded; returns its id."""
+    repo = AmopRepository(AmopDatabaseHook(amop_conn_id=amop_conn_id).get_conn())
+    instance_id = repo.instance_id_for_session(session_id)
+    if instance_id is not None:
+        instance = repo.instance(instance_id)
+        if instance["RunStatusId"] != OptimizationStatus.CompleteWithSuccess:
+            repo.set_instance_status(instance_id, OptimizationStatus.CompleteWithErrors, error=message)
+    return instance_id
+
+
+def _best_effort(ti: Any, what: str, action: Callable[[], Any]) -> Any:
+    """Run one part of the callback; log and go on when it fails (never mask the task's failure)."""
+    try:
+        return action()
+    except Exception:
+        LOG.exception("Failure callback of %s could not %s", ti.task_id, what)
+        return None

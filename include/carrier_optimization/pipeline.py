@@ -582,6 +582,42 @@ def write_queue_batch(engine: Engine, *, comm_group_id: int, start: int, stop: i
     return {"queues": queues, "queue_rate_plans": rate_plans}
 
 
+def queues_written(engine: Engine, *, comm_group_id: int) -> dict[str, Any]:
+    """Whether every sequence queue of the comm group's instance is written (the moment of progress 40).
+
+    Compares the instance's sequence queue rows with the sequence counts of its comm groups (queue
+    rows and their rate plans are written in one transaction per batch).
+
+    Returns
+    -------
+    dict
+        ``{instance_id, written, expected, complete, devices}``; ``devices`` is the instance's SIM count.
+    """
+    q, summary, ins = s.optimization_queue, s.comm_group_summary, s.optimization_instance
+    with engine.connect() as conn:
+        instance_id = conn.execute(
+            select(s.comm_group.c.InstanceId).where(s.comm_group.c.Id == comm_group_id)
+        ).scalar_one()
+        expected = conn.execute(
+            select(func.coalesce(func.sum(summary.c.SequenceCount), 0)).where(
+                summary.c.InstanceId == instance_id
+            )
+        ).scalar_one()
+        written = conn.execute(
+            select(func.count())
+            .select_from(q)
+            .where(q.c.InstanceId == instance_id, q.c.QueueKind == KIND_SEQUENCE)
+        ).scalar_one()
+        devices = conn.execute(select(ins.c.DeviceCount).where(ins.c.Id == instance_id)).scalar_one()
+    return {
+        "instance_id": int(instance_id),
+        "written": int(written),
+        "expected": int(expected),
+        "complete": int(written) >= int(expected),
+        "devices": int(devices),
+    }
+
+
 # -- optimizer --------------------------------------------------------------------------------------
 
 

@@ -165,6 +165,8 @@ class OptimizationCountOperator(AmopBaseOperator):
             )
             raise AirflowFailException(f"Instance {plan.instance_id}: {plan.error}")
         self.progress(self.session, 30, plan.device_count)
+        if not plan.batches:  # no sequence queues to write: the instance's queues are complete
+            self.progress(self.session, 40, plan.device_count)
         self.log.info(
             "Instance %s: %d SIMs in %d comm groups, %d queue batches",
             plan.instance_id,
@@ -185,21 +187,32 @@ class OptimizationQueueInsertOperator(AmopBaseOperator):
 
     PostgreSQL uses ``COPY``, SQLite ``executemany``, SQL Server ``bulk_copy`` into a staging table and
     one set-based insert. One transaction per batch; rows already present are kept, so a retried or
-    cleared batch writes no duplicates. Returns the row counts written.
+    cleared batch writes no duplicates. The batch that completes the instance's queues reports
+    progress 40 (when ``session`` is given). Returns the row counts written.
 
     :param batch: ``{"comm_group_id", "start", "stop"}`` (templated; mapped in the DAG).
+    :param session: the session step's dict, for progress 40 (templated; default ``None``: no report).
     """
 
-    template_fields: Sequence[str] = ("batch",)
+    template_fields: Sequence[str] = ("batch", "session")
     ui_color = "#cfe3ff"
 
-    def __init__(self, *, batch: Any, **kwargs: Any) -> None:
+    def __init__(self, *, batch: Any, session: Any = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.batch = batch
+        self.session = session
 
     def execute(self, context: Context) -> dict[str, int]:
         """Run the step (see the class docstring)."""
-        return pipeline.write_queue_batch(self.db.get_conn(), **_batch(self.batch))
+        batch = _batch(self.batch)
+        written = pipeline.write_queue_batch(self.db.get_conn(), **batch)
+        if self.session is not None:
+            if not isinstance(self.session, dict) or "session_id" not in self.session:
+                raise AirflowFailException(f"`session` must be the session step's dict; got {self.session!r}")
+            queues = pipeline.queues_written(self.db.get_conn(), comm_group_id=batch["comm_group_id"])
+            if queues["complete"]:
+                self.progress(self.session, 40, queues["devices"])
+        return written
 
 
 def _batch(batch: Any) -> dict[str, int]:

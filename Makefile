@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-fast services lint bench clean
+.PHONY: demo test test-fast services lint bench bundle clean
 
 $(STAMP): requirements.txt requirements-dev.txt constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -32,6 +32,10 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) bench/engines.py
+
+## bundle: the MWAA layout (dags/ with include/, plugins.zip, requirements.txt) under build/mwaa
+bundle: $(STAMP)
+	$(PY) -m scripts.bundle_mwaa --out build/mwaa
 
 clean:
 	rm -rf .airflow_home .airflow_test_home out build

@@ -9,11 +9,10 @@ from typing import Any
 
 from sqlalchemy import delete
 
-from include.carrier_optimization import pipeline
 from include.carrier_optimization.queues import resolve_queue_url
 from include.carrier_optimization.schema import STAGING_TABLES
-from plugins.compat import AirflowSkipException, Context
-from plugins.operators.optimization import AmopBaseOperator
+from plugins.compat import AirflowFailException, AirflowSkipException, Context
+from plugins.operators.optimization import AmopBaseOperator, check_session, session_request
 
 NEXT_STEP = "DeviceUsageByRatePlan"
 
@@ -50,7 +49,10 @@ class DeviceSyncRequestOperator(AmopBaseOperator):
 
     def execute(self, context: Context) -> str:
         """Clear staging and publish the sync request, or skip when synced."""
-        request = pipeline.Request.from_dict(self.session["request"])
+        session = check_session(self.session)
+        request = session_request(session)
+        if not self.sqs_queue:
+            raise AirflowFailException("`sqs_queue` must name the device-sync queue (a name or a URL)")
         if request.has_synced:
             raise AirflowSkipException("HasSynced: the devices are synced, no sync needed")
         self.progress(self.session, 20)

@@ -31,6 +31,28 @@ def _positive_int(name: str, value: Any) -> int:
     return number
 
 
+SESSION_KEYS = ("session_id", "session_guid", "billing_period_id", "request")
+
+
+def check_session(value: Any) -> dict[str, Any]:
+    """The session step's dict (templated values are checked in ``execute``); anything else fails."""
+    if not isinstance(value, dict) or any(k not in value for k in SESSION_KEYS):
+        raise AirflowFailException(
+            f"`session` must be the session step's dict with {', '.join(SESSION_KEYS)}; got {value!r:.200}"
+        )
+    return value
+
+
+def session_request(session: dict[str, Any], *, name: str = "session['request']") -> pipeline.Request:
+    """The request carried by the session dict; a malformed one fails without retries."""
+    try:
+        return pipeline.Request.from_dict(session["request"])
+    except (AttributeError, TypeError, ValueError) as error:
+        raise AirflowFailException(
+            f"`{name}` must be the request dict ({error}); got {session['request']!r:.200}"
+        ) from error
+
+
 class AmopBaseOperator(BaseOperator):
     """Shared connections of the optimization steps: AMOP database, AMOP API, e-mail."""
 
@@ -94,8 +116,8 @@ class OptimizationSessionOperator(AmopBaseOperator):
     def execute(self, context: Context) -> dict[str, Any]:
         """Run the step (see the class docstring)."""
         if not isinstance(self.request, dict):
-            raise AirflowFailException(f"`request` must be the intake step's dict; got {self.request!r}")
-        request = pipeline.Request.from_dict(self.request)
+            raise AirflowFailException(f"`request` must be the intake step's dict; got {self.request!r:.200}")
+        request = session_request({"request": self.request}, name="request")
         run_key = f"{context['dag'].dag_id}/{context['run_id']}"
         try:
             session = pipeline.open_session(self.db.get_conn(), request, run_key=run_key)
@@ -148,10 +170,11 @@ class OptimizationCountOperator(AmopBaseOperator):
         if self.engine not in ENGINES:
             raise AirflowFailException(f"`engine` must be one of {', '.join(ENGINES)}; got {self.engine!r}")
         batch_size = _positive_int("batch_size", self.batch_size)
-        request = pipeline.Request.from_dict(self.session["request"])
+        session = check_session(self.session)
+        request = session_request(session)
         plan = pipeline.prepare_instance(
             self.db.get_conn(),
-            session_id=self.session["session_id"],
+            session_id=session["session_id"],
             request=request,
             batch_size=batch_size,
             engine_name=self.engine,
@@ -205,13 +228,12 @@ class OptimizationQueueInsertOperator(AmopBaseOperator):
     def execute(self, context: Context) -> dict[str, int]:
         """Run the step (see the class docstring)."""
         batch = _batch(self.batch)
+        session = None if self.session is None else check_session(self.session)
         written = pipeline.write_queue_batch(self.db.get_conn(), **batch)
-        if self.session is not None:
-            if not isinstance(self.session, dict) or "session_id" not in self.session:
-                raise AirflowFailException(f"`session` must be the session step's dict; got {self.session!r}")
+        if session is not None:
             queues = pipeline.queues_written(self.db.get_conn(), comm_group_id=batch["comm_group_id"])
             if queues["complete"]:
-                self.progress(self.session, 40, queues["devices"])
+                self.progress(session, 40, queues["devices"])
         return written
 
 
@@ -339,7 +361,10 @@ class OptimizationWinnersOperator(AmopBaseOperator):
 
     def execute(self, context: Context) -> dict[str, Any]:
         """Run the step (see the class docstring)."""
-        summary = pipeline.select_winners(self.db.get_conn(), instance_id=int(self.count["instance_id"]))
+        check_session(self.session)
+        count = self.count.get("instance_id") if isinstance(self.count, dict) else self.count
+        instance_id = _positive_int("count['instance_id']", count)
+        summary = pipeline.select_winners(self.db.get_conn(), instance_id=instance_id)
         self.progress(self.session, 50, summary["devices"])
         return {k: v for k, v in summary.items() if k != "groups"} | {"groups": len(summary["groups"])}
 

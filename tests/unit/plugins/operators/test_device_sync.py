@@ -1,0 +1,97 @@
+"""DeviceSyncRequestOperator: built without connections, checks its values, clears staging, publishes."""
+
+from __future__ import annotations
+
+import json
+from types import SimpleNamespace
+
+import pytest
+from sqlalchemy import func, select
+
+from include.carrier_optimization import schema as s
+from include.carrier_optimization.storage import make_engine
+from plugins.compat import AirflowFailException, AirflowSkipException
+from plugins.operators.device_sync import NEXT_STEP, DeviceSyncRequestOperator
+
+REQUEST = {"tenant_id": 5, "service_provider_id": 501, "has_synced": False}
+SESSION = {"session_id": 12, "session_guid": "g-12", "billing_period_id": 34, "request": REQUEST}
+CONTEXT = {"dag": SimpleNamespace(dag_id="carrier_optimization__unit"), "run_id": "manual__1"}
+
+
+@pytest.fixture
+def amop(monkeypatch, tmp_path):
+    for name in ("AIRFLOW_CONN_AMOP_DB", "AIRFLOW_CONN_AMOP_API"):
+        monkeypatch.delenv(name, raising=False)
+    url = f"sqlite:///{tmp_path / 'amop.sqlite'}"
+    monkeypatch.setenv("CARRIER_OPT_DB_URL", url)
+    engine = make_engine(url)
+    s.create_schema(engine)
+    yield engine
+    engine.dispose()
+
+
+def test_built_without_connections_template_fields_verbatim(monkeypatch):
+    monkeypatch.delenv("AIRFLOW_CONN_AWS_DEFAULT", raising=False)
+    op = DeviceSyncRequestOperator(
+        task_id="sync_request", session="{{ ti.xcom_pull('session') }}", sqs_queue="q"
+    )
+    assert tuple(op.template_fields) == tuple(sorted(op.template_fields))
+    assert op.__dict__["session"] == "{{ ti.xcom_pull('session') }}" and op.__dict__["sqs_queue"] == "q"
+    assert "sqs" not in op.__dict__ and "db" not in op.__dict__
+
+
+@pytest.mark.parametrize(
+    ("session", "queue", "match"),
+    [
+        ("None", "q", "`session` must be the session step's dict"),
+        ({**SESSION, "request": "x"}, "q", r"`session\['request'\]` must be the request dict"),
+        (SESSION, "", "`sqs_queue` must name the device-sync queue"),
+    ],
+    ids=["session-text", "request-text", "empty-queue"],
+)
+def test_bad_templated_values_fail_without_retries(amop, session, queue, match):
+    with pytest.raises(AirflowFailException, match=match):
+        DeviceSyncRequestOperator(task_id="sync_request", session=session, sqs_queue=queue).execute(CONTEXT)
+
+
+def test_synced_request_skips_without_touching_staging(amop):
+    with amop.begin() as conn:
+        conn.execute(s.jasper_device_staging.insert().values(ICCID="1", ServiceProviderId=501))
+    session = {**SESSION, "request": {**REQUEST, "has_synced": True}}
+    with pytest.raises(AirflowSkipException, match="HasSynced"):
+        DeviceSyncRequestOperator(task_id="sync_request", session=session, sqs_queue="q").execute(CONTEXT)
+    with amop.connect() as conn:
+        assert conn.execute(select(func.count()).select_from(s.jasper_device_staging)).scalar_one() == 1
+
+
+@pytest.mark.integration("sqs")
+def test_clears_the_provider_s_staging_and_publishes_the_request(amop, sqs_client):
+    with amop.begin() as conn:
+        conn.execute(s.jasper_device_staging.insert(), [{"ICCID": "1", "ServiceProviderId": 501}])
+        conn.execute(s.jasper_device_staging.insert(), [{"ICCID": "2", "ServiceProviderId": 777}])
+        conn.execute(s.jasper_usage_iccids_to_process.insert(), [{"ICCID": "1", "ServiceProviderId": 501}])
+    queue = f"device-sync-unit-{id(amop)}"
+    message_id = DeviceSyncRequestOperator(task_id="sync_request", session=SESSION, sqs_queue=queue).execute(
+        CONTEXT
+    )
+    assert json.dumps(message_id) and len(message_id) < 100
+    with amop.connect() as conn:
+        left = conn.execute(select(s.jasper_device_staging.c.ServiceProviderId)).scalars().all()
+        usage = conn.execute(select(func.count()).select_from(s.jasper_usage_iccids_to_process)).scalar_one()
+    assert left == [777] and usage == 0, "only this provider's staging rows are cleared"
+    url = sqs_client.get_queue_url(QueueName=queue)["QueueUrl"]
+    (message,) = sqs_client.receive_message(QueueUrl=url, MessageAttributeNames=["All"], WaitTimeSeconds=0)[
+        "Messages"
+    ]
+    attributes = {k: v["StringValue"] for k, v in message["MessageAttributes"].items()}
+    assert message["MessageId"] == message_id
+    assert attributes | {"LastSyncDate": "x"} == {
+        "PageNumber": "1",
+        "LastSyncDate": "x",
+        "ServiceProviderId": "501",
+        "NextStep": NEXT_STEP,
+        "OptimizationSessionId": "12",
+        "TenantId": "5",
+        "BillPeriodId": "34",
+    }
+    assert attributes["LastSyncDate"].endswith("Z") and "T" in attributes["LastSyncDate"]

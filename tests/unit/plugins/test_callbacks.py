@@ -1,0 +1,110 @@
+"""The tenant DAG's failure callback: instance CompleteWithErrors, AMOP ErrorMessage, alert e-mail."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+
+from include.carrier_optimization import pipeline
+from include.carrier_optimization import schema as s
+from include.carrier_optimization.fleet import TenantSpec, generate_fleet
+from include.carrier_optimization.notify import FAILURE_SUBJECT
+from include.carrier_optimization.repository import AmopRepository
+from include.carrier_optimization.schema import OptimizationStatus
+from include.carrier_optimization.storage import make_engine
+from plugins.callbacks import instance_failure_callback, mark_instance_failed
+from plugins.hooks.amop_api import AmopApiHook
+
+TENANT = TenantSpec(tenant_id=6, name="cb", service_provider_id=601)
+REQUEST = pipeline.Request(tenant_id=6, service_provider_id=601)
+DAG_ID = "carrier_optimization__cb"
+
+
+@pytest.fixture
+def amop(monkeypatch, tmp_path):
+    for name in ("AIRFLOW_CONN_AMOP_DB", "AIRFLOW_CONN_AMOP_API", "AIRFLOW_CONN_SMTP_NOTIFICATIONS"):
+        monkeypatch.delenv(name, raising=False)
+    url = f"sqlite:///{tmp_path / 'amop.sqlite'}"
+    monkeypatch.setenv("CARRIER_OPT_DB_URL", url)
+    monkeypatch.setenv("CARRIER_OPT_OUTBOX", str(tmp_path / "outbox"))
+    engine = make_engine(url)
+    s.create_schema(engine)
+    end = (dt.datetime.now(dt.UTC).replace(tzinfo=None) + dt.timedelta(days=3)).replace(microsecond=0)
+    AmopRepository(engine).write_fleet(generate_fleet(30, seed=2, tenant=TENANT, period_end=end))
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture
+def api_errors(monkeypatch):
+    sent = []
+    monkeypatch.setattr(AmopApiHook, "send_error", lambda self, **kwargs: sent.append(kwargs) or True)
+    return sent
+
+
+def outbox(tmp_path: Path) -> list[str]:
+    return [p.read_text() for p in sorted((tmp_path / "outbox").glob("*.eml"))]
+
+
+def started(engine) -> tuple[dict, int]:
+    session = pipeline.open_session(engine, REQUEST, run_key=f"{DAG_ID}/run")
+    plan = pipeline.prepare_instance(
+        engine, session_id=session["session_id"], request=REQUEST, batch_size=500
+    )
+    return session, plan.instance_id
+
+
+def context(session, exception="boom") -> dict:
+    ti = SimpleNamespace(
+        task_id="optimize", dag_id=DAG_ID, run_id="manual__1", xcom_pull=lambda task_ids: session
+    )
+    return {"ti": ti, "exception": RuntimeError(exception)}
+
+
+def test_failure_marks_the_instance_reports_and_alerts(amop, api_errors, tmp_path):
+    session, instance_id = started(amop)
+    instance_failure_callback(alert_emails=["ops@cb.example"])(context(session, "database gone"))
+
+    instance = AmopRepository(amop).instance(instance_id)
+    assert instance["RunStatusId"] == int(OptimizationStatus.CompleteWithErrors)
+    assert instance["ErrorMessage"] == "Task optimize failed: database gone"
+    assert instance["RunEndTime"] is not None
+    assert api_errors == [
+        {
+            "session_id": session["session_id"],
+            "session_guid": session["session_guid"],
+            "message": "Task optimize failed: database gone",
+        }
+    ]
+    (mail,) = outbox(tmp_path)
+    assert FAILURE_SUBJECT.format(dag_id=DAG_ID) in mail and "ops@cb.example" in mail
+    assert f"instance {instance_id}" in mail and "database gone" in mail
+
+
+def test_a_succeeded_instance_keeps_its_status(amop, api_errors, tmp_path):
+    session, instance_id = started(amop)
+    pipeline.select_winners(amop, instance_id=instance_id)
+    mark_instance_failed(context(session, "report failed"), alert_emails=["ops@cb.example"])
+    instance = AmopRepository(amop).instance(instance_id)
+    assert instance["RunStatusId"] == int(OptimizationStatus.CompleteWithSuccess)
+    assert instance["ErrorMessage"] is None
+    assert len(api_errors) == 1 and len(outbox(tmp_path)) == 1
+
+
+def test_failure_before_a_session_still_alerts(amop, api_errors, tmp_path):
+    mark_instance_failed(context(None, "no request"), alert_emails=["ops@cb.example"])
+    assert api_errors == []
+    (mail,) = outbox(tmp_path)
+    assert "no request" in mail and "session None" in mail
+
+
+def test_an_unreachable_database_does_not_stop_the_alert(amop, api_errors, tmp_path, monkeypatch):
+    session, _ = started(amop)
+    monkeypatch.setenv("CARRIER_OPT_DB_URL", f"sqlite:///{tmp_path / 'missing' / 'nowhere.sqlite'}")
+    mark_instance_failed(context(session, "disk full"), alert_emails=["ops@cb.example"])  # does not raise
+    assert len(api_errors) == 1
+    (mail,) = outbox(tmp_path)
+    assert "disk full" in mail and "instance None" in mail

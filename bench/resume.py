@@ -1,0 +1,213 @@
+"""Resume benchmark: work repeated after a kill at a random point, and the cost of checkpointing.
+
+(a) An optimizer batch (legacy engine, record-if-better per chunk of ``queues_per_instance`` queues)
+    runs in a child process that is killed with SIGKILL at a random moment, then is run again to the
+    end. Repeated work = queue evaluations done twice, and the extra wall time of the killed + resumed
+    pair over an uninterrupted run, both as a share of the batch.
+(b) The same batch uninterrupted with and without a checkpoint write after every chunk (Redis + the
+    database fallback, as the optimizer task does), as a ratio.
+
+    .venv/bin/python bench/resume.py [--sims 20000] [--kills 3] [--queues-per-instance 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+ADMIN_URL = os.environ.get("CARRIER_OPT_BENCH_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres")
+REDIS_URL = os.environ.get("CARRIER_OPT_BENCH_REDIS", "redis://127.0.0.1:6379/8")
+
+
+def create_database() -> tuple[str, str]:
+    import psycopg
+
+    name = f"carrier_opt_bench_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(ADMIN_URL, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    return name, ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
+
+
+def drop_database(name: str) -> None:
+    import psycopg
+
+    with psycopg.connect(ADMIN_URL, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def prepare(url: str, sims: int) -> dict:
+    """A tenant with its instance set up and the largest comm group's queues written."""
+    from include.carrier_optimization import pipeline
+    from include.carrier_optimization.fleet import generate_fleet
+    from include.carrier_optimization.repository import AmopRepository
+    from include.carrier_optimization.schema import create_schema
+    from include.carrier_optimization.storage import make_engine
+
+    engine = make_engine(url)
+    create_schema(engine)
+    fleet = generate_fleet(sims, seed=3)
+    period = AmopRepository(engine).write_fleet(fleet)
+    request = pipeline.Request(tenant_id=1, service_provider_id=101, bill_period_id=period, has_synced=True)
+    session = pipeline.open_session(engine, request, run_key=f"bench/{uuid.uuid4()}", now=fleet.as_of)
+    plan = pipeline.prepare_instance(
+        engine, session_id=session["session_id"], request=request, batch_size=10_000, now=fleet.as_of
+    )
+    group = max(plan.groups, key=lambda g: g["sequences"])
+    batch = {"comm_group_id": group["comm_group_id"], "start": 0, "stop": group["sequences"]}
+    pipeline.write_queue_batch(engine, **batch)
+    return batch
+
+
+def reset_batch(url: str, batch: dict) -> None:
+    """Mark the batch's queues unstarted again and drop their results (a fresh run of the same work)."""
+    from sqlalchemy import delete, update
+
+    from include.carrier_optimization import schema as s
+    from include.carrier_optimization.storage import make_engine
+
+    q = s.optimization_queue
+    engine = make_engine(url)
+    with engine.begin() as conn:
+        ids = q.c.CommPlanGroupId == batch["comm_group_id"]
+        conn.execute(
+            delete(s.device_result_staging).where(
+                s.device_result_staging.c.QueueId.in_(
+                    q.select().with_only_columns(q.c.Id).where(ids, q.c.QueueKind == "sequence")
+                )
+            )
+        )
+        conn.execute(
+            update(q)
+            .where(ids, q.c.QueueKind == "sequence")
+            .values(RunStatusId=1, RunStartTime=None, RunEndTime=None, TotalCost=None)
+        )
+    engine.dispose()
+
+
+CHILD = r"""
+import sys, time, json
+sys.path.insert(0, {root!r})
+import redis
+from include.carrier_optimization import pipeline
+from include.carrier_optimization.checkpoints import (
+    DatabaseCheckpointStore, FallbackCheckpointStore, RedisCheckpointStore)
+from include.carrier_optimization.storage import make_engine
+engine = make_engine({url!r})
+batch = {batch!r}
+store = None
+if {checkpoint!r}:
+    store = FallbackCheckpointStore(RedisCheckpointStore(redis.Redis.from_url({redis_url!r})),
+                                    DatabaseCheckpointStore(engine))
+key = "bench:resume"
+def on_chunk(cursor):
+    store.put(key, {{"cursor": cursor}})
+    print(cursor, flush=True)
+def on_chunk_plain(cursor):
+    print(cursor, flush=True)
+t = time.perf_counter()
+callback = on_chunk if store else on_chunk_plain
+progress = pipeline.run_optimizer_batch(engine, queues_per_instance={qpi}, on_chunk=callback, **batch)
+print(json.dumps({{"seconds": time.perf_counter() - t, "evaluated": progress.evaluated}}), flush=True)
+"""
+
+
+def run_child(url: str, batch: dict, qpi: int, *, checkpoint: bool, kill_after: float | None = None):
+    """Run the batch in a child process; returns (wall seconds, evaluated queues, finished-before-kill)."""
+    code = CHILD.format(
+        root=str(ROOT), url=url, batch=batch, checkpoint=checkpoint, redis_url=REDIS_URL, qpi=qpi
+    )
+    start = time.perf_counter()
+    child = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    if kill_after is not None:
+        time.sleep(kill_after)
+        if child.poll() is None:
+            child.send_signal(signal.SIGKILL)
+    out, _ = child.communicate()
+    wall = time.perf_counter() - start
+    lines = [line for line in out.splitlines() if line.strip()]
+    cursors = [int(line) for line in lines if line.strip().isdigit()]
+    return wall, (cursors[-1] if cursors else 0), child.returncode
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sims", type=int, default=20_000)
+    parser.add_argument("--kills", type=int, default=3)
+    parser.add_argument("--queues-per-instance", type=int, default=5)
+    parser.add_argument("--seed", type=int, default=7)
+    args = parser.parse_args()
+    rng = random.Random(args.seed)
+    qpi = args.queues_per_instance
+
+    name, url = create_database()
+    try:
+        batch = prepare(url, args.sims)
+        queues = batch["stop"] - batch["start"]
+        print(
+            f"resume benchmark: {args.sims:,} SIMs, one batch of {queues:,} sequence queues, "
+            f"{qpi} queues per chunk, PostgreSQL + Redis; load {os.getloadavg()[0]:.1f}"
+        )
+
+        plain, _, _ = run_child(url, batch, qpi, checkpoint=False)
+        reset_batch(url, batch)
+        checkpointed, _, _ = run_child(url, batch, qpi, checkpoint=True)
+        print(
+            f"(b) uninterrupted: {plain:.2f} s without checkpoints, {checkpointed:.2f} s with a checkpoint "
+            f"per chunk → overhead {100 * (checkpointed - plain) / plain:+.2f} % (target ≤ 3 %)"
+        )
+
+        shares, repeats = [], []
+        for k in range(args.kills):
+            reset_batch(url, batch)
+            kill_at = rng.uniform(0.1, 0.9) * checkpointed
+            first, done_before, code = run_child(url, batch, qpi, checkpoint=True, kill_after=kill_at)
+            second, _, _ = run_child(url, batch, qpi, checkpoint=True)
+            # Queues finished (committed) before the kill are skipped; the chunk in flight is redone.
+            from sqlalchemy import func, select
+
+            from include.carrier_optimization import schema as s
+            from include.carrier_optimization.storage import make_engine
+
+            engine = make_engine(url)
+            with engine.connect() as conn:
+                finished = conn.execute(
+                    select(func.count())
+                    .select_from(s.optimization_queue)
+                    .where(
+                        s.optimization_queue.c.CommPlanGroupId == batch["comm_group_id"],
+                        s.optimization_queue.c.QueueKind == "sequence",
+                        s.optimization_queue.c.RunEndTime.is_not(None),
+                    )
+                ).scalar_one()
+            engine.dispose()
+            assert finished == queues, f"resume left {queues - finished} queues unfinished"
+            repeated_queues = min(qpi, queues - done_before) if code != 0 else 0
+            extra = (first + second - checkpointed) / checkpointed
+            shares.append(repeated_queues / queues)
+            repeats.append(extra)
+            print(
+                f"(a) kill {k + 1}: SIGKILL at {kill_at:.2f} s after {done_before:,} queues committed "
+                f"(exit {code}); resumed in {second:.2f} s; repeated evaluations {repeated_queues} "
+                f"= {100 * repeated_queues / queues:.2f} % of the batch; wall time killed+resumed vs "
+                f"uninterrupted {100 * extra:+.1f} % (process start and group load included)"
+            )
+        print(
+            f"(a) mean repeated work {100 * sum(shares) / len(shares):.2f} % of the batch (target ≤ 5 %); "
+            f"mean extra wall time {100 * sum(repeats) / len(repeats):+.1f} %"
+        )
+    finally:
+        drop_database(name)
+
+
+if __name__ == "__main__":
+    main()

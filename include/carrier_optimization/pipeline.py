@@ -200,7 +200,9 @@ def prepare_instance(
     """Start the instance and set up its comm groups, device snapshot and base assignment queues.
 
     Invalid plans end the instance ``CompleteWithErrors`` with the legacy message plus the plan ids and
-    write nothing else. Run again, it rebuilds the descriptors from what was written.
+    write nothing else. Run again, it rebuilds the descriptors from what was written; an instance a
+    failed step ended ``CompleteWithErrors`` is reopened first (`reopen_instance`), so a cleared run
+    resumes (and plans fixed since are validated again).
     """
     if batch_size <= 0:
         raise ValueError(f"`batch_size` must be > 0; got {batch_size}")
@@ -213,16 +215,48 @@ def prepare_instance(
         billing_period=period,
         portal_type_id=request.portal_type_id,
     )
+    reopen_instance(engine, instance_id)
     instance = repo.instance(instance_id)
-    if instance["RunStatusId"] == OptimizationStatus.CompleteWithErrors:
-        return InstancePlan(
-            instance_id, 0, [], [], [], error=instance["ErrorMessage"] or "instance ended with errors"
-        )
     if instance["RunStatusId"] == OptimizationStatus.NotStarted:
         error = _set_up_instance(engine, repo, instance, request, period, now or utcnow(), plan_limit)
         if error:
             return InstancePlan(instance_id, 0, [], [], [], error=error)
     return _instance_plan(engine, instance_id, batch_size, engine_name, max_batches, sequence_cap)
+
+
+def reopen_instance(engine: Engine, instance_id: int) -> bool:
+    """Reopen an instance that a failed step ended ``CompleteWithErrors``, to resume its run.
+
+    It goes back to ``RunningPermutations`` when its set-up was written (comm groups present), else to
+    ``NotStarted`` so the set-up, validation included, runs again; its error text and end time are
+    cleared. Any other status is left as it is.
+
+    Returns
+    -------
+    bool
+        Whether the instance was reopened.
+    """
+    ins = s.optimization_instance
+    with engine.begin() as conn:
+        row = conn.execute(select(ins.c.RunStatusId, ins.c.ErrorMessage).where(ins.c.Id == instance_id)).one()
+        if row.RunStatusId != OptimizationStatus.CompleteWithErrors:
+            return False
+        set_up = conn.execute(
+            select(s.comm_group.c.Id).where(s.comm_group.c.InstanceId == instance_id).limit(1)
+        ).first()
+        status = OptimizationStatus.RunningPermutations if set_up else OptimizationStatus.NotStarted
+        conn.execute(
+            update(ins)
+            .where(ins.c.Id == instance_id)
+            .values(RunStatusId=int(status), ErrorMessage=None, RunEndTime=None)
+        )
+    LOG.warning(
+        "Instance %s reopened as %s to resume; it had ended with: %s",
+        instance_id,
+        status.name,
+        row.ErrorMessage,
+    )
+    return True
 
 
 def _set_up_instance(engine, repo, instance, request, period, now, plan_limit) -> str | None:

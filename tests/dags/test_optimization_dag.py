@@ -428,3 +428,44 @@ def test_failing_progress_api_never_fails_the_run(amop, load_dag, amop_api, engi
     else:
         assert kinds["engine"] == 0 and kinds["sequence"] > 0
     assert progress_values(posts) == [0, 30, 40, 50, 100], "every progress call was attempted"
+
+
+def test_cleared_run_resumes_after_a_failure_without_duplicates(amop, load_dag, monkeypatch):
+    """A batch fails for good; the run is cleared and run again in place: it ends as a clean run."""
+    from airflow.models.dagrun import DagRun
+    from airflow.utils.session import create_session
+
+    from include.carrier_optimization import pipeline
+
+    original = pipeline.run_optimizer_batch
+    failing: dict[str, int] = {}
+
+    def flaky(engine, *, comm_group_id, **kwargs):
+        if failing.setdefault("group", comm_group_id) == comm_group_id:
+            raise RuntimeError("worker lost")
+        return original(engine, comm_group_id=comm_group_id, **kwargs)
+
+    monkeypatch.setattr(pipeline, "run_optimizer_batch", flaky)
+    dag, conf = load_dag(), {"has_synced": True, **FAST}
+    failed = dag.test(run_conf=conf)
+    assert failed.state == "failed"
+    assert only_instance(amop.engine).RunStatusId == ERRORS
+    finished_before = {r.Id for r in rows(amop.engine, select(s.optimization_queue)) if r.RunEndTime}
+
+    monkeypatch.setattr(pipeline, "run_optimizer_batch", original)
+    runs = DagRun.__table__
+    with create_session() as session:  # "Clear" on the run: it is running again, its tasks start over
+        session.execute(
+            update(runs)
+            .where(runs.c.dag_id == dag.dag_id, runs.c.run_id == failed.run_id)
+            .values(state="running")
+        )
+    resumed = dag.test(logical_date=failed.logical_date, run_after=failed.run_after, run_conf=conf)
+
+    assert resumed.run_id == failed.run_id and resumed.state == "success", task_states(resumed)
+    state = assert_optimized(amop.engine, devices=len(amop.fleet.devices))
+    queues = state["queues"]
+    summaries = rows(amop.engine, select(s.comm_group_summary))
+    assert Counter(r.QueueKind for r in queues)["sequence"] == sum(r.SequenceCount for r in summaries)
+    assert len({(r.CommPlanGroupId, r.QueueKind, r.SequenceIndex) for r in queues}) == len(queues)
+    assert finished_before <= {r.Id for r in queues}, "finished queues were kept, not rewritten"

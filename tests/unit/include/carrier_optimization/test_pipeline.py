@@ -326,3 +326,32 @@ def test_select_winners_twice_keeps_one_result_per_device(db_engine, session):
     assert closed and all(cost is None for _, cost in closed), "stragglers closed with errors and no cost"
     assert first["optimized_cost"] <= first["current_cost"] + 0.01
     assert np.isclose(first["savings"], first["current_cost"] - first["optimized_cost"], atol=0.011)
+
+
+def test_prepare_instance_reopens_an_instance_a_failed_step_ended(db_engine, session):
+    first = prepare(db_engine, session)
+    repo = AmopRepository(db_engine)
+    repo.set_instance_status(
+        first.instance_id, OptimizationStatus.CompleteWithErrors, error="Task optimize failed"
+    )
+    written = counts(db_engine)
+    again = prepare(db_engine, session)
+    assert again == first and again.error is None
+    instance = repo.instance(first.instance_id)
+    assert instance["RunStatusId"] == int(OptimizationStatus.RunningPermutations)
+    assert instance["ErrorMessage"] is None and instance["RunEndTime"] is None
+    assert counts(db_engine) == written
+    assert not pipeline.reopen_instance(db_engine, first.instance_id), "only an ended instance is reopened"
+
+
+def test_fixed_plans_are_validated_again_on_a_rerun(db_engine, session, fleet):
+    plan_id = int(fleet.plans.plan_id.iloc[0])
+    rate = s.carrier_rate_plan.c
+    with db_engine.begin() as conn:
+        conn.execute(update(s.carrier_rate_plan).where(rate.Id == plan_id).values(OverageRateCost=0))
+    assert f"plan_id {plan_id}" in prepare(db_engine, session).error
+    with db_engine.begin() as conn:
+        conn.execute(update(s.carrier_rate_plan).where(rate.Id == plan_id).values(OverageRateCost=0.5))
+    rerun = prepare(db_engine, session)
+    assert rerun.error is None and rerun.device_count == len(fleet.devices)
+    assert counts(db_engine)["OptimizationInstance"] == 1

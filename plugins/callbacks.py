@@ -75,13 +75,24 @@ def mark_instance_failed(
 
 
 def _mark_instance(amop_conn_id: str, session_id: int, message: str) -> int | None:
-    """End the session's instance ``CompleteWithErrors`` unless it succeeded; returns its id."""
+    """End the session's instance ``CompleteWithErrors`` unless it succeeded; returns its id.
+
+    An instance that already ended with errors keeps its message (the first cause).
+    """
     repo = AmopRepository(AmopDatabaseHook(amop_conn_id=amop_conn_id).get_conn())
     instance_id = repo.instance_id_for_session(session_id)
     if instance_id is not None:
         instance = repo.instance(instance_id)
+        ended_with = (
+            instance["ErrorMessage"]
+            if instance["RunStatusId"] == OptimizationStatus.CompleteWithErrors
+            else None
+        )
         if instance["RunStatusId"] != OptimizationStatus.CompleteWithSuccess:
-            repo.set_instance_status(instance_id, OptimizationStatus.CompleteWithErrors, error=message)
+            # an instance the step ended itself (invalid plans) keeps its own, more precise message
+            repo.set_instance_status(
+                instance_id, OptimizationStatus.CompleteWithErrors, error=ended_with or message
+            )
     return instance_id
 
 

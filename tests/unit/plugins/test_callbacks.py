@@ -108,3 +108,13 @@ def test_an_unreachable_database_does_not_stop_the_alert(amop, api_errors, tmp_p
     assert len(api_errors) == 1
     (mail,) = outbox(tmp_path)
     assert "disk full" in mail and "instance None" in mail
+
+
+def test_an_instance_ended_by_its_step_keeps_its_own_message(amop, api_errors, tmp_path):
+    session, instance_id = started(amop)
+    repo = AmopRepository(amop)
+    repo.set_instance_status(instance_id, OptimizationStatus.CompleteWithErrors, error="plan_id 7 invalid")
+    mark_instance_failed(context(session, "Instance 1: plan_id 7 invalid"), alert_emails=["ops@cb.example"])
+    assert repo.instance(instance_id)["ErrorMessage"] == "plan_id 7 invalid"
+    (mail,) = outbox(tmp_path)
+    assert "plan_id 7 invalid" in mail

@@ -4,12 +4,12 @@ Prints figures and ratios; asserts nothing (timing lives here, never in tests).
 
 (a) For each size in ``--sizes``: write a generated fleet of that many SIMs to a throwaway PostgreSQL
     database, run ``carrier_optimization__acme`` with ``dag.test()`` and compare its wall time with
-    - the time inside the library pipeline functions the operators call (timed in-process: dag.test runs
+    - the time inside the library functions the operators call (timed in-process: dag.test runs
       the tasks in this process), of which the legacy evaluation (``run_optimizer_batch``) and the
       optimal engine (``run_engine_for_group``; its pure solver time from
       ``OptimizationCommGroupSummary.EngineSeconds``),
     - the task durations recorded in the Airflow metadata DB (``task_instance.duration``).
-    Airflow overhead = wall - time inside the pipeline functions.
+    Airflow overhead = wall - time inside the library functions.
 (b) Rows per second of ``bulk_insert`` (PostgreSQL ``COPY``) against one ``INSERT`` execute per row
     (autocommit off, one commit at the end), for ``OptimizationQueue_RatePlan`` rows with their parent
     queues and comm group plans present (foreign keys checked). SQLAlchemy ``executemany`` is shown too.
@@ -35,15 +35,18 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 ADMIN_URL = os.environ.get("CARRIER_OPT_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres")
-TIMED = (
-    "open_session",
-    "set_progress",
-    "prepare_instance",
-    "write_queue_batch",
-    "run_optimizer_batch",
-    "run_engine_for_group",
-    "select_winners",
-)
+# Library functions the operators call, per task: (module, function names). Operators call the
+# pipeline through its module; names an operator module imported directly are patched there too.
+STEPS = {
+    "session": ("pipeline", ("open_session",)),
+    "count": ("pipeline", ("prepare_instance",)),
+    "write_queues": ("pipeline", ("write_queue_batch",)),
+    "optimize": ("pipeline", ("run_optimizer_batch",)),
+    "engine": ("pipeline", ("run_engine_for_group",)),
+    "winners": ("pipeline", ("select_winners",)),
+    "report": ("report", ("build_report", "store_result_file")),
+    "(progress)": ("pipeline", ("set_progress",)),
+}
 
 
 def load() -> str:
@@ -83,23 +86,30 @@ def drop_database(name: str) -> None:
 # -- (a) whole DAG run ----------------------------------------------------------------------------------
 
 
-def instrument_pipeline() -> dict[str, list[float]]:
-    """Wrap the pipeline functions the operators call with wall-clock timers; return the timings."""
-    from include.carrier_optimization import pipeline
+def instrument_library() -> dict[str, list[float]]:
+    """Wrap the library functions of ``STEPS`` with wall-clock timers; return the timings by name."""
+    import importlib
 
+    operators = importlib.import_module("plugins.operators.optimization")
     spent: dict[str, list[float]] = defaultdict(list)
-    for name in TIMED:
-        original = getattr(pipeline, name)
+    for module_name, names in STEPS.values():
+        module = importlib.import_module(f"include.carrier_optimization.{module_name}")
+        for name in names:
+            original = getattr(module, name, None)
+            if original is None:
+                continue
 
-        @functools.wraps(original)
-        def timed(*args, __original=original, __name=name, **kwargs):
-            start = time.perf_counter()
-            try:
-                return __original(*args, **kwargs)
-            finally:
-                spent[__name].append(time.perf_counter() - start)
+            @functools.wraps(original)
+            def timed(*args, __original=original, __name=name, **kwargs):
+                start = time.perf_counter()
+                try:
+                    return __original(*args, **kwargs)
+                finally:
+                    spent[__name].append(time.perf_counter() - start)
 
-        setattr(pipeline, name, timed)
+            setattr(module, name, timed)
+            if getattr(operators, name, None) is original:
+                setattr(operators, name, timed)
     return spent
 
 
@@ -169,37 +179,28 @@ def bench_dag(db_url: str, n_sims: int, spent: dict[str, list[float]]) -> None:
         f"{queues:,} queues, {sum(t[3] for t in tasks)} task instances"
     )
     print(
-        f"{'task':<14}{'tis':>5}{'tries':>6}  {'state':<9}{'task s':>9}{'pipeline s':>12}  pipeline function"
+        f"{'task':<14}{'tis':>5}{'tries':>6}  {'state':<9}{'task s':>9}{'library s':>12}  library functions"
     )
-    step = {
-        "session": "open_session",
-        "count": "prepare_instance",
-        "write_queues": "write_queue_batch",
-        "optimize": "run_optimizer_batch",
-        "engine": "run_engine_for_group",
-        "winners": "select_winners",
-    }
     for task_id, tries, state, count, seconds in tasks:
-        name = step.get(task_id)
-        inside = sum(spent[name]) if name else float("nan")
+        names = STEPS.get(task_id, ("", ()))[1]
+        inside = sum(sum(spent[n]) for n in names) if names else float("nan")
         print(
             f"{task_id:<14}{count:>5}{tries:>6}  {state or '-':<9}"
-            f"{seconds or 0.0:>9.2f}{inside:>12.2f}  {name or '-'}"
+            f"{seconds or 0.0:>9.2f}{inside:>12.2f}  {', '.join(names) or '-'}"
         )
-    print(
-        f"set_progress (all tasks): {sum(spent['set_progress']):.2f} s in {len(spent['set_progress'])} calls"
-    )
+    calls = spent["set_progress"]
+    print(f"set_progress (in several tasks): {sum(calls):.2f} s in {len(calls)} calls")
     print(f"wall time of dag.test():                   {wall:9.2f} s")
     print(f"sum of task durations (metadata DB):       {task_seconds:9.2f} s")
-    print(f"inside pipeline functions (all):           {library:9.2f} s")
+    print(f"inside library functions (all):            {library:9.2f} s")
     print(f"  legacy evaluation (run_optimizer_batch): {legacy:9.2f} s")
     print(f"  optimal engine (run_engine_for_group):   {optimal:9.2f} s")
     print(f"    of which solver (sum EngineSeconds):   {solver:9.2f} s")
     overhead = wall - library
-    print(f"Airflow overhead = wall - pipeline:        {overhead:9.2f} s  ({overhead / wall:.1%} of wall)")
+    print(f"Airflow overhead = wall - library:         {overhead:9.2f} s  ({overhead / wall:.1%} of wall)")
     print(f"  outside any task = wall - task sum:      {wall - task_seconds:9.2f} s")
-    print(f"  inside tasks, outside pipeline:          {task_seconds - library:9.2f} s")
-    print(f"ratio wall / pipeline time:                {wall / library:9.2f}x")
+    print(f"  inside tasks, outside library:           {task_seconds - library:9.2f} s")
+    print(f"ratio wall / library time:                 {wall / library:9.2f}x")
     print(f"ratio wall / engines (legacy + optimal):   {wall / (legacy + optimal):9.2f}x")
 
 
@@ -389,7 +390,7 @@ def main(argv: list[str] | None = None) -> None:
             from airflow.utils import db
 
             db.resetdb()
-            spent = instrument_pipeline()
+            spent = instrument_library()
             for n_sims in sizes:
                 bench_dag(db_url, n_sims, spent)
     finally:

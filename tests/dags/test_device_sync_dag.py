@@ -12,11 +12,8 @@ from __future__ import annotations
 import json
 import os
 import runpy
-import shutil
 import subprocess
 import sys
-import threading
-import time
 from pathlib import Path
 
 import pytest
@@ -34,8 +31,7 @@ from include.carrier_optimization.messages import parse_request
 from include.carrier_optimization.repository import AmopRepository
 from include.carrier_optimization.sync import SYNC_ERROR_SUBJECT
 from include.carrier_optimization.sync_messages import build_sync_request_attributes
-from tests.conftest import AIRFLOW_TEST_HOME
-from tests.dags.conftest import ACME, ACME_SPEC, FLEET_SEED, FLEET_SIZE, current_period_end
+from tests.dags.conftest import ACME, ACME_SPEC, FLEET_SEED, FLEET_SIZE
 
 pytestmark = [pytest.mark.dags, pytest.mark.integration("sqs")]
 
@@ -288,3 +284,82 @@ def test_retried_sync_task_resumes_after_the_last_completed_page(
     assert dr.get_task_instance("sync_devices").xcom_pull(task_ids="sync_devices")["resumed_from"] == 4
     assert_devices_match_carrier(amop.engine, simulator)
     assert len(drain(sqs_client, sync_queues["request"])) == 1
+
+
+# -- the round trip: the optimization DAG waits, the device-sync DAG answers ----------------------------
+
+SYNC_WORKER = """
+import json, runpy, sys
+from datetime import timedelta
+from airflow.utils import db
+db.resetdb()  # its own metadata database (dag.test() needs the ORM set up in this process)
+dag = runpy.run_path(sys.argv[1])[sys.argv[2]]
+for task in dag.tasks:
+    task.retries, task.retry_delay = 0, timedelta(0)
+    if hasattr(task, "poke_interval"):
+        task.poke_interval, task.timeout = 0.5, 240
+dr = dag.test()
+tasks = {ti.task_id: str(ti.state) for ti in dr.get_task_instances()}
+print(json.dumps({"state": str(dr.state), "tasks": tasks}))
+"""
+
+
+def start_sync_worker(tmp_path: Path) -> subprocess.Popen:
+    """``device_sync__acme`` run by ``dag.test()`` in its own process, with its own metadata database.
+
+    It shares only what a deployment shares: the AMOP database, the SQS endpoint, the carrier API.
+    """
+    metadata = tmp_path / "sync-worker-airflow.db"
+    env = dict(os.environ)
+    env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] = f"sqlite:///{metadata}"
+    env["PYTHONPATH"] = str(ROOT)
+    return subprocess.Popen(
+        [sys.executable, "-c", SYNC_WORKER, str(DAG_FILE), DAG_ID],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def test_optimization_waits_for_the_sync_dag_and_continues_after_its_completion(
+    amop, simulator, sync_queues, sqs_client, load_dag, tmp_path
+):
+    worker = start_sync_worker(tmp_path)
+    try:
+        optimization = load_dag()
+        optimization.get_task("sync_wait").timeout = 240  # a broken sync fails the test, it does not hang
+        dr = optimization.test(run_conf={"has_synced": False, "batch_size": 2500})
+        out, err = worker.communicate(timeout=300)
+    finally:
+        worker.kill()
+    sync_run = json.loads(out.strip().splitlines()[-1]) if out.strip() else {}
+    sync_run["output"] = (out + err)[-6000:]
+
+    assert sync_run.get("state") == "success", sync_run
+    assert dr.state == "success", states(dr)
+    tis = {ti.task_id: ti for ti in dr.get_task_instances()}
+    continuation = tis["sync_wait"].xcom_pull(task_ids="sync_wait")
+    with amop.engine.connect() as conn:
+        (ses,) = conn.execute(select(s.optimization_session)).all()
+        (instance,) = conn.execute(select(s.optimization_instance)).all()
+        snapshot = dict(
+            conn.execute(
+                select(s.optimization_device.c.ICCID, s.optimization_device.c.CycleDataUsageMB)
+            ).all()
+        )
+    assert (continuation["session_id"], continuation["has_synced"]) == (ses.Id, True)
+    assert continuation["bill_period_id"] == amop.billing_period_id
+    assert (ses.IsDeleted, ses.Progress) == (False, 100)
+    # The optimization ran on the synced devices: the carrier's new SIMs and its usage.
+    assert instance.DeviceCount == FLEET_SIZE + NEW_SIMS == len(snapshot)
+    mb = 1024 * 1024
+    changed = [
+        iccid
+        for iccid, carrier in simulator.by_iccid.items()
+        if abs(snapshot[iccid] - round(carrier.ctd_bytes / mb, 3)) > 1e-9
+    ]
+    assert not changed, f"{len(changed)} SIMs were optimized with pre-sync usage, e.g. {changed[:3]}"
+    assert drain(sqs_client, sync_queues["device_sync"]) == []
+    assert drain(sqs_client, sync_queues["request"]) == []

@@ -12,7 +12,8 @@ Prints figures and ratios; asserts nothing (timing lives here, never in tests).
     Airflow overhead = wall - time inside the library functions.
 (b) Rows per second of ``bulk_insert`` (PostgreSQL ``COPY``) against one ``INSERT`` execute per row
     (autocommit off, one commit at the end), for ``OptimizationQueue_RatePlan`` rows with their parent
-    queues and comm group plans present (foreign keys checked). SQLAlchemy ``executemany`` is shown too.
+    queues and comm group plans present (primary key and two foreign keys checked per row), then the same
+    rows into an unconstrained twin table (transfer cost alone). SQLAlchemy ``executemany`` is shown too.
 
 Everything runs in a throwaway PostgreSQL database (created and dropped) and a throwaway AIRFLOW_HOME under
 /tmp (migrated with ``airflow.utils.db.resetdb()``)::

@@ -471,3 +471,31 @@ def test_cleared_run_resumes_after_a_failure_without_duplicates(amop, load_dag, 
     assert Counter(r.QueueKind for r in queues)["sequence"] == sum(r.SequenceCount for r in summaries)
     assert len({(r.CommPlanGroupId, r.QueueKind, r.SequenceIndex) for r in queues}) == len(queues)
     assert finished_before <= {r.Id for r in queues}, "finished queues were kept, not rewritten"
+
+
+@pytest.mark.parametrize("amop_url", ["sqlite"], indirect=True)
+def test_optimizer_out_of_time_defers_and_continues_from_its_checkpoint(amop, load_dag, monkeypatch):
+    """With a 1 s budget each optimizer batch checkpoints, defers on a timer and resumes in place."""
+    from include.carrier_optimization import pipeline
+
+    original, calls = pipeline.run_optimizer_batch, []
+
+    def counted(*args, **kwargs):
+        progress = original(*args, **kwargs)
+        calls.append((kwargs["comm_group_id"], kwargs["start"], progress))
+        return progress
+
+    monkeypatch.setattr(pipeline, "run_optimizer_batch", counted)
+    dag = load_dag()
+    dag.task_dict["optimize"].partial_kwargs["time_budget_seconds"] = 1
+    dr = dag.test(run_conf={"has_synced": True, "engine": "legacy", **FAST})
+
+    assert dr.state == "success", task_states(dr)
+    state = assert_optimized(amop.engine, devices=len(amop.fleet.devices))
+    sequences = sum(r.SequenceCount for r in rows(amop.engine, select(s.comm_group_summary)))
+    assert Counter(r.QueueKind for r in state["queues"])["sequence"] == sequences
+    batches = {(group, start) for group, start, _ in calls}
+    assert len(calls) > len(batches), "no optimizer batch ran out of time: the budget was not exercised"
+    assert any(not progress.done for _, _, progress in calls)
+    assert sum(progress.evaluated for _, _, progress in calls) == sequences, "a resumed batch evaluated again"
+    assert rows(amop.engine, select(func.count()).select_from(s.checkpoint))[0][0] == 0, "checkpoints left"

@@ -474,9 +474,25 @@ def test_cleared_run_resumes_after_a_failure_without_duplicates(amop, load_dag, 
 
 
 @pytest.mark.parametrize("amop_url", ["sqlite"], indirect=True)
-def test_optimizer_out_of_time_defers_and_continues_from_its_checkpoint(amop, load_dag, monkeypatch):
-    """With a 1 s budget each optimizer batch checkpoints, defers on a timer and resumes in place."""
+@pytest.mark.integration("redis")
+def test_optimizer_out_of_time_defers_and_continues_from_its_checkpoint(
+    amop, load_dag, monkeypatch, redis_client
+):
+    """With a 1 s budget each optimizer batch checkpoints (Redis, written through), defers and resumes.
+
+    The other runs checkpoint to the database alone (no ``redis_default`` connection).
+    """
     from include.carrier_optimization import pipeline
+    from include.carrier_optimization.checkpoints import RedisCheckpointStore, checkpoint_prefix
+    from tests.conftest import REDIS_URL
+
+    monkeypatch.setenv("AIRFLOW_CONN_REDIS_DEFAULT", REDIS_URL)
+    put, in_redis = RedisCheckpointStore.put, []
+    monkeypatch.setattr(
+        RedisCheckpointStore,
+        "put",
+        lambda self, key, value, **kw: in_redis.append(key) or put(self, key, value, **kw),
+    )
 
     original, calls = pipeline.run_optimizer_batch, []
 
@@ -499,3 +515,5 @@ def test_optimizer_out_of_time_defers_and_continues_from_its_checkpoint(amop, lo
     assert any(not progress.done for _, _, progress in calls)
     assert sum(progress.evaluated for _, _, progress in calls) == sequences, "a resumed batch evaluated again"
     assert rows(amop.engine, select(func.count()).select_from(s.checkpoint))[0][0] == 0, "checkpoints left"
+    assert in_redis, "the checkpoints did not go to Redis"
+    assert redis_client.keys(checkpoint_prefix(dag.dag_id) + "*") == [], "checkpoints left in Redis"

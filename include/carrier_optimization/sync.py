@@ -27,10 +27,12 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from sqlalchemy import and_, bindparam, delete, select, update
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Engine
 
 from include.carrier_optimization import schema as s
-from include.carrier_optimization.carriers.jasper import DevicePage, DeviceUsage, JasperClient
+from include.carrier_optimization.carriers.jasper import DevicePage, DeviceUsage, JasperClient, JasperDevice
 from include.carrier_optimization.checkpoints import CheckpointStore
 from include.carrier_optimization.notify import Email
 from include.carrier_optimization.repository import AmopRepository, utcnow
@@ -48,6 +50,7 @@ __all__ = [
     "completion_target",
     "merge_staging",
     "stage_page",
+    "stage_pages",
     "stop_session",
     "sync_error_email",
     "sync_pages",
@@ -61,6 +64,9 @@ SYNC_ERROR_SUBJECT = "[Error] Carrier Plan Optimization: Device Sync Failed for 
 #: Subject of the sync-error e-mail without a session (legacy text).
 DEVICE_SYNC_ERROR_SUBJECT = "Error in Device Sync for {provider}"
 _IN_CHUNK = 500
+_UPSERT_CHUNK = 1000
+#: Dialects with a native single-statement upsert; others delete then insert.
+_NATIVE_UPSERT: dict[str, Any] = {"sqlite": sqlite_insert, "postgresql": postgresql_insert}
 _SHOWN_IDS = 10
 #: Device columns the merge owns, in comparison order.
 MERGED_COLUMNS = (
@@ -98,56 +104,94 @@ def stage_page(
     *,
     now: dt.datetime | None = None,
 ) -> int:
-    """Write one page's devices and usage into staging, replacing rows of the same ICCIDs; return the count.
+    """Write one page's devices and usage into staging (see :func:`stage_pages`); return the count."""
+    return stage_pages(engine, service_provider_id, [(page, usages)], now=now)
 
-    One transaction: the rows of the page's ICCIDs (of this provider) are deleted from
-    ``JasperDeviceStaging`` and ``JasperDeviceUsageStaging``, then inserted from ``page`` and
-    ``usages``. A retried page, or a device listed again on a later page, therefore leaves one row.
+
+def stage_pages(
+    engine: Engine,
+    service_provider_id: int,
+    batch: Sequence[tuple[DevicePage, Sequence[DeviceUsage]]],
+    *,
+    now: dt.datetime | None = None,
+) -> int:
+    """Write pages' devices and usage into staging in one transaction, replacing rows of the same ICCIDs.
+
+    The rows of the batch's ICCIDs (of this provider) are deleted from ``JasperDeviceStaging`` and
+    ``JasperDeviceUsageStaging``, then inserted; an ICCID listed on several pages of the batch keeps its
+    last listing. A retried page, or a device listed again on a later page, therefore leaves one row.
+
+    Returns
+    -------
+    int
+        Distinct ICCIDs staged.
     """
     now = now or utcnow()
-    iccids = [d.iccid for d in page.devices]
+    listed: dict[str, JasperDevice] = {}
+    used: dict[str, DeviceUsage] = {}
+    for page, usages in batch:
+        listed.update((d.iccid, d) for d in page.devices)
+        used.update((u.iccid, u) for u in usages)
+    iccids = list(listed)
     dev, use = s.jasper_device_staging, s.jasper_device_usage_staging
+    device_rows = [
+        {
+            "ICCID": d.iccid,
+            "Status": d.status,
+            "RatePlan": d.rate_plan,
+            "CommunicationPlan": d.communication_plan,
+            "ServiceProviderId": service_provider_id,
+            "CreatedBy": STAGING_CREATED_BY,
+            "CreatedDate": now,
+        }
+        for d in listed.values()
+    ]
+    usage_rows = [
+        {
+            "ICCID": u.iccid,
+            "CtdDataUsage": u.ctd_data_usage,
+            "CtdSmsUsage": u.ctd_sms_usage,
+            "UsageDate": u.usage_date,
+            "DateActivated": u.date_activated,
+            "ServiceProviderId": service_provider_id,
+            "CreatedBy": STAGING_CREATED_BY,
+            "CreatedDate": now,
+        }
+        for u in used.values()
+        if u.iccid in listed
+    ]
     with engine.begin() as conn:
-        for chunk in chunks(iccids, _IN_CHUNK):
-            for table in (dev, use):
-                conn.execute(
-                    delete(table).where(
-                        table.c.ServiceProviderId == service_provider_id, table.c.ICCID.in_(chunk)
-                    )
+        native = _NATIVE_UPSERT.get(conn.dialect.name)
+        if native is not None:
+            # Upsert on the (ServiceProviderId, ICCID) key: the conflict check always uses the unique
+            # index, where a DELETE ... IN (...) on a growing table is planned on stale statistics.
+            for table, rows in ((dev, device_rows), (use, usage_rows)):
+                if not rows:
+                    continue
+                statement = native(table)
+                keep = [c for c in rows[0] if c not in ("ICCID", "ServiceProviderId")]
+                statement = statement.on_conflict_do_update(
+                    index_elements=[table.c.ServiceProviderId, table.c.ICCID],
+                    set_={c: statement.excluded[c] for c in keep},
                 )
-        bulk_insert(
-            conn,
-            dev,
-            (
-                {
-                    "ICCID": d.iccid,
-                    "Status": d.status,
-                    "RatePlan": d.rate_plan,
-                    "CommunicationPlan": d.communication_plan,
-                    "ServiceProviderId": service_provider_id,
-                    "CreatedBy": STAGING_CREATED_BY,
-                    "CreatedDate": now,
-                }
-                for d in page.devices
-            ),
-        )
-        bulk_insert(
-            conn,
-            use,
-            (
-                {
-                    "ICCID": u.iccid,
-                    "CtdDataUsage": u.ctd_data_usage,
-                    "CtdSmsUsage": u.ctd_sms_usage,
-                    "UsageDate": u.usage_date,
-                    "DateActivated": u.date_activated,
-                    "ServiceProviderId": service_provider_id,
-                    "CreatedBy": STAGING_CREATED_BY,
-                    "CreatedDate": now,
-                }
-                for u in usages
-            ),
-        )
+                for chunk in chunks(rows, _UPSERT_CHUNK):
+                    conn.execute(statement, chunk)
+        else:
+            for chunk in chunks(iccids, _IN_CHUNK):
+                for table in (dev, use):
+                    conn.execute(
+                        delete(table).where(
+                            table.c.ServiceProviderId == service_provider_id, table.c.ICCID.in_(chunk)
+                        )
+                    )
+            bulk_insert(conn, dev, device_rows)
+            bulk_insert(conn, use, usage_rows)
+        # A usage row of an ICCID re-listed without usage this time must not survive from before.
+        stale = [i for i in iccids if i not in used]
+        for chunk in chunks(stale, _IN_CHUNK):
+            conn.execute(
+                delete(use).where(use.c.ServiceProviderId == service_provider_id, use.c.ICCID.in_(chunk))
+            )
     return len(iccids)
 
 
@@ -194,6 +238,7 @@ def sync_pages(
     deadline: float | None = None,
     bulk_usage: bool | None = None,
     usage_workers: int = 4,
+    commit_every: int = 1000,
 ) -> PagesResult:
     """Stage the request's device pages with their usage, resuming from the checkpoint under ``key``.
 
@@ -224,6 +269,10 @@ def sync_pages(
         takes the client's setting.
     usage_workers : int
         Threads for per-device usage calls.
+    commit_every : int
+        Devices staged per transaction (whole pages; default 1000): each commit is followed by a
+        checkpoint, so a resumed task repeats at most the pages of one uncommitted batch. ``1``
+        commits every page.
 
     Returns
     -------
@@ -251,25 +300,48 @@ def sync_pages(
         }
         store.put(key, state)
     pages_this_call = 0
+    batch: list[tuple[DevicePage, list[DeviceUsage]]] = []
+
+    def commit() -> None:
+        nonlocal state, batch
+        if not batch:
+            return
+        stage_pages(engine, request.service_provider_id, batch)
+        last = batch[-1][0]
+        state = {
+            **state,
+            "next_page": last.page_number + 1,
+            "pages": int(state["pages"]) + len(batch),
+            "devices": int(state["devices"]) + sum(len(p.devices) for p, _ in batch),
+            "done": last.last_page,
+        }
+        store.put(key, state)
+        LOG.debug("Staged pages %d-%d", batch[0][0].page_number, last.page_number)
+        batch = []
+
     if not state["done"]:
-        for page in client.iter_device_pages(
-            request.modified_since, start_page=int(state["next_page"]), max_pages=max_pages
-        ):
-            iccids = [d.iccid for d in page.devices]
-            usages = client.device_usages(iccids, bulk=bulk_usage, workers=usage_workers) if iccids else []
-            stage_page(engine, request.service_provider_id, page, usages)
-            state = {
-                **state,
-                "next_page": page.page_number + 1,
-                "pages": int(state["pages"]) + 1,
-                "devices": int(state["devices"]) + len(iccids),
-                "done": page.last_page,
-            }
-            store.put(key, state)
-            pages_this_call += 1
-            LOG.debug("Staged page %d: %d devices", page.page_number, len(iccids))
-            if deadline is not None and time.monotonic() > deadline:
-                break
+        pending = 0
+        try:
+            for page in client.iter_device_pages(
+                request.modified_since, start_page=int(state["next_page"]), max_pages=max_pages
+            ):
+                iccids = [d.iccid for d in page.devices]
+                usages = (
+                    client.device_usages(iccids, bulk=bulk_usage, workers=usage_workers) if iccids else []
+                )
+                batch.append((page, usages))
+                pages_this_call += 1
+                pending += len(iccids)
+                out_of_time = deadline is not None and time.monotonic() > deadline
+                if pending >= commit_every or page.last_page or out_of_time:
+                    commit()
+                    pending = 0
+                if out_of_time:
+                    break
+        except Exception:
+            commit()  # the pages read before the failure are complete: keep them and their checkpoint
+            raise
+        commit()  # the page limit ended the loop with pages pending
     result = PagesResult(
         next_page=int(state["next_page"]),
         pages=int(state["pages"]),

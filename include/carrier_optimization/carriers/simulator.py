@@ -222,6 +222,7 @@ class CarrierSimulator:
         self.requests: Counter[str] = Counter()
         self.statuses: Counter[int] = Counter()
         self._lock = threading.Lock()
+        self._listings: dict[dt.datetime, list[SimulatedDevice]] = {}
         self._auth = "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
         self._server = ThreadingHTTPServer((host, port), _handler_for(self))
         self._server.daemon_threads = True
@@ -308,7 +309,19 @@ class CarrierSimulator:
     def _listed(self, modified_since: dt.datetime | None) -> list[SimulatedDevice]:
         if modified_since is None:
             return self.devices
-        return [d for d in self.devices if d.modified >= modified_since]
+        with self._lock:
+            listed = self._listings.get(modified_since)
+        if listed is None:  # filtering 100k SIMs per page would make paging quadratic: cache per date
+            listed = [d for d in self.devices if d.modified >= modified_since]
+            with self._lock:
+                self._listings[modified_since] = listed
+        return listed
+
+    def invalidate(self) -> None:
+        """Forget the cached listings; call after changing devices' ``modified`` times or the list."""
+        with self._lock:
+            self._listings.clear()
+            self.by_iccid = {d.iccid: d for d in self.devices}
 
     def count(self, key: str) -> int:
         """Requests counted under ``key``: ``page:N``, ``usage:<iccid>``, ``usage-bulk``, ``unauthorized``."""

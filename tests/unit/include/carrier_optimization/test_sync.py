@@ -92,6 +92,15 @@ class TestStaging:
         assert count(engine, s.jasper_device_usage_staging) == 2
         assert count(engine, s.jasper_device_staging, ICCID="b", Status="ACTIVATED") == 1
 
+    def test_a_batch_keeps_the_last_listing_of_an_iccid_listed_on_two_pages(self, engine):
+        batch = [
+            (DevicePage(1, (device("a"), device("b")), False), [usage("a"), usage("b", 1)]),
+            (DevicePage(2, (device("b", status="DEACTIVATED"),), True), [usage("b", 7)]),
+        ]
+        assert sync.stage_pages(engine, SP, batch) == 2
+        assert count(engine, s.jasper_device_staging, ICCID="b", Status="DEACTIVATED") == 1
+        assert count(engine, s.jasper_device_usage_staging, ICCID="b", CtdDataUsage=7) == 1
+
     def test_clear_staging_only_touches_the_provider(self, engine):
         sync.stage_page(engine, SP, DevicePage(1, (device("a"),), True), [usage("a")])
         sync.stage_page(engine, 999, DevicePage(1, (device("a"),), True), [usage("a")])
@@ -132,6 +141,18 @@ class TestSyncPages:
         assert (result.resumed_from, result.done, result.devices) == (5, True, 650)
         assert [sim.count(f"page:{n}") for n in range(1, 7)] == [1, 1, 1, 1, 2, 1]
         assert count(engine, s.jasper_device_staging) == 650
+
+    def test_pages_are_committed_in_batches_with_one_checkpoint_each(self, engine, sim, monkeypatch):
+        store = DatabaseCheckpointStore(engine)
+        puts = []
+        real_put = store.put
+        monkeypatch.setattr(
+            store,
+            "put",
+            lambda key, value, **kw: (puts.append(value["next_page"]), real_put(key, value, **kw)),
+        )
+        result = sync.sync_pages(engine, client_of(sim), request_of(), store=store, key=KEY, commit_every=200)
+        assert result.done and puts == [1, 6, 11, 16, 18]  # 5 pages of 40 per commit, then pages 16-17
 
     def test_page_limit_then_continue(self, engine, sim):
         store = DatabaseCheckpointStore(engine)

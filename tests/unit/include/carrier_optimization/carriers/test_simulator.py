@@ -73,7 +73,9 @@ class TestEndpoints:
         assert [u["iccid"] for u in body["usages"]] == iccids
 
     def test_modified_since_filters(self, sim):
+        get(sim, "/api/v1/devices", pageNumber=1, modifiedSince="2029-01-01T00:00:00Z")  # cached: empty
         sim.devices[0].modified = dt.datetime(2030, 1, 1)
+        sim.invalidate()
         body = get(sim, "/api/v1/devices", pageNumber=1, modifiedSince="2029-01-01T00:00:00Z").json()
         assert [d["iccid"] for d in body["devices"]] == [sim.devices[0].iccid] and body["lastPage"] is True
 

@@ -61,6 +61,7 @@ OPTIONS = MappingProxyType(
         "local_search_rounds": 100,
         "milp_max_columns": 1000,
         "milp_max_nodes": 1000,
+        "milp_time_limit": 5.0,
     }
 )
 
@@ -500,6 +501,11 @@ def _round_counts(y: np.ndarray, cls: np.ndarray, weight: np.ndarray) -> np.ndar
     return counts
 
 
+def _milp_time_limit(deadline: float | None, cap: float) -> float:
+    """Seconds the exact MILP finish may take: its own cap, and never past the engine's deadline."""
+    return cap if deadline is None else min(cap, deadline - time.perf_counter())
+
+
 def _exact_milp(data: _Data, assignment: np.ndarray, deadline, options, trace) -> np.ndarray:
     """Full MILP of a small group (binary ``x_ip``, integer blocks ``k_g``), warm-started from ``assignment``.
 
@@ -536,7 +542,7 @@ def _exact_milp(data: _Data, assignment: np.ndarray, deadline, options, trace) -
         start=start,
         index=index,
         value=value,
-        time_limit=None if deadline is None else deadline - time.perf_counter(),
+        time_limit=_milp_time_limit(deadline, options["milp_time_limit"]),
         integer=True,
         warm_start=warm,
         options={"mip_rel_gap": 0.0, "mip_max_nodes": options["milp_max_nodes"]},
@@ -700,10 +706,11 @@ def _solve_optimal_iv(problem, time_limit, options):
     if unknown:
         raise ValueError(f"`options`: unknown keys {unknown}; accepted keys are {sorted(OPTIONS)}")
     merged = {**OPTIONS, **options}
-    for key in sorted(set(OPTIONS) - {"dual_tolerance", "tie_tolerance"}):
+    real = {"dual_tolerance", "tie_tolerance", "milp_time_limit"}
+    for key in sorted(set(OPTIONS) - real):
         if not isinstance(merged[key], int) or merged[key] < 0:
             raise ValueError(f"`options`: {key} must be an integer >= 0; got {merged[key]!r}")
-    for key in ("dual_tolerance", "tie_tolerance"):
+    for key in sorted(real):
         if not isinstance(merged[key], int | float) or not merged[key] >= 0:
             raise ValueError(f"`options`: {key} must be a number >= 0; got {merged[key]!r}")
     return problem, time_limit, merged
@@ -731,7 +738,8 @@ def solve_optimal(
         ``lp_rounds`` (4 column-generation rounds), ``lp_max_classes`` (10000: above that, tie devices are
         aggregated into usage buckets), ``local_search_rounds`` (100), ``milp_max_columns`` (1000) and
         ``milp_max_nodes`` (1000): a group with ``N·P`` up to that size whose gap is still above 1e-9 is
-        finished with the full MILP (HiGHS, node-limited, warm-started; kept only if cheaper).
+        finished with the full MILP (HiGHS, node-limited, warm-started; kept only if cheaper), for at most
+        ``milp_time_limit`` seconds (5.0).
 
     Returns
     -------

@@ -26,6 +26,7 @@ from include.carrier_optimization.tenants import ENGINES, PORTAL_TYPES, TenantCo
 from plugins.callbacks import instance_failure_callback
 from plugins.operators.device_sync import DeviceSyncRequestOperator
 from plugins.operators.optimization import (
+    OptimizationCacheCheckOperator,
     OptimizationCountOperator,
     OptimizationEngineOperator,
     OptimizationLegacyOperator,
@@ -176,9 +177,11 @@ def build_tenant_dag(tenant: TenantConfig) -> DAG:
             timeout=45 * 60,
             soft_fail=True,
         )
+        cache_check = OptimizationCacheCheckOperator(task_id="cache_check")
         session = OptimizationSessionOperator(
             task_id="session", request=request.output, alert_emails=tenant.alert_emails
         )
+        request >> cache_check >> session
         sync_request = DeviceSyncRequestOperator(
             task_id="sync_request", session=session.output, sqs_queue=tenant.device_sync_queue
         )
@@ -197,6 +200,7 @@ def build_tenant_dag(tenant: TenantConfig) -> DAG:
             session=session.output,
             engine="{{ params.engine }}",
             batch_size="{{ params.batch_size }}",
+            alert_emails=tenant.alert_emails,
             trigger_rule="none_failed_min_one_success",
         )
         batches = batches_of(count.output)

@@ -655,8 +655,12 @@ def queues_written(engine: Engine, *, comm_group_id: int) -> dict[str, Any]:
 # -- optimizer --------------------------------------------------------------------------------------
 
 
-def load_group(engine: Engine, comm_group_id: int) -> GroupProblem:
-    """Rebuild a comm group's problem from the instance's device snapshot and the group's plans."""
+def load_group(engine: Engine, comm_group_id: int, *, cache: Any = None) -> GroupProblem:
+    """Rebuild a comm group's problem from the instance's device snapshot and the group's plans.
+
+    With ``cache`` (a ``checkpoints.DeviceCache``) the device list is read through it: Redis first,
+    the ``OptimizationDevice`` rows on a miss or when Redis is down.
+    """
     d = s.optimization_device
     with engine.connect() as conn:
         plans, _ = group_plans(conn, comm_group_id)
@@ -669,22 +673,27 @@ def load_group(engine: Engine, comm_group_id: int) -> GroupProblem:
         sp = conn.execute(
             select(s.service_provider.c.UsesProration).where(s.service_provider.c.id == ins.ServiceProviderId)
         ).scalar_one()
-        rows = conn.execute(
-            select(
-                d.c.AmopDeviceId,
-                d.c.CommunicationPlan,
-                d.c.ProjectedDataUsageMB,
-                d.c.SmsUsage,
-                d.c.WasActivatedInThisBillingPeriod,
-                d.c.DaysActivatedInBillingPeriod,
-                d.c.CurrentCarrierRatePlanId,
-            )
-            .where(d.c.InstanceId == instance_id, d.c.OptimizationCommGroupId == comm_group_id)
-            .order_by(d.c.AmopDeviceId)
-        ).all()
-    frame = pd.DataFrame(
-        rows, columns=["device_id", "comm_plan", "usage", "sms", "activated", "days", "current"]
-    )
+
+    def devices() -> pd.DataFrame:
+        with engine.connect() as conn:
+            rows = conn.execute(
+                select(
+                    d.c.AmopDeviceId,
+                    d.c.CommunicationPlan,
+                    d.c.ProjectedDataUsageMB,
+                    d.c.SmsUsage,
+                    d.c.WasActivatedInThisBillingPeriod,
+                    d.c.DaysActivatedInBillingPeriod,
+                    d.c.CurrentCarrierRatePlanId,
+                )
+                .where(d.c.InstanceId == instance_id, d.c.OptimizationCommGroupId == comm_group_id)
+                .order_by(d.c.AmopDeviceId)
+            ).all()
+        return pd.DataFrame(
+            rows, columns=["device_id", "comm_plan", "usage", "sms", "activated", "days", "current"]
+        )
+
+    frame = devices() if cache is None else cache.get_or_load(instance_id, comm_group_id, devices)
     days = int((ins.BillingPeriodEndDate - ins.BillingPeriodStartDate).days) or 30
     proration = proration_factor(
         frame.days.to_numpy(dtype=float),

@@ -10,8 +10,13 @@ from functools import cached_property
 from typing import Any
 
 from include.carrier_optimization import pipeline
-from include.carrier_optimization.checkpoints import checkpoint_key
-from include.carrier_optimization.notify import ALREADY_RUNNING_SUBJECT, RESULTS_SUBJECT, Email
+from include.carrier_optimization.checkpoints import DatabaseCheckpointStore, ThrottledWriter, checkpoint_key
+from include.carrier_optimization.notify import (
+    ALREADY_RUNNING_SUBJECT,
+    CACHE_ISSUE_SUBJECT,
+    RESULTS_SUBJECT,
+    Email,
+)
 from include.carrier_optimization.report import ReportError, build_report, store_result_file
 from include.carrier_optimization.tenants import ENGINES
 from plugins.compat import AirflowFailException, AirflowSkipException, BaseOperator, Context
@@ -134,6 +139,35 @@ class OptimizationSessionOperator(AmopBaseOperator):
         return {**session, "request": request.to_dict()}
 
 
+CACHE_OK, CACHE_DEGRADED, CACHE_ABSENT = "ok", "degraded", "absent"
+
+
+class OptimizationCacheCheckOperator(BaseOperator):
+    """Test the Redis cache before the run (legacy ``TestRedisConnection``).
+
+    Returns ``{"status": "ok" | "degraded" | "absent", "message": ...}``: ``absent`` when no Redis
+    connection is defined (database-only by design), ``degraded`` when it is defined but does not answer;
+    the run then continues in database-only mode and the count step sends the configuration-issue
+    e-mail once per instance. Never fails the run.
+
+    :param redis_conn_id: Redis connection of the checkpoint store (default ``redis_default``).
+    """
+
+    def __init__(self, *, redis_conn_id: str | None = "redis_default", **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.redis_conn_id = redis_conn_id
+
+    def execute(self, context: Context) -> dict[str, str]:
+        """Ping Redis once; report what the run will use."""
+        hook = CheckpointHook(redis_conn_id=self.redis_conn_id)
+        if hook.get_conn() is None:
+            return {"status": CACHE_ABSENT, "message": f"no connection {self.redis_conn_id!r}: database only"}
+        ok, message = hook.test_connection()
+        if not ok:
+            self.log.warning("Redis configured but unreachable, continuing database-only: %s", message)
+        return {"status": CACHE_OK if ok else CACHE_DEGRADED, "message": message}
+
+
 class OptimizationCountOperator(AmopBaseOperator):
     """Start the instance, validate plans, build comm groups, snapshot and count SIMs (progress 30).
 
@@ -146,6 +180,10 @@ class OptimizationCountOperator(AmopBaseOperator):
     :param batch_size: rate plan sequences per batch; raised so batches stay within ``max_batches``
         (templated).
     :param max_batches: most mapped batches per run (default 128).
+    :param cache_check_task_id: task whose result says whether Redis is configured but unreachable; then
+        the configuration-issue e-mail naming session and instance goes out once per instance (pulled at
+        run time, so the cache check adds no dependency to this step's trigger rule).
+    :param alert_emails: recipients of that e-mail.
     """
 
     template_fields: Sequence[str] = ("batch_size", "engine", "session")
@@ -157,6 +195,8 @@ class OptimizationCountOperator(AmopBaseOperator):
         engine: str = "best",
         batch_size: Any = 500,
         max_batches: int = 128,
+        cache_check_task_id: str | None = "cache_check",
+        alert_emails: Sequence[str] = (),
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -164,6 +204,8 @@ class OptimizationCountOperator(AmopBaseOperator):
         self.engine = engine
         self.batch_size = batch_size
         self.max_batches = max_batches
+        self.cache_check_task_id = cache_check_task_id
+        self.alert_emails = alert_emails
 
     def execute(self, context: Context) -> dict[str, Any]:
         """Run the step (see the class docstring)."""
@@ -187,6 +229,11 @@ class OptimizationCountOperator(AmopBaseOperator):
                 message=plan.error,
             )
             raise AirflowFailException(f"Instance {plan.instance_id}: {plan.error}")
+        cache = (
+            context["ti"].xcom_pull(task_ids=self.cache_check_task_id) if self.cache_check_task_id else None
+        )
+        if isinstance(cache, dict) and cache.get("status") == CACHE_DEGRADED:
+            self._alert_cache_issue(session, plan.instance_id, str(cache.get("message")))
         self.progress(self.session, 30, plan.device_count)
         if not plan.batches:  # no sequence queues to write: the instance's queues are complete
             self.progress(self.session, 40, plan.device_count)
@@ -203,6 +250,21 @@ class OptimizationCountOperator(AmopBaseOperator):
             "groups": [g["comm_group_id"] for g in plan.groups],
             "batches": plan.batches,
         }
+
+    def _alert_cache_issue(self, session: dict[str, Any], instance_id: int, message: str) -> None:
+        """The legacy configuration-issue e-mail, exactly once per instance (marker in the database)."""
+        store = DatabaseCheckpointStore(self.db.get_conn())
+        marker = f"carrier_opt:alert:redis:{instance_id}"
+        if store.get(marker) is not None:
+            return
+        body = (
+            f"Redis is configured but unreachable ({message}). Optimization session {session['session_id']}, "
+            f"instance {instance_id} continues without the cache (database-only checkpoints)."
+        )
+        self.mail.send(
+            Email(tuple(self.alert_emails), CACHE_ISSUE_SUBJECT.format(ou="Carrier Optimization"), body)
+        )
+        store.put(marker, {"sent": True})
 
 
 class OptimizationQueueInsertOperator(AmopBaseOperator):
@@ -246,11 +308,12 @@ def _batch(batch: Any) -> dict[str, int]:
 class OptimizationLegacyOperator(AmopBaseOperator):
     """Evaluate one batch of sequence queues with the legacy engine, record if better, checkpoint.
 
-    Works ``queues_per_instance`` queues at a time; after each chunk the cursor goes to the checkpoint
-    store (Redis, or the database when Redis is absent or down). When the time budget runs out the task
-    saves its checkpoint and defers itself on a short timer, continuing in a fresh worker slot from the
-    checkpoint: the Airflow form of the Lambda timeout continuation. The budget is ``time_budget_seconds``,
-    capped at 90 % of ``execution_timeout`` when that is set.
+    Works ``queues_per_instance`` queues at a time, each chunk committed with its queues' end times (the
+    durable cursor); the cursor also goes to the checkpoint store (Redis with the database as fallback,
+    at most every 2 s) and the comm group's device list is read through the Redis cache. When the time
+    budget runs out the task saves its checkpoint and defers itself on a short timer, continuing in a
+    fresh worker slot from the checkpoint: the Airflow form of the Lambda timeout continuation. The
+    budget is ``time_budget_seconds``, capped at 90 % of ``execution_timeout`` when that is set.
 
     :param batch: ``{"comm_group_id", "start", "stop"}`` (templated; mapped in the DAG).
     :param queues_per_instance: queues per record-if-better chunk (templated).
@@ -275,6 +338,10 @@ class OptimizationLegacyOperator(AmopBaseOperator):
         self.time_budget_seconds = time_budget_seconds
         self.redis_conn_id = redis_conn_id
 
+    def _degraded(self, error: BaseException) -> None:
+        # The legacy optimizer only logs a lost cache (the count step sends the one e-mail).
+        self.log.warning("Redis went away mid-run (%s); checkpoints continue in the database", error)
+
     def _budget(self) -> float:
         budget = float(_positive_int("time_budget_seconds", self.time_budget_seconds))
         if self.execution_timeout is not None:
@@ -286,16 +353,20 @@ class OptimizationLegacyOperator(AmopBaseOperator):
         batch = _batch(self.batch)
         ti = context["ti"]
         key = checkpoint_key(ti.dag_id, ti.run_id, ti.task_id, ti.map_index)
-        store = CheckpointHook(redis_conn_id=self.redis_conn_id).get_store(self.db.get_conn())
+        hook = CheckpointHook(redis_conn_id=self.redis_conn_id)
+        engine = self.db.get_conn()
+        store = hook.get_store(engine, on_degrade=self._degraded)
         saved = store.get(key) or {}
         if saved:
             self.log.info("Resuming batch %s from checkpoint: %s queues done", batch, saved.get("cursor"))
         deadline = time.monotonic() + self._budget()
+        cache = hook.get_device_cache()
         progress = pipeline.run_optimizer_batch(
-            self.db.get_conn(),
+            engine,
             queues_per_instance=_positive_int("queues_per_instance", self.queues_per_instance),
             deadline=deadline,
-            on_chunk=lambda cursor: store.put(key, {"cursor": cursor, "batch": batch}),
+            on_chunk=ThrottledWriter(lambda cursor: store.put(key, {"cursor": cursor, "batch": batch})),
+            load=lambda: pipeline.load_group(engine, batch["comm_group_id"], cache=cache),
             **batch,
         )
         if not progress.done:

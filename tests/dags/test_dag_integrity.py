@@ -67,6 +67,7 @@ def test_task_graph_is_the_design_pipeline(dagbag, tenant):
     dag = dagbag.dags[tenant.dag_id]
     assert set(dag.task_ids) == {
         "request",
+        "cache_check",
         "session",
         "sync_request",
         "sync_wait",
@@ -80,7 +81,7 @@ def test_task_graph_is_the_design_pipeline(dagbag, tenant):
         "report",
     }
     downstream = {t.task_id: set(t.downstream_task_ids) for t in dag.tasks}
-    assert "session" in downstream["request"]
+    assert "cache_check" in downstream["request"] and "session" in downstream["cache_check"]
     assert {"sync_request", "count"} <= downstream["session"]
     assert "count" in downstream["sync_wait"]
     assert {"batches_of", "groups_of"} <= downstream["count"]

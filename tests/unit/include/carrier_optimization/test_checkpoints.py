@@ -694,3 +694,16 @@ class TestDeviceCache:
 
         with pytest.raises(LookupError, match="comm group 3"):
             DeviceCache(redis_client).get_or_load(1, 3, loader)
+
+
+class TestThrottledWriter:
+    def test_writes_at_most_once_per_interval(self, monkeypatch):
+        from include.carrier_optimization import checkpoints
+
+        clock = iter([0.0, 0.5, 1.0, 2.1, 2.2, 4.5])
+        monkeypatch.setattr(checkpoints.time, "monotonic", lambda: next(clock))
+        written = []
+        writer = checkpoints.ThrottledWriter(written.append, seconds=2.0)  # created at t=0.0
+        for cursor in (5, 10, 15, 20, 25):  # at t = 0.5, 1.0, 2.1, 2.2, 4.5
+            writer(cursor)
+        assert written == [15, 25]

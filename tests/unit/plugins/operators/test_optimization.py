@@ -13,11 +13,12 @@ from sqlalchemy import func, select
 from include.carrier_optimization import pipeline
 from include.carrier_optimization import schema as s
 from include.carrier_optimization.fleet import TenantSpec, generate_fleet
-from include.carrier_optimization.notify import ALREADY_RUNNING_SUBJECT
+from include.carrier_optimization.notify import ALREADY_RUNNING_SUBJECT, CACHE_ISSUE_SUBJECT
 from include.carrier_optimization.repository import AmopRepository
 from include.carrier_optimization.storage import make_engine
 from plugins.compat import AirflowFailException, AirflowSkipException
 from plugins.operators.optimization import (
+    OptimizationCacheCheckOperator,
     OptimizationCountOperator,
     OptimizationEngineOperator,
     OptimizationLegacyOperator,
@@ -34,6 +35,7 @@ BATCH = {"comm_group_id": 1, "start": 0, "stop": 10}
 XCOM_LIMIT = 16 * 1024
 
 OPERATORS = {
+    "cache_check": lambda: OptimizationCacheCheckOperator(task_id="cache_check"),
     "session": lambda: OptimizationSessionOperator(task_id="session", request=REQUEST, alert_emails=["a@x"]),
     "count": lambda: OptimizationCountOperator(
         task_id="count", session=SESSION, engine="best", batch_size="50"
@@ -73,8 +75,15 @@ def amop(no_connections):
     engine.dispose()
 
 
-def context(task_id: str = "task", map_index: int = -1) -> dict:
-    ti = SimpleNamespace(dag_id=DAG_ID, run_id="manual__1", task_id=task_id, map_index=map_index)
+def context(task_id: str = "task", map_index: int = -1, xcoms: dict | None = None) -> dict:
+    """A task context; ``xcoms`` maps upstream task ids to their return values."""
+    ti = SimpleNamespace(
+        dag_id=DAG_ID,
+        run_id="manual__1",
+        task_id=task_id,
+        map_index=map_index,
+        xcom_pull=lambda task_ids=None, key="return_value": (xcoms or {}).get(task_ids),
+    )
     return {"dag": SimpleNamespace(dag_id=DAG_ID), "run_id": "manual__1", "ti": ti}
 
 
@@ -246,3 +255,38 @@ def test_session_refused_while_another_runs_warns_and_skips(amop):
     (mail,) = list((Path(amop.url.database).parent / "outbox").glob("*.eml"))
     text = mail.read_text()
     assert ALREADY_RUNNING_SUBJECT in text and "ops@x" in text
+
+
+class TestCacheCheck:
+    def test_no_redis_connection_means_database_only_by_design(self, no_connections):
+        result = OptimizationCacheCheckOperator(task_id="cache_check").execute(context("cache_check"))
+        assert result["status"] == "absent" and "database only" in result["message"]
+
+    def test_reachable_redis_is_ok(self, no_connections, monkeypatch, redis_client):
+        port = redis_client.connection_pool.connection_kwargs["port"]
+        monkeypatch.setenv(
+            "AIRFLOW_CONN_REDIS_DEFAULT",
+            json.dumps({"conn_type": "redis", "host": "127.0.0.1", "port": port}),
+        )
+        result = OptimizationCacheCheckOperator(task_id="cache_check").execute(context("cache_check"))
+        assert result["status"] == "ok"
+
+    def test_configured_but_unreachable_redis_degrades_and_alerts_once_per_instance(self, amop, monkeypatch):
+        from tests.conftest import free_port
+
+        monkeypatch.setenv(
+            "AIRFLOW_CONN_REDIS_DEFAULT",
+            json.dumps({"conn_type": "redis", "host": "127.0.0.1", "port": free_port()}),
+        )
+        check = OptimizationCacheCheckOperator(task_id="cache_check").execute(context("cache_check"))
+        assert check["status"] == "degraded"
+        session = OptimizationSessionOperator(task_id="session", request=REQUEST).execute(context("session"))
+        count_op = OptimizationCountOperator(task_id="count", session=session, alert_emails=["ops@x"])
+        first = count_op.execute(context("count", xcoms={"cache_check": check}))
+        again = count_op.execute(context("count", xcoms={"cache_check": check}))  # a retried count step
+        assert first["instance_id"] == again["instance_id"]
+        mails = list((Path(amop.url.database).parent / "outbox").glob("*.eml"))
+        assert len(mails) == 1
+        text = mails[0].read_text()
+        assert CACHE_ISSUE_SUBJECT.format(ou="Carrier Optimization") in text
+        assert f"session {session['session_id']}" in text and f"instance {first['instance_id']}" in text

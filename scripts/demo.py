@@ -1,14 +1,23 @@
 """`make demo`: run the main job end to end on embedded defaults and print the savings summary.
 
 Creates a local Airflow home (SQLite metadata, no examples) and an embedded SQLite AMOP database,
-generates the first tenant of dags/tenants.yaml from a seed, and runs its optimization DAG with
-``dag.test()`` (manual trigger, devices already synced).
+generates the first tenant of dags/tenants.yaml from a seed (the AMOP tables hold its usage of three
+days ago), starts a local SQS endpoint (moto server) and the carrier simulator serving today's usage,
+and runs the tenant's optimization DAG with ``dag.test()``: it publishes the device-sync request, the
+device-sync DAG (in its own process) pages the carrier API and answers, and the optimization continues
+on the synced devices. ``--no-sync`` skips the sync (``has_synced``).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import datetime as dt
+import json
+import logging
 import os
+import socket
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -28,11 +37,90 @@ def _environment(home: Path) -> None:
     sys.path.insert(0, str(ROOT))
 
 
+SYNC_WORKER = """
+import json, runpy, sys
+from airflow.utils import db
+db.resetdb()  # the worker's own metadata database: dag.test() needs the ORM of this process
+dag = runpy.run_path(sys.argv[1])[sys.argv[2]]
+for task in dag.tasks:
+    if hasattr(task, "poke_interval"):
+        task.poke_interval = 1
+dr = dag.test()
+print(json.dumps({"state": str(dr.state)}))
+"""
+
+
+@contextlib.contextmanager
+def _sync_services(fleet, carrier_conn_id: str):
+    """A local SQS endpoint, the carrier simulator and the device-sync DAG's worker process."""
+    from moto.server import ThreadedMotoServer
+
+    from include.carrier_optimization.carriers.simulator import (
+        DEFAULT_PASSWORD,
+        DEFAULT_USER,
+        CarrierSimulator,
+    )
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)  # the SQS endpoint's access log
+    sqs = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    sqs.start()
+    carrier = CarrierSimulator.from_fleet(fleet).start()
+    os.environ.update(
+        {"AWS_ACCESS_KEY_ID": "demo", "AWS_SECRET_ACCESS_KEY": "demo", "AWS_DEFAULT_REGION": "us-east-1"}
+    )
+    os.environ["AIRFLOW_CONN_AWS_DEFAULT"] = json.dumps(
+        {
+            "conn_type": "aws",
+            "login": "demo",
+            "password": "demo",
+            "extra": {"region_name": "us-east-1", "endpoint_url": f"http://127.0.0.1:{port}"},
+        }
+    )
+    os.environ["AIRFLOW_CONN_" + carrier_conn_id.upper()] = json.dumps(
+        {
+            "conn_type": "http",
+            "host": carrier.url,
+            "login": DEFAULT_USER,
+            "password": DEFAULT_PASSWORD,
+            "extra": {"bulk_usage": True},
+        }
+    )
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] = f"sqlite:///{HOME / 'sync-worker-airflow.db'}"
+    worker = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            SYNC_WORKER,
+            str(ROOT / "dags" / "device_sync.py"),
+            f"device_sync__{fleet.tenant.name}",
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    try:
+        yield worker
+        out = worker.stdout.read() if worker.stdout else ""
+        print("Device-sync DAG:", (out.strip().splitlines() or ["no result"])[-1])
+    finally:
+        if worker.poll() is None:
+            worker.kill()
+        carrier.stop()
+        sqs.stop()
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sims", type=int, default=None, help="SIMs to generate (default: tenants.yaml)")
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--engine", default="best", choices=["best", "optimal", "legacy"])
+    parser.add_argument("--no-sync", action="store_true", help="optimize the AMOP devices as they are")
     args = parser.parse_args(argv)
 
     HOME.mkdir(exist_ok=True)
@@ -41,9 +129,12 @@ def main(argv: list[str] | None = None) -> int:
 
     from airflow.utils import db
 
-    if not (HOME / "airflow.db").exists():
-        print("Initializing the Airflow metadata database in", HOME)
-        db.resetdb()
+    # A fresh metadata database each time: dag.test()'s in-process execution API needs the ORM set up by
+    # this process (reusing an old file fails with "error parsing the body"); the demo keeps no history.
+    print("Initializing the Airflow metadata database in", HOME)
+    db.resetdb()
+
+    from dateutil.relativedelta import relativedelta
 
     from include.carrier_optimization.fleet import TenantSpec, generate_fleet
     from include.carrier_optimization.repository import AmopRepository
@@ -65,17 +156,33 @@ def main(argv: list[str] | None = None) -> int:
         uses_proration=provider.uses_proration,
         start_hour=provider.start_hour,
     )
-    fleet = generate_fleet(sims, seed=args.seed, tenant=spec)
-    AmopRepository(engine).write_fleet(fleet)
-    fleet.write_cli_files(HOME / "demo_input")
+    now = dt.datetime.now()
+    period_end = (
+        now.replace(day=1, hour=0, minute=0, second=0, microsecond=0) + relativedelta(months=1)
+    ) - dt.timedelta(seconds=1)
+    today = generate_fleet(
+        sims, seed=args.seed, tenant=spec, period_end=period_end, as_of=now - dt.timedelta(hours=1)
+    )
+    stale = generate_fleet(
+        sims, seed=args.seed, tenant=spec, period_end=period_end, as_of=now - dt.timedelta(days=3)
+    )
+    AmopRepository(engine).write_fleet(today if args.no_sync else stale)
+    today.write_cli_files(HOME / "demo_input")
     print(
-        f"Tenant {tenant.name}: {sims:,} SIMs, {len(fleet.plans)} plans, {len(fleet.comm_plans)} comm plans"
+        f"Tenant {tenant.name}: {sims:,} SIMs, {len(today.plans)} plans, {len(today.comm_plans)} comm plans"
     )
 
     from airflow.dag_processing.dagbag import DagBag
 
     dag = DagBag(dag_folder=str(ROOT / "dags")).dags[tenant.dag_id]
-    run = dag.test(run_conf={"service_provider_id": provider.id, "has_synced": True, "engine": args.engine})
+    conf = {"service_provider_id": provider.id, "has_synced": args.no_sync, "engine": args.engine}
+    if args.no_sync:
+        run = dag.test(run_conf=conf)
+    else:
+        with _sync_services(today, provider.carrier_api_conn_id) as worker:
+            print("Carrier simulator and local SQS endpoint up; device-sync DAG waiting in its own process")
+            run = dag.test(run_conf=conf)
+            worker.wait(timeout=300)
     print(f"DAG {tenant.dag_id}: run {run.run_id} ended {run.state} in {time.perf_counter() - started:.1f} s")
     if str(run.state) != "success":
         return 1

@@ -69,13 +69,17 @@ def _sync_services(fleet, carrier_conn_id: str):
     sqs.start()
     carrier = CarrierSimulator.from_fleet(fleet).start()
     os.environ.update(
-        {"AWS_ACCESS_KEY_ID": "demo", "AWS_SECRET_ACCESS_KEY": "demo", "AWS_DEFAULT_REGION": "us-east-1"}
+        {
+            "AWS_ACCESS_KEY_ID": "demo-key",
+            "AWS_SECRET_ACCESS_KEY": "demo-secret",
+            "AWS_DEFAULT_REGION": "us-east-1",
+        }
     )
     os.environ["AIRFLOW_CONN_AWS_DEFAULT"] = json.dumps(
         {
             "conn_type": "aws",
-            "login": "demo",
-            "password": "demo",
+            "login": "demo-key",
+            "password": "demo-secret",
             "extra": {"region_name": "us-east-1", "endpoint_url": f"http://127.0.0.1:{port}"},
         }
     )

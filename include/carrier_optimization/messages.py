@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any, NamedTuple
 
@@ -31,6 +31,7 @@ __all__ = [
     "matches",
     "parse_request",
     "release_entries",
+    "sort_batch",
     "split_batch",
     "validate_filter",
 ]
@@ -147,14 +148,7 @@ class OptimizationRequest:
         ValueError
             If keys are missing or unknown.
         """
-        expected = set(cls.__dataclass_fields__)
-        missing = sorted(expected - set(data))
-        unknown = sorted(set(data) - expected)
-        if missing or unknown:
-            raise ValueError(
-                f"`data` must have exactly the keys {sorted(expected)}; missing {missing}, unknown {unknown}"
-            )
-        return cls(**{name: data[name] for name in expected})
+        return cls(**_exact_fields(cls, data))
 
 
 @dataclass(frozen=True)
@@ -208,6 +202,18 @@ class BatchSplit(NamedTuple):
     """Invalid messages: dead-letter (if configured), then delete."""
 
 
+def _exact_fields(cls: type, data: Mapping[str, Any]) -> dict[str, Any]:
+    """Keyword arguments of dataclass ``cls`` from ``data``; ``ValueError`` on missing or unknown keys."""
+    expected = set(cls.__dataclass_fields__)  # type: ignore[attr-defined]
+    missing = sorted(expected - set(data))
+    unknown = sorted(set(data) - expected)
+    if missing or unknown:
+        raise ValueError(
+            f"`data` must have exactly the keys {sorted(expected)}; missing {missing}, unknown {unknown}"
+        )
+    return {name: data[name] for name in expected}
+
+
 def _shown(value: Any) -> str:
     text = str(value)
     return text if len(text) <= _MAX_SHOWN else text[: _MAX_SHOWN - 3] + "..."
@@ -259,9 +265,14 @@ def _required_id(message: Mapping[str, Any], message_id: str, name: str) -> int:
     return _parse_id(message_id, name, text)
 
 
-def _optional_id(message: Mapping[str, Any], message_id: str, name: str) -> int | None:
+def _optional_id(
+    message: Mapping[str, Any],
+    message_id: str,
+    name: str,
+    parse: Callable[[str, str, str], int] = _parse_id,
+) -> int | None:
     text = _attribute_text(message, name)
-    return None if text is None else _parse_id(message_id, name, text)
+    return None if text is None else parse(message_id, name, text)
 
 
 def parse_request(message: Mapping[str, Any]) -> OptimizationRequest:
@@ -421,6 +432,46 @@ def split_batch(
         If the filter values are invalid (see :func:`validate_filter`).
     """
     flt = validate_filter(tenant_id=tenant_id, session_id=session_id, require_synced=require_synced)
+    found, others, malformed = sort_batch(
+        messages,
+        parse=parse_request,
+        accept=lambda request: matches(
+            request, tenant_id=flt.tenant_id, session_id=flt.session_id, require_synced=flt.require_synced
+        ),
+    )
+    return BatchSplit(None if found is None else Accepted(*found), others, malformed)
+
+
+def sort_batch(
+    messages: Iterable[Mapping[str, Any]],
+    *,
+    parse: Callable[[Mapping[str, Any]], Any],
+    accept: Callable[[Any], bool],
+    label: str = "Batch",
+) -> tuple[tuple[dict[str, Any], Any] | None, list[dict[str, Any]], list[Malformed]]:
+    """Sort one received batch with any parser and filter (the core of every ``split_*`` function).
+
+    A ``MessageId`` that occurs more than once in the batch makes one :class:`Malformed` entry (the last
+    copy, whose receipt handle is the newest), whatever its content. Every other message is parsed with
+    ``parse``; a :class:`MalformedMessageError` makes it malformed; the first parsed request for which
+    ``accept`` is true is taken; all other valid messages are released.
+
+    Parameters
+    ----------
+    messages : iterable of mappings
+        ``response.get("Messages", [])`` of a ``receive_message`` call with ``MessageAttributeNames``.
+    parse : callable
+        Message to request; raises :class:`MalformedMessageError`.
+    accept : callable
+        Whether a parsed request belongs to the caller.
+    label : str
+        Names the batch in the debug log line.
+
+    Returns
+    -------
+    tuple
+        ``((message, request) or None, others, malformed)``.
+    """
     batch = [dict(message) for message in messages]
     counts: dict[str, int] = {}
     last_copy: dict[str, dict[str, Any]] = {}
@@ -430,7 +481,7 @@ def split_batch(
             counts[message_id] = counts.get(message_id, 0) + 1
             last_copy[message_id] = message
 
-    accepted: Accepted | None = None
+    accepted: tuple[dict[str, Any], Any] | None = None
     others: list[dict[str, Any]] = []
     malformed: list[Malformed] = []
     reported: set[str] = set()
@@ -445,24 +496,23 @@ def split_batch(
                 malformed.append(Malformed(last_copy[message_id], error))
             continue
         try:
-            request = parse_request(message)
+            request = parse(message)
         except MalformedMessageError as error:
             malformed.append(Malformed(message, error))
             continue
-        if accepted is None and matches(
-            request, tenant_id=flt.tenant_id, session_id=flt.session_id, require_synced=flt.require_synced
-        ):
-            accepted = Accepted(message, request)
+        if accepted is None and accept(request):
+            accepted = (message, request)
         else:
             others.append(message)
     log.debug(
-        "Batch of %d message(s): accepted %s, %d to release, %d malformed",
+        "%s of %d message(s): accepted %s, %d to release, %d malformed",
+        label,
         len(batch),
-        accepted.request.message_id if accepted else None,
+        accepted[1].message_id if accepted else None,
         len(others),
         len(malformed),
     )
-    return BatchSplit(accepted, others, malformed)
+    return accepted, others, malformed
 
 
 def release_entries(messages: Sequence[Mapping[str, Any]]) -> list[list[dict[str, Any]]]:
@@ -526,6 +576,7 @@ def dead_letter_params(malformed: Malformed, *, queue_url: str) -> dict[str, Any
 
 
 def _string_attribute(value: Any) -> dict[str, str]:
+    """A DataType ``String`` message attribute holding ``str(value)``."""
     return {"DataType": "String", "StringValue": str(value)}
 
 

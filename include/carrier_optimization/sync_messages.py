@@ -21,14 +21,20 @@ from include.carrier_optimization.messages import (
     BILL_PERIOD_ID,
     MESSAGE_ID,
     OPTIMIZATION_SESSION_ID,
-    REASON_DUPLICATE,
     REASON_MISSING,
     SERVICE_PROVIDER_ID,
     TENANT_ID,
     UNKNOWN_MESSAGE_ID,
     Malformed,
     MalformedMessageError,
+    _attribute_text,
+    _exact_fields,
+    _message_id,
+    _optional_id,
+    _shown,
+    _string_attribute,
     build_request_attributes,
+    sort_batch,
 )
 
 __all__ = [
@@ -62,7 +68,6 @@ _NEXT_STEP_ALIASES = {
     "device_usage_by_rate_plan": NEXT_STEP_USAGE,
 }
 
-REASON_NOT_TEXT = "must have DataType String or Number with a StringValue, got DataType {data_type!r}"
 REASON_NOT_INTEGER = "must be an integer > 0, got {value!r}"
 REASON_NOT_ISO = "must be an ISO 8601 date-time such as 2026-10-27T17:42:07Z, got {value!r}"
 REASON_NOT_STEP = "must be one of " + ", ".join(NEXT_STEPS) + ", got {value!r}"
@@ -110,13 +115,7 @@ class DeviceSyncRequest:
         expected = set(cls.__dataclass_fields__)
         if not isinstance(data, Mapping):
             raise ValueError(f"`data` must be a mapping with the keys {sorted(expected)}; got {_shown(data)}")
-        missing = sorted(expected - set(data))
-        unknown = sorted(set(data) - expected)
-        if missing or unknown:
-            raise ValueError(
-                f"`data` must have exactly the keys {sorted(expected)}; missing {missing}, unknown {unknown}"
-            )
-        return cls(**{name: data[name] for name in expected})
+        return cls(**_exact_fields(cls, data))
 
     @property
     def modified_since(self) -> dt.datetime:
@@ -139,44 +138,12 @@ class SyncBatchSplit(NamedTuple):
     malformed: list[Malformed]
 
 
-_MAX_SHOWN = 64
-
-
-def _shown(value: Any) -> str:
-    text = str(value)
-    return text if len(text) <= _MAX_SHOWN else text[: _MAX_SHOWN - 3] + "..."
-
-
-def _message_id(message: Mapping[str, Any]) -> str:
-    message_id = message.get("MessageId")
-    return message_id if isinstance(message_id, str) and message_id else UNKNOWN_MESSAGE_ID
-
-
-def _attribute_text(message: Mapping[str, Any], name: str) -> str | None:
-    """``StringValue`` of attribute ``name``; ``None`` when absent."""
-    value = (message.get("MessageAttributes") or {}).get(name)
-    if value is None:
-        return None
-    data_type = str(value.get("DataType", ""))
-    text = value.get("StringValue")
-    if not data_type.startswith(("String", "Number")) or not isinstance(text, str):
-        raise MalformedMessageError(
-            _message_id(message), name, REASON_NOT_TEXT.format(data_type=_shown(data_type))
-        )
-    return text
-
-
 def _parse_id(message_id: str, name: str, text: str) -> int:
     stripped = text.strip()
     digits = stripped[1:] if stripped[:1] == "+" else stripped
     if not digits.isdigit() or not digits.isascii() or int(digits) <= 0:
         raise MalformedMessageError(message_id, name, REASON_NOT_INTEGER.format(value=_shown(text)))
     return int(digits)
-
-
-def _optional_id(message: Mapping[str, Any], message_id: str, name: str) -> int | None:
-    text = _attribute_text(message, name)
-    return None if text is None else _parse_id(message_id, name, text)
 
 
 def _parse_iso(text: str) -> dt.datetime:
@@ -243,10 +210,10 @@ def parse_sync_request(message: Mapping[str, Any]) -> DeviceSyncRequest:
         page_number=page_number,
         last_sync_date=last_sync,
         next_step=next_step,
-        session_id=_optional_id(message, message_id, OPTIMIZATION_SESSION_ID),
-        tenant_id=_optional_id(message, message_id, TENANT_ID),
-        bill_period_id=_optional_id(message, message_id, BILL_PERIOD_ID),
-        instance_id=_optional_id(message, message_id, OPTIMIZATION_INSTANCE_ID),
+        session_id=_optional_id(message, message_id, OPTIMIZATION_SESSION_ID, _parse_id),
+        tenant_id=_optional_id(message, message_id, TENANT_ID, _parse_id),
+        bill_period_id=_optional_id(message, message_id, BILL_PERIOD_ID, _parse_id),
+        instance_id=_optional_id(message, message_id, OPTIMIZATION_INSTANCE_ID, _parse_id),
         message_id=message_id,
     )
 
@@ -294,49 +261,13 @@ def split_sync_batch(messages: Iterable[Mapping[str, Any]], *, service_provider_
         ``(accepted, others, malformed)``.
     """
     providers = set(validate_provider_filter(service_provider_ids))
-    batch = [dict(message) for message in messages]
-    counts: dict[str, int] = {}
-    last_copy: dict[str, dict[str, Any]] = {}
-    for message in batch:
-        message_id = _message_id(message)
-        if message_id != UNKNOWN_MESSAGE_ID:
-            counts[message_id] = counts.get(message_id, 0) + 1
-            last_copy[message_id] = message
-    accepted: AcceptedSync | None = None
-    others: list[dict[str, Any]] = []
-    malformed: list[Malformed] = []
-    reported: set[str] = set()
-    for message in batch:
-        message_id = _message_id(message)
-        if counts.get(message_id, 0) > 1:
-            if message_id not in reported:
-                reported.add(message_id)
-                error = MalformedMessageError(
-                    message_id, MESSAGE_ID, REASON_DUPLICATE.format(count=counts[message_id])
-                )
-                malformed.append(Malformed(last_copy[message_id], error))
-            continue
-        try:
-            request = parse_sync_request(message)
-        except MalformedMessageError as error:
-            malformed.append(Malformed(message, error))
-            continue
-        if accepted is None and request.service_provider_id in providers:
-            accepted = AcceptedSync(message, request)
-        else:
-            others.append(message)
-    log.debug(
-        "Sync batch of %d message(s): accepted %s, %d to release, %d malformed",
-        len(batch),
-        accepted.request.message_id if accepted else None,
-        len(others),
-        len(malformed),
+    found, others, malformed = sort_batch(
+        messages,
+        parse=parse_sync_request,
+        accept=lambda request: request.service_provider_id in providers,
+        label="Sync batch",
     )
-    return SyncBatchSplit(accepted, others, malformed)
-
-
-def _string(value: Any) -> dict[str, str]:
-    return {"DataType": "String", "StringValue": str(value)}
+    return SyncBatchSplit(None if found is None else AcceptedSync(*found), others, malformed)
 
 
 def build_sync_request_attributes(
@@ -371,10 +302,10 @@ def build_sync_request_attributes(
     elif last_sync_date.tzinfo is not None:
         last_sync_date = last_sync_date.astimezone(dt.UTC).replace(tzinfo=None)
     attributes = {
-        PAGE_NUMBER: _string(page_number),
-        LAST_SYNC_DATE: _string(_iso_z(last_sync_date)),
-        SERVICE_PROVIDER_ID: _string(service_provider_id),
-        NEXT_STEP: _string(next_step),
+        PAGE_NUMBER: _string_attribute(page_number),
+        LAST_SYNC_DATE: _string_attribute(_iso_z(last_sync_date)),
+        SERVICE_PROVIDER_ID: _string_attribute(service_provider_id),
+        NEXT_STEP: _string_attribute(next_step),
     }
     for name, value in (
         (OPTIMIZATION_SESSION_ID, session_id),
@@ -382,7 +313,7 @@ def build_sync_request_attributes(
         (BILL_PERIOD_ID, bill_period_id),
     ):
         if value is not None:
-            attributes[name] = _string(value)
+            attributes[name] = _string_attribute(value)
     return attributes
 
 

@@ -427,3 +427,157 @@ def test_redis_lost_during_the_run_degrades_to_the_database(amop, reference, mon
     assert in_redis, "no checkpoint reached Redis before it stopped"
     assert degraded, "the checkpoint store never noticed Redis was gone"
     assert rows(amop.engine, select(func.count()).select_from(s.checkpoint))[0][0] == 0, "checkpoints left"
+
+
+# -- 4. the database connection lost while a batch writes ---------------------------------------------
+
+
+@pytest.mark.parametrize("amop_url", ["postgres"], indirect=True)
+@pytest.mark.integration("postgres")
+def test_database_connection_lost_mid_batch_is_retried_to_the_reference(amop, reference, monkeypatch):
+    """PostgreSQL ends the writing backend (``pg_terminate_backend``) once in a queue batch and once in
+    an optimizer chunk; each task fails, Airflow retries it (the DAG's ``retries=2``, ``retry_delay``
+    lowered to 1 s on this copy) and the retry continues from what was committed.
+
+    The backend is terminated from a second connection at a fixed point of the write (before the queue
+    rate plans of the first queue batch, before the record of the third optimizer chunk), so the
+    failure lands inside the transaction every time.
+    """
+    import psycopg
+
+    from include.carrier_optimization import pipeline
+
+    terminated: list[tuple[str, int]] = []
+
+    def terminate(conn, where: str) -> None:
+        pid = conn.exec_driver_sql("SELECT pg_backend_pid()").scalar_one()
+        with psycopg.connect(amop.url, autocommit=True) as admin:
+            assert admin.execute("SELECT pg_terminate_backend(%s)", (pid,)).fetchone()[0]
+        terminated.append((where, pid))
+
+    bulk_insert, record_if_better, records = pipeline.bulk_insert, pipeline.record_if_better, []
+
+    def bulk_insert_cut(conn, table, *args, **kwargs):
+        if table is s.queue_rate_plan and "write_queues" not in dict(terminated):
+            terminate(conn, "write_queues")
+        return bulk_insert(conn, table, *args, **kwargs)
+
+    def record_if_better_cut(conn, *args, **kwargs):
+        records.append(1)
+        if len(records) == 3:
+            terminate(conn, "optimize")
+        return record_if_better(conn, *args, **kwargs)
+
+    monkeypatch.setattr(pipeline, "bulk_insert", bulk_insert_cut)
+    monkeypatch.setattr(pipeline, "record_if_better", record_if_better_cut)
+    dr = load_dag(retries=None, retry_delay=1).test(run_conf=CONF)
+
+    assert [where for where, _ in terminated] == ["write_queues", "optimize"]
+    assert dr.state == "success", task_states(dr)
+    assert_same_end_state(amop.engine, reference)
+    tries = try_numbers(dr)
+    retried = sorted(key for key, n in tries.items() if n > 1)
+    assert [task for task, _ in retried] == ["optimize", "write_queues"], tries
+    assert all(tries[key] == 2 for key in retried)
+
+
+def try_numbers(dr) -> dict[tuple[str, int], int]:
+    from airflow.models.taskinstance import TaskInstance
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        found = session.execute(
+            select(TaskInstance.task_id, TaskInstance.map_index, TaskInstance.try_number).where(
+                TaskInstance.dag_id == dr.dag_id, TaskInstance.run_id == dr.run_id
+            )
+        ).all()
+    return {(task, index): n for task, index, n in found}
+
+
+# -- 5. a duplicated continuation message --------------------------------------------------------------
+
+
+@pytest.mark.parametrize("amop_url", ["sqlite"], indirect=True)
+@pytest.mark.integration("sqs")
+def test_duplicated_sync_completion_does_no_harm(
+    amop, reference, sqs_client, sqs_endpoint, tenant_queues, monkeypatch
+):
+    """The device-sync worker publishes the session's completion twice.
+
+    The run takes one (its sync wait); the other is released and stays on the request queue. A second
+    run that takes it resumes the finished session: it must not optimize again (no queue evaluated,
+    no rows written, no second report), and the end state stays the reference's.
+    """
+    from include.carrier_optimization.notify import RESULTS_SUBJECT
+    from tests.dags.test_optimization_dag import DeviceSyncWorker, drain, send_request, text
+
+    def publish_twice(message):  # the worker publishes the completion after this: two in all
+        send_request(
+            sqs_client,
+            tenant_queues["request"],
+            bill_period_id=int(text(message, "BillPeriodId")),
+            session_id=int(text(message, "OptimizationSessionId")),
+            has_synced=True,
+        )
+
+    with DeviceSyncWorker(sqs_endpoint, tenant_queues, on_sync=publish_twice) as worker:
+        first = load_dag().test(run_conf={**CONF, "has_synced": False})
+
+    assert first.state == "success", task_states(first)
+    assert len(worker.requests) == 1
+    assert_same_end_state(amop.engine, reference)
+    session_id = rows(amop.engine, select(s.optimization_session.c.Id))[0][0]
+    waiting = int(
+        sqs_client.get_queue_attributes(
+            QueueUrl=tenant_queues["request"], AttributeNames=["ApproximateNumberOfMessages"]
+        )["Attributes"]["ApproximateNumberOfMessages"]
+    )
+    assert waiting == 1, "the duplicate completion should be left on the request queue"
+    before = {t.name: rows(amop.engine, select(t)) for t in RUN_TABLES}
+    results_mail = RESULTS_SUBJECT.format(tenant=ACME.name)
+    assert [e["subject"] for e in amop.emails()].count(results_mail) == 1
+
+    calls = counted_batches(monkeypatch)
+    second = load_dag().test(run_conf={**CONF, "wait_for_request": True})
+
+    assert drain(sqs_client, tenant_queues["request"]) == [], "the duplicate was not taken"
+    states = task_states(second)
+    assert second.state == "success", states
+    taken = xcom(second, "request")
+    assert taken["session_id"] == session_id and taken["has_synced"] is True
+    assert sum(p.evaluated for _, _, p in calls) == 0, "the finished session was optimized again"
+    assert_same_end_state(amop.engine, reference)
+    after = {t.name: rows(amop.engine, select(t)) for t in RUN_TABLES}
+    changed = [name for name in before if after[name] != before[name]]
+    assert not changed, f"the duplicate's run rewrote {', '.join(changed)}"
+    assert [e["subject"] for e in amop.emails()].count(results_mail) == 1, "a second report was sent"
+
+
+RUN_TABLES = (
+    s.optimization_session,
+    s.optimization_instance,
+    s.optimization_queue,
+    s.queue_rate_plan,
+    s.device_result,
+    s.device_result_staging,
+    s.comm_group_summary,
+)
+
+
+def xcom(dr, task_id: str, map_index: int = -1):
+    from airflow.models.xcom import XComModel
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        value = session.execute(
+            select(XComModel.value).where(
+                XComModel.dag_id == dr.dag_id,
+                XComModel.run_id == dr.run_id,
+                XComModel.task_id == task_id,
+                XComModel.map_index == map_index,
+                XComModel.key == "return_value",
+            )
+        ).scalar_one_or_none()
+    import json
+
+    return json.loads(value) if isinstance(value, (str, bytes)) else value

@@ -53,6 +53,13 @@ class RequestError(ValueError):
     """The request names something that does not exist (billing period, session, provider)."""
 
 
+class SessionFinished(Exception):
+    """The request continues a session whose instance already ended ``CompleteWithSuccess``: nothing to do.
+
+    A duplicated continuation message (SQS delivers at least once) must not optimize the session again.
+    """
+
+
 @dataclass(frozen=True)
 class Request:
     """One optimization request: from a manual run's form, a scheduled tick or an SQS message."""
@@ -103,7 +110,8 @@ def open_session(
     """Resume the request's session or start one, refusing while another optimization of the tenant runs.
 
     ``run_key`` identifies the Airflow run: a retried step finds the session it opened before.
-    Returns ``{session_id, session_guid, billing_period_id, resumed}``.
+    Returns ``{session_id, session_guid, billing_period_id, resumed}``. Another run's request naming a
+    session whose instance ended ``CompleteWithSuccess`` raises `SessionFinished`.
     """
     repo = AmopRepository(engine)
     if repo.service_provider(request.service_provider_id) is None:
@@ -123,6 +131,21 @@ def open_session(
         found = repo.session(request.session_id)
         if found is None:
             raise RequestError(f"optimization session {request.session_id} does not exist or is deleted")
+        ins = s.optimization_instance
+        with engine.connect() as conn:
+            done = conn.execute(
+                select(ins.c.Id).where(
+                    ins.c.OptimizationSessionId == request.session_id,
+                    ins.c.ServiceProviderId == request.service_provider_id,
+                    ins.c.PortalTypeId == request.portal_type_id,
+                    ins.c.RunStatusId == int(OptimizationStatus.CompleteWithSuccess),
+                )
+            ).first()
+        if done is not None:
+            raise SessionFinished(
+                f"optimization session {request.session_id} already finished (instance {done.Id} "
+                f"CompleteWithSuccess); request {request.message_id or '(form)'} not run again"
+            )
         return {
             "session_id": int(found["Id"]),
             "session_guid": found["SessionGuid"],

@@ -133,6 +133,9 @@ class OptimizationSessionOperator(AmopBaseOperator):
                 )
             )
             raise AirflowSkipException(str(refused)) from refused
+        except pipeline.SessionFinished as finished:
+            self.log.warning("%s", finished)
+            raise AirflowSkipException(str(finished)) from finished
         except pipeline.RequestError as error:
             raise AirflowFailException(str(error)) from error
         self.progress(session, 0)

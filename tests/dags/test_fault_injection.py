@@ -505,8 +505,9 @@ def test_duplicated_sync_completion_does_no_harm(
     """The device-sync worker publishes the session's completion twice.
 
     The run takes one (its sync wait); the other is released and stays on the request queue. A second
-    run that takes it resumes the finished session: it must not optimize again (no queue evaluated,
-    no rows written, no second report), and the end state stays the reference's.
+    run that takes it finds the session finished: its session step skips (no e-mail), so nothing after
+    it runs (no queue evaluated, no row rewritten, no second report), and the message is consumed. The
+    end state stays the reference's.
     """
     from include.carrier_optimization.notify import RESULTS_SUBJECT
     from tests.dags.test_optimization_dag import DeviceSyncWorker, drain, send_request, text
@@ -543,6 +544,7 @@ def test_duplicated_sync_completion_does_no_harm(
     assert drain(sqs_client, tenant_queues["request"]) == [], "the duplicate was not taken"
     states = task_states(second)
     assert second.state == "success", states
+    assert states["session"] == states["count"] == states["winners"] == states["report"] == {"skipped"}
     taken = xcom(second, "request")
     assert taken["session_id"] == session_id and taken["has_synced"] is True
     assert sum(p.evaluated for _, _, p in calls) == 0, "the finished session was optimized again"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Generator, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any, NamedTuple
 
@@ -26,11 +26,16 @@ __all__ = [
     "Malformed",
     "MessageFilter",
     "OptimizationRequest",
+    "SqsCall",
+    "arun_steps",
     "build_request_attributes",
     "dead_letter_params",
     "matches",
     "parse_request",
+    "poke_steps",
+    "receive_params",
     "release_entries",
+    "run_steps",
     "sort_batch",
     "split_batch",
     "validate_filter",
@@ -530,6 +535,160 @@ def release_entries(messages: Sequence[Mapping[str, Any]]) -> list[list[dict[str
         for index, message in enumerate(messages)
     ]
     return [entries[start : start + SQS_MAX_BATCH] for start in range(0, len(entries), SQS_MAX_BATCH)]
+
+
+class SqsCall(NamedTuple):
+    """One SQS client call asked for by :func:`poke_steps`."""
+
+    method: str
+    """Client method name (``receive_message``, ``delete_message``, ...)."""
+    kwargs: dict[str, Any]
+    """Its keyword arguments."""
+
+
+def receive_params(
+    *, queue_url: str, max_messages: int, wait_time_seconds: int, visibility_timeout: int | None
+) -> dict[str, Any]:
+    """``receive_message`` keyword arguments of one poke, with all message attributes.
+
+    ``visibility_timeout=None`` leaves the queue's own visibility timeout.
+    """
+    params: dict[str, Any] = {
+        "QueueUrl": queue_url,
+        "MaxNumberOfMessages": max_messages,
+        "WaitTimeSeconds": wait_time_seconds,
+        "MessageAttributeNames": ["All"],
+    }
+    if visibility_timeout is not None:
+        params["VisibilityTimeout"] = visibility_timeout
+    return params
+
+
+def poke_steps(
+    receive: Mapping[str, Any],
+    split: Callable[[list[dict[str, Any]]], Any],
+    *,
+    dead_letter_queue: str | None,
+    logger: Any = log,
+    label: str = "message",
+) -> Generator[SqsCall, Any, Any]:
+    """One poke, the logic shared by the sensors and their triggers, as SQS calls to make (sans I/O).
+
+    Receive one batch with ``receive`` (see :func:`receive_params`) and sort it with ``split`` (a
+    ``split_*`` function with its filter bound); then:
+
+    - release the other valid messages at once (:func:`release_entries`); a failed entry is logged,
+      the message reappears after its visibility timeout;
+    - log each malformed message with its ``MessageId``; send it to ``dead_letter_queue`` when set
+      (:func:`dead_letter_params`), else log its body and attributes; then delete it. When the
+      dead-letter send fails the message stays on the queue; a failed delete is logged;
+    - delete the accepted message (a failure here propagates, as does a failed receive).
+
+    The generator yields each :class:`SqsCall` and expects the call's response to be sent back, or the
+    call's exception thrown in; :func:`run_steps` and :func:`arun_steps` do that with a boto3 or
+    aiobotocore client.
+
+    Parameters
+    ----------
+    receive : mapping
+        ``receive_message`` keyword arguments; ``QueueUrl`` is the queue every other call works on.
+    split : callable
+        ``messages -> (accepted, others, malformed)``, e.g. :func:`split_batch` with its filter bound.
+    dead_letter_queue : str or None
+        URL of the dead-letter queue; ``None`` or ``""`` to log and delete malformed messages.
+    logger : logging.Logger
+        Where to log (the caller's task or trigger logger).
+    label : str
+        Names an accepted message in the log ("Accepted and deleted <label> <id>").
+
+    Returns
+    -------
+    accepted or None
+        ``split(...).accepted``: the message taken (and deleted) with its request, or ``None``.
+    """
+    queue_url = receive["QueueUrl"]
+    response = yield SqsCall("receive_message", dict(receive))
+    batch = split(response.get("Messages", []))
+
+    for chunk in release_entries(batch.others):
+        response = yield SqsCall("change_message_visibility_batch", {"QueueUrl": queue_url, "Entries": chunk})
+        for failure in response.get("Failed", []):
+            message = batch.others[int(failure["Id"][1:])]
+            logger.warning(
+                "Could not release message %s on %s (it reappears after its visibility timeout): %s",
+                message.get("MessageId"),
+                queue_url,
+                failure,
+            )
+    if batch.others:
+        logger.info("Released %d message(s) left for other runs", len(batch.others))
+
+    for malformed in batch.malformed:
+        logger.error("Malformed message %s on %s: %s", malformed.message_id, queue_url, malformed.error)
+        if dead_letter_queue:
+            try:
+                yield SqsCall("send_message", dead_letter_params(malformed, queue_url=dead_letter_queue))
+            except Exception:
+                logger.exception(
+                    "Could not move message %s to dead-letter queue %s; left on the queue",
+                    malformed.message_id,
+                    dead_letter_queue,
+                )
+                continue
+            logger.info("Moved message %s to %s", malformed.message_id, dead_letter_queue)
+        else:
+            logger.error(
+                "No dead-letter queue set: deleting message %s; body %r; attributes %r",
+                malformed.message_id,
+                malformed.message.get("Body"),
+                malformed.message.get("MessageAttributes"),
+            )
+        receipt_handle = malformed.message.get("ReceiptHandle")
+        if receipt_handle is None:
+            logger.warning("Message %s has no ReceiptHandle: cannot delete it", malformed.message_id)
+            continue
+        try:
+            yield SqsCall("delete_message", {"QueueUrl": queue_url, "ReceiptHandle": receipt_handle})
+        except Exception:
+            logger.exception("Could not delete malformed message %s", malformed.message_id)
+
+    if batch.accepted is None:
+        return None
+    yield SqsCall(
+        "delete_message", {"QueueUrl": queue_url, "ReceiptHandle": batch.accepted.message["ReceiptHandle"]}
+    )
+    logger.info("Accepted and deleted %s %s", label, batch.accepted.request.message_id)
+    return batch.accepted
+
+
+def run_steps(client: Any, steps: Generator[SqsCall, Any, Any]) -> Any:
+    """Make the calls of :func:`poke_steps` on a boto3 SQS client; return the generator's result."""
+    try:
+        call = next(steps)
+        while True:
+            try:
+                response = getattr(client, call.method)(**call.kwargs)
+            except Exception as error:
+                call = steps.throw(error)
+            else:
+                call = steps.send(response)
+    except StopIteration as stop:
+        return stop.value
+
+
+async def arun_steps(client: Any, steps: Generator[SqsCall, Any, Any]) -> Any:
+    """As :func:`run_steps`, awaiting each call of an aiobotocore SQS client."""
+    try:
+        call = next(steps)
+        while True:
+            try:
+                response = await getattr(client, call.method)(**call.kwargs)
+            except Exception as error:
+                call = steps.throw(error)
+            else:
+                call = steps.send(response)
+    except StopIteration as stop:
+        return stop.value
 
 
 def _clean_attribute(value: Mapping[str, Any]) -> dict[str, Any]:

@@ -1,37 +1,42 @@
-"""Sensor taking this tenant's optimization request (or sync continuation) from SQS."""
+"""Sensors taking this tenant's optimization request (or sync continuation) or device-sync request."""
 
 from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Sequence
 from datetime import timedelta
-from functools import cached_property
-from typing import Any
+from functools import cached_property, partial
+from typing import Any, ClassVar
 
 from airflow.providers.amazon.aws.hooks.sqs import SqsHook
 
 from include.carrier_optimization import pipeline
 from include.carrier_optimization.messages import (
-    BatchSplit,
-    MessageFilter,
     OptimizationRequest,
     build_request_attributes,
-    dead_letter_params,
-    release_entries,
+    poke_steps,
+    receive_params,
+    run_steps,
     split_batch,
     validate_filter,
 )
 from include.carrier_optimization.queues import resolve_queue_url
 from include.carrier_optimization.repository import AmopRepository
 from include.carrier_optimization.schedule import is_time_to_run, local_billing_time
+from include.carrier_optimization.sync_messages import (
+    DeviceSyncRequest,
+    split_sync_batch,
+    validate_provider_filter,
+)
 from plugins.compat import (
     AirflowException,
     AirflowFailException,
     BaseSensorOperator,
+    BaseTrigger,
     Context,
     default_deferrable,
 )
-from plugins.triggers.sqs import OptimizationRequestSqsTrigger
+from plugins.triggers.sqs import DeviceSyncRequestSqsTrigger, OptimizationRequestSqsTrigger
 
 #: SQS limits of ``receive_message``.
 MAX_MESSAGES_LIMIT = 10
@@ -39,7 +44,163 @@ WAIT_TIME_SECONDS_LIMIT = 20
 VISIBILITY_TIMEOUT_LIMIT = 43200
 
 
-class OptimizationRequestSqsSensor(BaseSensorOperator):
+class _FilteringSqsSensor(BaseSensorOperator):
+    """Take one wanted message from SQS, release the others, move malformed ones (base class).
+
+    ``poke`` is :func:`include.carrier_optimization.messages.poke_steps` (the logic shared with the
+    triggers) with the subclass's ``split_function`` and :meth:`_filter_kwargs`; ``execute`` pokes or
+    defers to ``trigger_class``; ``execute_complete`` parses the event's request with ``request_class``.
+    Subclasses assign their own template fields in ``__init__``.
+    """
+
+    #: ``messages, **filter -> (accepted, others, malformed)``.
+    split_function: ClassVar[Any]
+    #: Trigger of the deferrable wait; takes the common arguments plus :meth:`_trigger_filter_kwargs`.
+    trigger_class: ClassVar[type[BaseTrigger]]
+    #: Dataclass with ``from_dict``/``to_dict`` of the returned request.
+    request_class: ClassVar[Any]
+    #: What the sensor waits for, in the error of a failed event.
+    wanted: ClassVar[str]
+    #: Names the request in logs and in the error of an event without a valid request.
+    noun: ClassVar[str]
+    #: Names an accepted message in the log ("Accepted and deleted <accepted_label> <id>").
+    accepted_label: ClassVar[str]
+
+    def __init__(
+        self,
+        *,
+        sqs_queue: str,
+        dead_letter_queue: str | None = None,
+        aws_conn_id: str | None = "aws_default",
+        region_name: str | None = None,
+        wait_time_seconds: int = 1,
+        visibility_timeout: int | None = None,
+        max_messages: int = MAX_MESSAGES_LIMIT,
+        deferrable: bool | None = None,
+        poke_interval: float = 60,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(poke_interval=poke_interval, **kwargs)
+        self.sqs_queue = sqs_queue
+        self.dead_letter_queue = dead_letter_queue
+        self.aws_conn_id = aws_conn_id
+        self.region_name = region_name
+        self.wait_time_seconds = wait_time_seconds
+        self.visibility_timeout = visibility_timeout
+        self.max_messages = max_messages
+        self.deferrable = default_deferrable() if deferrable is None else deferrable
+        self._accepted_request: dict[str, Any] | None = None
+        self._check_arguments()
+
+    def _check_arguments(self) -> None:
+        """Check the non-templated arguments (plain values, so at DAG parse time)."""
+        if isinstance(self.max_messages, bool) or not isinstance(self.max_messages, int):
+            raise ValueError(f"`max_messages` must be an integer from 1 to 10, got {self.max_messages!r}")
+        if not 1 <= self.max_messages <= MAX_MESSAGES_LIMIT:
+            raise ValueError(f"`max_messages` must be from 1 to 10 (SQS limit), got {self.max_messages}")
+        if not 0 <= self.wait_time_seconds <= WAIT_TIME_SECONDS_LIMIT:
+            raise ValueError(
+                f"`wait_time_seconds` must be from 0 to 20 (SQS limit), got {self.wait_time_seconds}"
+            )
+        if self.visibility_timeout is not None and not (
+            0 <= self.visibility_timeout <= VISIBILITY_TIMEOUT_LIMIT
+        ):
+            raise ValueError(
+                "`visibility_timeout` must be None or from 0 to 43200 (SQS limit), "
+                f"got {self.visibility_timeout}"
+            )
+
+    @cached_property
+    def hook(self) -> SqsHook:
+        """SQS hook on ``aws_conn_id`` (built on first use)."""
+        return SqsHook(aws_conn_id=self.aws_conn_id, region_name=self.region_name)
+
+    def _filter_kwargs(self) -> dict[str, Any]:
+        """Validate the rendered filter values into ``split_function`` keyword arguments.
+
+        Invalid values fail the task without retries (``AirflowFailException``).
+        """
+        raise NotImplementedError
+
+    def _trigger_filter_kwargs(self, filter_kwargs: dict[str, Any]) -> dict[str, Any]:
+        """The filter arguments of ``trigger_class`` (by default those of ``split_function``)."""
+        return filter_kwargs
+
+    def _log_no_match(self, filter_kwargs: dict[str, Any]) -> None:
+        raise NotImplementedError
+
+    def _resolve_queues(self) -> None:
+        """Turn queue names (as ``tenants.yaml`` gives them) into URLs; URLs are kept as they are."""
+        client = self.hook.get_conn()
+        self.sqs_queue = resolve_queue_url(client, self.sqs_queue)
+        if self.dead_letter_queue:
+            self.dead_letter_queue = resolve_queue_url(client, self.dead_letter_queue)
+
+    def execute(self, context: Context) -> dict[str, Any] | None:
+        """Defer to the trigger, or poke until a request is taken; return the request dict."""
+        filter_kwargs = self._filter_kwargs()
+        self._resolve_queues()
+        if not self.deferrable:
+            super().execute(context)
+            return self._accepted_request
+        self.defer(
+            trigger=self.trigger_class(
+                sqs_queue=self.sqs_queue,
+                **self._trigger_filter_kwargs(filter_kwargs),
+                dead_letter_queue=self.dead_letter_queue or None,
+                aws_conn_id=self.aws_conn_id,
+                region_name=self.region_name,
+                wait_time_seconds=self.wait_time_seconds,
+                visibility_timeout=self.visibility_timeout,
+                max_messages=self.max_messages,
+                poll_interval=self.poke_interval,
+            ),
+            method_name="execute_complete",
+            timeout=timedelta(seconds=self.timeout),
+        )
+        return None  # not reached: defer raises TaskDeferred
+
+    def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> dict[str, Any]:
+        """Check the trigger's event and return the accepted request dict."""
+        if event is None:
+            raise AirflowException("Trigger error: event is None")
+        if event.get("status") != "success":
+            raise AirflowException(f"Waiting for {self.wanted} failed: {event}")
+        try:
+            request = self.request_class.from_dict(event["request"]).to_dict()
+        except (KeyError, TypeError, ValueError) as error:
+            raise AirflowException(f"Trigger event has no valid {self.noun} ({error}): {event}") from error
+        self.log.info("Took %s %s", self.noun, request)
+        return request
+
+    def poke(self, context: Context) -> bool:
+        """Receive one batch; take the first wanted message, release the others, move malformed ones."""
+        filter_kwargs = self._filter_kwargs()
+        client = self.hook.get_conn()
+        receive = receive_params(
+            queue_url=self.sqs_queue,
+            max_messages=self.max_messages,
+            wait_time_seconds=self.wait_time_seconds,
+            visibility_timeout=self.visibility_timeout,
+        )
+        accepted = run_steps(
+            client,
+            poke_steps(
+                receive,
+                partial(type(self).split_function, **filter_kwargs),
+                dead_letter_queue=self.dead_letter_queue or None,
+                logger=self.log,
+                label=self.accepted_label,
+            ),
+        )
+        if accepted is None:
+            self._log_no_match(filter_kwargs)
+            return False
+        self._accepted_request = accepted.request.to_dict()
+        return True
+
+
+class OptimizationRequestSqsSensor(_FilteringSqsSensor):
     """Wait for this tenant's optimization request on SQS and return it as a small dict.
 
     Messages carry the legacy attributes (``ServiceProviderId``, ``BillPeriodId``, ``TenantId``,
@@ -84,6 +245,12 @@ class OptimizationRequestSqsSensor(BaseSensorOperator):
 
     template_fields: Sequence[str] = ("dead_letter_queue", "session_id", "sqs_queue", "tenant_id")
     ui_color = "#ffd8b1"
+    split_function = staticmethod(split_batch)
+    trigger_class = OptimizationRequestSqsTrigger
+    request_class = OptimizationRequest
+    wanted = "an optimization request"
+    noun = "request"
+    accepted_label = "message"
 
     def __init__(
         self,
@@ -102,176 +269,42 @@ class OptimizationRequestSqsSensor(BaseSensorOperator):
         poke_interval: float = 60,
         **kwargs: Any,
     ) -> None:
-        super().__init__(poke_interval=poke_interval, **kwargs)
+        super().__init__(
+            sqs_queue=sqs_queue,
+            dead_letter_queue=dead_letter_queue,
+            aws_conn_id=aws_conn_id,
+            region_name=region_name,
+            wait_time_seconds=wait_time_seconds,
+            visibility_timeout=visibility_timeout,
+            max_messages=max_messages,
+            deferrable=deferrable,
+            poke_interval=poke_interval,
+            **kwargs,
+        )
         self.sqs_queue = sqs_queue
         self.tenant_id = tenant_id
         self.session_id = session_id
         self.require_synced = require_synced
         self.dead_letter_queue = dead_letter_queue
-        self.aws_conn_id = aws_conn_id
-        self.region_name = region_name
-        self.wait_time_seconds = wait_time_seconds
-        self.visibility_timeout = visibility_timeout
-        self.max_messages = max_messages
-        self.deferrable = default_deferrable() if deferrable is None else deferrable
-        self._accepted_request: dict[str, Any] | None = None
-        self._check_arguments()
-
-    def _check_arguments(self) -> None:
-        """Check the non-templated arguments (plain values, so at DAG parse time)."""
-        if isinstance(self.max_messages, bool) or not isinstance(self.max_messages, int):
-            raise ValueError(f"`max_messages` must be an integer from 1 to 10, got {self.max_messages!r}")
-        if not 1 <= self.max_messages <= MAX_MESSAGES_LIMIT:
-            raise ValueError(f"`max_messages` must be from 1 to 10 (SQS limit), got {self.max_messages}")
-        if not 0 <= self.wait_time_seconds <= WAIT_TIME_SECONDS_LIMIT:
-            raise ValueError(
-                f"`wait_time_seconds` must be from 0 to 20 (SQS limit), got {self.wait_time_seconds}"
-            )
-        if self.visibility_timeout is not None and not (
-            0 <= self.visibility_timeout <= VISIBILITY_TIMEOUT_LIMIT
-        ):
-            raise ValueError(
-                "`visibility_timeout` must be None or from 0 to 43200 (SQS limit), "
-                f"got {self.visibility_timeout}"
-            )
         if self.require_synced is not None and not isinstance(self.require_synced, bool):
             raise ValueError(f"`require_synced` must be True, False or None, got {self.require_synced!r}")
 
-    @cached_property
-    def hook(self) -> SqsHook:
-        """SQS hook on ``aws_conn_id`` (built on first use)."""
-        return SqsHook(aws_conn_id=self.aws_conn_id, region_name=self.region_name)
-
-    def _filter(self) -> MessageFilter:
+    def _filter_kwargs(self) -> dict[str, Any]:
         """Validate the rendered filter values; invalid values fail the task without retries."""
         try:
-            return validate_filter(
+            flt = validate_filter(
                 tenant_id=self.tenant_id, session_id=self.session_id, require_synced=self.require_synced
             )
         except ValueError as error:
             raise AirflowFailException(f"{self.task_id}: {error}") from error
-
-    def _resolve_queues(self) -> None:
-        """Turn queue names (as ``tenants.yaml`` gives them) into URLs; URLs are kept as they are."""
-        client = self.hook.get_conn()
-        self.sqs_queue = resolve_queue_url(client, self.sqs_queue)
-        if self.dead_letter_queue:
-            self.dead_letter_queue = resolve_queue_url(client, self.dead_letter_queue)
-
-    def execute(self, context: Context) -> dict[str, Any] | None:
-        """Defer to the trigger, or poke until a request is taken; return the request dict."""
-        flt = self._filter()
-        self._resolve_queues()
-        if not self.deferrable:
-            super().execute(context)
-            return self._accepted_request
-        self.defer(
-            trigger=OptimizationRequestSqsTrigger(
-                sqs_queue=self.sqs_queue,
-                tenant_id=flt.tenant_id,
-                session_id=flt.session_id,
-                require_synced=flt.require_synced,
-                dead_letter_queue=self.dead_letter_queue or None,
-                aws_conn_id=self.aws_conn_id,
-                region_name=self.region_name,
-                wait_time_seconds=self.wait_time_seconds,
-                visibility_timeout=self.visibility_timeout,
-                max_messages=self.max_messages,
-                poll_interval=self.poke_interval,
-            ),
-            method_name="execute_complete",
-            timeout=timedelta(seconds=self.timeout),
-        )
-        return None  # not reached: defer raises TaskDeferred
-
-    def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> dict[str, Any]:
-        """Check the trigger's event and return the accepted request dict."""
-        if event is None:
-            raise AirflowException("Trigger error: event is None")
-        if event.get("status") != "success":
-            raise AirflowException(f"Waiting for an optimization request failed: {event}")
-        try:
-            request = OptimizationRequest.from_dict(event["request"]).to_dict()
-        except (KeyError, TypeError, ValueError) as error:
-            raise AirflowException(f"Trigger event has no valid request ({error}): {event}") from error
-        self.log.info("Took request %s", request)
-        return request
-
-    def poke(self, context: Context) -> bool:
-        """Receive one batch; take the first matching message, release the others, move malformed ones."""
-        flt = self._filter()
-        client = self.hook.get_conn()
-        kwargs: dict[str, Any] = {
-            "QueueUrl": self.sqs_queue,
-            "MaxNumberOfMessages": self.max_messages,
-            "WaitTimeSeconds": self.wait_time_seconds,
-            "MessageAttributeNames": ["All"],
+        return {
+            "tenant_id": flt.tenant_id,
+            "session_id": flt.session_id,
+            "require_synced": flt.require_synced,
         }
-        if self.visibility_timeout is not None:
-            kwargs["VisibilityTimeout"] = self.visibility_timeout
-        response = client.receive_message(**kwargs)
-        split = split_batch(
-            response.get("Messages", []),
-            tenant_id=flt.tenant_id,
-            session_id=flt.session_id,
-            require_synced=flt.require_synced,
-        )
-        self._release(client, split)
-        self._dispose_malformed(client, split)
-        if split.accepted is None:
-            self.log.info("No request for tenant %s on %s", flt.tenant_id, self.sqs_queue)
-            return False
-        client.delete_message(QueueUrl=self.sqs_queue, ReceiptHandle=split.accepted.message["ReceiptHandle"])
-        self.log.info("Accepted and deleted message %s", split.accepted.request.message_id)
-        self._accepted_request = split.accepted.request.to_dict()
-        return True
 
-    def _release(self, client: Any, split: BatchSplit) -> None:
-        for chunk in release_entries(split.others):
-            response = client.change_message_visibility_batch(QueueUrl=self.sqs_queue, Entries=chunk)
-            for failure in response.get("Failed", []):
-                message = split.others[int(failure["Id"][1:])]
-                self.log.warning(
-                    "Could not release message %s on %s (it reappears after its visibility timeout): %s",
-                    message.get("MessageId"),
-                    self.sqs_queue,
-                    failure,
-                )
-        if split.others:
-            self.log.info("Released %d message(s) left for other runs", len(split.others))
-
-    def _dispose_malformed(self, client: Any, split: BatchSplit) -> None:
-        dead_letter_queue = self.dead_letter_queue or None
-        for malformed in split.malformed:
-            self.log.error(
-                "Malformed message %s on %s: %s", malformed.message_id, self.sqs_queue, malformed.error
-            )
-            if dead_letter_queue:
-                try:
-                    client.send_message(**dead_letter_params(malformed, queue_url=dead_letter_queue))
-                except Exception:
-                    self.log.exception(
-                        "Could not move message %s to dead-letter queue %s; left on the queue",
-                        malformed.message_id,
-                        dead_letter_queue,
-                    )
-                    continue
-                self.log.info("Moved message %s to %s", malformed.message_id, dead_letter_queue)
-            else:
-                self.log.error(
-                    "No dead-letter queue set: deleting message %s; body %r; attributes %r",
-                    malformed.message_id,
-                    malformed.message.get("Body"),
-                    malformed.message.get("MessageAttributes"),
-                )
-            receipt_handle = malformed.message.get("ReceiptHandle")
-            if receipt_handle is None:
-                self.log.warning("Message %s has no ReceiptHandle: cannot delete it", malformed.message_id)
-                continue
-            try:
-                client.delete_message(QueueUrl=self.sqs_queue, ReceiptHandle=receipt_handle)
-            except Exception:
-                self.log.exception("Could not delete malformed message %s", malformed.message_id)
+    def _log_no_match(self, filter_kwargs: dict[str, Any]) -> None:
+        self.log.info("No request for tenant %s on %s", filter_kwargs["tenant_id"], self.sqs_queue)
 
 
 class TenantRequestSqsSensor(OptimizationRequestSqsSensor):
@@ -341,7 +374,7 @@ class TenantRequestSqsSensor(OptimizationRequestSqsSensor):
             self.log.info("Window open for provider %s: request published", provider_id)
 
 
-class DeviceSyncRequestSqsSensor(OptimizationRequestSqsSensor):
+class DeviceSyncRequestSqsSensor(_FilteringSqsSensor):
     """Wait for a device-sync request of this tenant's service providers on SQS; return it as a dict.
 
     The machinery of :class:`OptimizationRequestSqsSensor` (receive with all attributes, take one,
@@ -368,6 +401,12 @@ class DeviceSyncRequestSqsSensor(OptimizationRequestSqsSensor):
 
     template_fields: Sequence[str] = ("dead_letter_queue", "service_provider_ids", "sqs_queue")
     ui_color = "#d8f0c8"
+    split_function = staticmethod(split_sync_batch)
+    trigger_class = DeviceSyncRequestSqsTrigger
+    request_class = DeviceSyncRequest
+    wanted = "a device-sync request"
+    noun = "device-sync request"
+    accepted_label = "device-sync request"
 
     def __init__(
         self,
@@ -378,88 +417,25 @@ class DeviceSyncRequestSqsSensor(OptimizationRequestSqsSensor):
         dead_letter_queue: str | None = None,
         **kwargs: Any,
     ) -> None:
-        super().__init__(
-            sqs_queue=sqs_queue, tenant_id=tenant_id, dead_letter_queue=dead_letter_queue, **kwargs
-        )  # type: ignore[arg-type]
+        super().__init__(sqs_queue=sqs_queue, dead_letter_queue=dead_letter_queue, **kwargs)
         self.sqs_queue = sqs_queue
         self.dead_letter_queue = dead_letter_queue
         self.service_provider_ids = service_provider_ids
+        self.tenant_id = tenant_id
 
-    def _providers(self) -> tuple[int, ...]:
+    def _filter_kwargs(self) -> dict[str, Any]:
         """Validate the rendered provider ids; invalid values fail the task without retries."""
-        from include.carrier_optimization.sync_messages import validate_provider_filter
-
         try:
-            return validate_provider_filter(self.service_provider_ids)
+            return {"service_provider_ids": list(validate_provider_filter(self.service_provider_ids))}
         except ValueError as error:
             raise AirflowFailException(f"{self.task_id}: {error}") from error
 
-    def execute(self, context: Context) -> dict[str, Any] | None:
-        """Defer to the trigger, or poke until a request is taken; return the sync request dict."""
-        providers = self._providers()
-        self._resolve_queues()
-        if not self.deferrable:
-            BaseSensorOperator.execute(self, context)
-            return self._accepted_request
-        from plugins.triggers.sqs import DeviceSyncRequestSqsTrigger
+    def _trigger_filter_kwargs(self, filter_kwargs: dict[str, Any]) -> dict[str, Any]:
+        return {**filter_kwargs, "tenant_id": None if self.tenant_id is None else int(self.tenant_id)}
 
-        self.defer(
-            trigger=DeviceSyncRequestSqsTrigger(
-                sqs_queue=self.sqs_queue,
-                service_provider_ids=list(providers),
-                tenant_id=None if self.tenant_id is None else int(self.tenant_id),
-                dead_letter_queue=self.dead_letter_queue or None,
-                aws_conn_id=self.aws_conn_id,
-                region_name=self.region_name,
-                wait_time_seconds=self.wait_time_seconds,
-                visibility_timeout=self.visibility_timeout,
-                max_messages=self.max_messages,
-                poll_interval=self.poke_interval,
-            ),
-            method_name="execute_complete",
-            timeout=timedelta(seconds=self.timeout),
+    def _log_no_match(self, filter_kwargs: dict[str, Any]) -> None:
+        self.log.info(
+            "No device-sync request for providers %s on %s",
+            filter_kwargs["service_provider_ids"],
+            self.sqs_queue,
         )
-        return None  # not reached: defer raises TaskDeferred
-
-    def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> dict[str, Any]:
-        """Check the trigger's event and return the accepted sync request dict."""
-        from include.carrier_optimization.sync_messages import DeviceSyncRequest
-
-        if event is None:
-            raise AirflowException("Trigger error: event is None")
-        if event.get("status") != "success":
-            raise AirflowException(f"Waiting for a device-sync request failed: {event}")
-        try:
-            request = DeviceSyncRequest.from_dict(event["request"]).to_dict()
-        except (KeyError, TypeError, ValueError) as error:
-            raise AirflowException(
-                f"Trigger event has no valid device-sync request ({error}): {event}"
-            ) from error
-        self.log.info("Took device-sync request %s", request)
-        return request
-
-    def poke(self, context: Context) -> bool:
-        """Receive one batch; take the first request of these providers, release others, move malformed."""
-        from include.carrier_optimization.sync_messages import split_sync_batch
-
-        providers = self._providers()
-        client = self.hook.get_conn()
-        kwargs: dict[str, Any] = {
-            "QueueUrl": self.sqs_queue,
-            "MaxNumberOfMessages": self.max_messages,
-            "WaitTimeSeconds": self.wait_time_seconds,
-            "MessageAttributeNames": ["All"],
-        }
-        if self.visibility_timeout is not None:
-            kwargs["VisibilityTimeout"] = self.visibility_timeout
-        response = client.receive_message(**kwargs)
-        split = split_sync_batch(response.get("Messages", []), service_provider_ids=providers)
-        self._release(client, split)  # type: ignore[arg-type]
-        self._dispose_malformed(client, split)  # type: ignore[arg-type]
-        if split.accepted is None:
-            self.log.info("No device-sync request for providers %s on %s", list(providers), self.sqs_queue)
-            return False
-        client.delete_message(QueueUrl=self.sqs_queue, ReceiptHandle=split.accepted.message["ReceiptHandle"])
-        self.log.info("Accepted and deleted device-sync request %s", split.accepted.request.message_id)
-        self._accepted_request = split.accepted.request.to_dict()
-        return True

@@ -1,23 +1,133 @@
-"""Trigger waiting in the triggerer for this tenant's optimization request on SQS."""
+"""Triggers waiting in the triggerer for this tenant's optimization or device-sync request on SQS."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
-from typing import Any
+import inspect
+from collections.abc import AsyncIterator, Callable
+from functools import partial
+from typing import Any, ClassVar
 
 from airflow.providers.amazon.aws.hooks.sqs import SqsHook
 
-from include.carrier_optimization.messages import (
-    BatchSplit,
-    dead_letter_params,
-    release_entries,
-    split_batch,
-)
+from include.carrier_optimization.messages import arun_steps, poke_steps, receive_params, split_batch
+from include.carrier_optimization.sync_messages import split_sync_batch
 from plugins.compat import BaseTrigger, TriggerEvent
 
 
-class OptimizationRequestSqsTrigger(BaseTrigger):
+class _FilteringSqsTrigger(BaseTrigger):
+    """Poll an SQS queue until a wanted message arrives, then fire once (base of the request triggers).
+
+    Each round is :func:`include.carrier_optimization.messages.poke_steps` (receive, split, release,
+    dead-letter, delete: the sensors' ``poke`` logic) with the subclass's ``split_function`` and
+    :meth:`_filter_kwargs`. ``serialize()`` returns every constructor parameter of the concrete class,
+    read from the attribute of the same name.
+    """
+
+    #: ``messages, **filter -> (accepted, others, malformed)``.
+    split_function: ClassVar[Callable[..., Any]]
+    #: What the trigger waits for, in the error event ("Waiting for <wanted> on <queue> failed").
+    wanted: ClassVar[str]
+    #: Names an accepted message in the log ("Accepted and deleted <accepted_label> <id>").
+    accepted_label: ClassVar[str]
+    #: The tenant, for logs (set by the subclasses).
+    tenant_id: int | None
+
+    def __init__(
+        self,
+        *,
+        sqs_queue: str,
+        dead_letter_queue: str | None = None,
+        aws_conn_id: str | None = "aws_default",
+        region_name: str | None = None,
+        wait_time_seconds: int = 1,
+        visibility_timeout: int | None = None,
+        max_messages: int = 10,
+        poll_interval: float = 60.0,
+    ) -> None:
+        super().__init__()
+        self.sqs_queue = sqs_queue
+        self.dead_letter_queue = dead_letter_queue
+        self.aws_conn_id = aws_conn_id
+        self.region_name = region_name
+        self.wait_time_seconds = wait_time_seconds
+        self.visibility_timeout = visibility_timeout
+        self.max_messages = max_messages
+        self.poll_interval = poll_interval
+
+    def serialize(self) -> tuple[str, dict[str, Any]]:
+        """Return the classpath and the constructor keyword arguments."""
+        names = [name for name in inspect.signature(type(self).__init__).parameters if name != "self"]
+        return (
+            f"{self.__class__.__module__}.{self.__class__.__qualname__}",
+            {name: getattr(self, name) for name in names},
+        )
+
+    def _filter_kwargs(self) -> dict[str, Any]:
+        """Keyword arguments binding ``split_function`` to this trigger's filter."""
+        raise NotImplementedError
+
+    def _success_message(self, request: dict[str, Any]) -> str:
+        """Text of the success event for the accepted ``request``."""
+        raise NotImplementedError
+
+    def _receive_kwargs(self) -> dict[str, Any]:
+        return receive_params(
+            queue_url=self.sqs_queue,
+            max_messages=self.max_messages,
+            wait_time_seconds=self.wait_time_seconds,
+            visibility_timeout=self.visibility_timeout,
+        )
+
+    async def poke(self, client: Any) -> dict[str, Any] | None:
+        """Receive one batch and handle it; return the accepted request dict, or ``None``."""
+        accepted = await arun_steps(
+            client,
+            poke_steps(
+                self._receive_kwargs(),
+                partial(type(self).split_function, **self._filter_kwargs()),
+                dead_letter_queue=self.dead_letter_queue,
+                logger=self.log,
+                label=self.accepted_label,
+            ),
+        )
+        return None if accepted is None else accepted.request.to_dict()
+
+    async def _wait_for_request(self) -> dict[str, Any]:
+        hook = SqsHook(aws_conn_id=self.aws_conn_id, region_name=self.region_name)
+        while True:
+            async with await hook.get_async_conn() as client:
+                request = await self.poke(client)
+            if request is not None:
+                return request
+            self.log.info(
+                "No request for tenant %s on %s; next poll in %s s",
+                self.tenant_id,
+                self.sqs_queue,
+                self.poll_interval,
+            )
+            await asyncio.sleep(self.poll_interval)
+
+    async def run(self) -> AsyncIterator[TriggerEvent]:
+        """Poll until a wanted message is taken; yield one success or error event."""
+        try:
+            request = await self._wait_for_request()
+        except Exception as error:
+            self.log.exception("Waiting for %s on %s failed", self.wanted, self.sqs_queue)
+            yield TriggerEvent(
+                {
+                    "status": "error",
+                    "message": f"Waiting for {self.wanted} on {self.sqs_queue} failed: "
+                    f"{type(error).__name__}: {error}",
+                }
+            )
+            return
+        yield TriggerEvent(
+            {"status": "success", "message": self._success_message(request), "request": request}
+        )
+
+
+class OptimizationRequestSqsTrigger(_FilteringSqsTrigger):
     """Poll an SQS queue until a message of this tenant (and session) arrives, then fire once.
 
     Each round receives up to ``max_messages`` messages with all message attributes and sorts them with
@@ -48,6 +158,10 @@ class OptimizationRequestSqsTrigger(BaseTrigger):
     :param poll_interval: seconds to sleep between rounds without a match (default 60).
     """
 
+    split_function = staticmethod(split_batch)
+    wanted = "a request"
+    accepted_label = "message"
+
     def __init__(
         self,
         *,
@@ -63,154 +177,32 @@ class OptimizationRequestSqsTrigger(BaseTrigger):
         max_messages: int = 10,
         poll_interval: float = 60.0,
     ) -> None:
-        super().__init__()
-        self.sqs_queue = sqs_queue
+        super().__init__(
+            sqs_queue=sqs_queue,
+            dead_letter_queue=dead_letter_queue,
+            aws_conn_id=aws_conn_id,
+            region_name=region_name,
+            wait_time_seconds=wait_time_seconds,
+            visibility_timeout=visibility_timeout,
+            max_messages=max_messages,
+            poll_interval=poll_interval,
+        )
         self.tenant_id = tenant_id
         self.session_id = session_id
         self.require_synced = require_synced
-        self.dead_letter_queue = dead_letter_queue
-        self.aws_conn_id = aws_conn_id
-        self.region_name = region_name
-        self.wait_time_seconds = wait_time_seconds
-        self.visibility_timeout = visibility_timeout
-        self.max_messages = max_messages
-        self.poll_interval = poll_interval
 
-    def serialize(self) -> tuple[str, dict[str, Any]]:
-        """Return the classpath and the constructor keyword arguments."""
-        return (
-            f"{self.__class__.__module__}.{self.__class__.__qualname__}",
-            {
-                "sqs_queue": self.sqs_queue,
-                "tenant_id": self.tenant_id,
-                "session_id": self.session_id,
-                "require_synced": self.require_synced,
-                "dead_letter_queue": self.dead_letter_queue,
-                "aws_conn_id": self.aws_conn_id,
-                "region_name": self.region_name,
-                "wait_time_seconds": self.wait_time_seconds,
-                "visibility_timeout": self.visibility_timeout,
-                "max_messages": self.max_messages,
-                "poll_interval": self.poll_interval,
-            },
-        )
-
-    def _receive_kwargs(self) -> dict[str, Any]:
-        kwargs: dict[str, Any] = {
-            "QueueUrl": self.sqs_queue,
-            "MaxNumberOfMessages": self.max_messages,
-            "WaitTimeSeconds": self.wait_time_seconds,
-            "MessageAttributeNames": ["All"],
+    def _filter_kwargs(self) -> dict[str, Any]:
+        return {
+            "tenant_id": self.tenant_id,
+            "session_id": self.session_id,
+            "require_synced": self.require_synced,
         }
-        if self.visibility_timeout is not None:
-            kwargs["VisibilityTimeout"] = self.visibility_timeout
-        return kwargs
 
-    async def _release(self, client: Any, split: BatchSplit) -> None:
-        for chunk in release_entries(split.others):
-            response = await client.change_message_visibility_batch(QueueUrl=self.sqs_queue, Entries=chunk)
-            for failure in response.get("Failed", []):
-                message = split.others[int(failure["Id"][1:])]
-                self.log.warning(
-                    "Could not release message %s on %s (it reappears after its visibility timeout): %s",
-                    message.get("MessageId"),
-                    self.sqs_queue,
-                    failure,
-                )
-        if split.others:
-            self.log.info("Released %d message(s) left for other runs", len(split.others))
-
-    async def _dispose_malformed(self, client: Any, split: BatchSplit) -> None:
-        for malformed in split.malformed:
-            self.log.error(
-                "Malformed message %s on %s: %s", malformed.message_id, self.sqs_queue, malformed.error
-            )
-            if self.dead_letter_queue:
-                try:
-                    params = dead_letter_params(malformed, queue_url=self.dead_letter_queue)
-                    await client.send_message(**params)
-                except Exception:
-                    self.log.exception(
-                        "Could not move message %s to dead-letter queue %s; left on the queue",
-                        malformed.message_id,
-                        self.dead_letter_queue,
-                    )
-                    continue
-                self.log.info("Moved message %s to %s", malformed.message_id, self.dead_letter_queue)
-            else:
-                self.log.error(
-                    "No dead-letter queue set: deleting message %s; body %r; attributes %r",
-                    malformed.message_id,
-                    malformed.message.get("Body"),
-                    malformed.message.get("MessageAttributes"),
-                )
-            receipt_handle = malformed.message.get("ReceiptHandle")
-            if receipt_handle is None:
-                self.log.warning("Message %s has no ReceiptHandle: cannot delete it", malformed.message_id)
-                continue
-            try:
-                await client.delete_message(QueueUrl=self.sqs_queue, ReceiptHandle=receipt_handle)
-            except Exception:
-                self.log.exception("Could not delete malformed message %s", malformed.message_id)
-
-    async def poke(self, client: Any) -> dict[str, Any] | None:
-        """Receive one batch and handle it; return the accepted request dict, or ``None``."""
-        response = await client.receive_message(**self._receive_kwargs())
-        split = split_batch(
-            response.get("Messages", []),
-            tenant_id=self.tenant_id,
-            session_id=self.session_id,
-            require_synced=self.require_synced,
-        )
-        await self._release(client, split)
-        await self._dispose_malformed(client, split)
-        if split.accepted is None:
-            return None
-        await client.delete_message(
-            QueueUrl=self.sqs_queue, ReceiptHandle=split.accepted.message["ReceiptHandle"]
-        )
-        self.log.info("Accepted and deleted message %s", split.accepted.request.message_id)
-        return split.accepted.request.to_dict()
-
-    async def _wait_for_request(self) -> dict[str, Any]:
-        hook = SqsHook(aws_conn_id=self.aws_conn_id, region_name=self.region_name)
-        while True:
-            async with await hook.get_async_conn() as client:
-                request = await self.poke(client)
-            if request is not None:
-                return request
-            self.log.info(
-                "No request for tenant %s on %s; next poll in %s s",
-                self.tenant_id,
-                self.sqs_queue,
-                self.poll_interval,
-            )
-            await asyncio.sleep(self.poll_interval)
-
-    async def run(self) -> AsyncIterator[TriggerEvent]:
-        """Poll until a matching message is taken; yield one success or error event."""
-        try:
-            request = await self._wait_for_request()
-        except Exception as error:
-            self.log.exception("Waiting for a request on %s failed", self.sqs_queue)
-            yield TriggerEvent(
-                {
-                    "status": "error",
-                    "message": f"Waiting for a request on {self.sqs_queue} failed: "
-                    f"{type(error).__name__}: {error}",
-                }
-            )
-            return
-        yield TriggerEvent(
-            {
-                "status": "success",
-                "message": f"Accepted message {request['message_id']} for tenant {request['tenant_id']}",
-                "request": request,
-            }
-        )
+    def _success_message(self, request: dict[str, Any]) -> str:
+        return f"Accepted message {request['message_id']} for tenant {request['tenant_id']}"
 
 
-class DeviceSyncRequestSqsTrigger(OptimizationRequestSqsTrigger):
+class DeviceSyncRequestSqsTrigger(_FilteringSqsTrigger):
     """Poll the device-sync queue until a request for one of ``service_provider_ids`` arrives, then fire once.
 
     The same machinery as :class:`OptimizationRequestSqsTrigger` (release others at once, dead-letter
@@ -230,6 +222,10 @@ class DeviceSyncRequestSqsTrigger(OptimizationRequestSqsTrigger):
     :param poll_interval: seconds to sleep between rounds without a match (default 60).
     """
 
+    split_function = staticmethod(split_sync_batch)
+    wanted = "a device-sync request"
+    accepted_label = "device-sync request"
+
     def __init__(
         self,
         *,
@@ -246,7 +242,6 @@ class DeviceSyncRequestSqsTrigger(OptimizationRequestSqsTrigger):
     ) -> None:
         super().__init__(
             sqs_queue=sqs_queue,
-            tenant_id=tenant_id,  # type: ignore[arg-type]
             dead_letter_queue=dead_letter_queue,
             aws_conn_id=aws_conn_id,
             region_name=region_name,
@@ -256,52 +251,13 @@ class DeviceSyncRequestSqsTrigger(OptimizationRequestSqsTrigger):
             poll_interval=poll_interval,
         )
         self.service_provider_ids = list(service_provider_ids)
+        self.tenant_id = tenant_id
 
-    def serialize(self) -> tuple[str, dict[str, Any]]:
-        """Return the classpath and the constructor keyword arguments."""
-        _, kwargs = super().serialize()
-        for name in ("session_id", "require_synced"):
-            kwargs.pop(name)
+    def _filter_kwargs(self) -> dict[str, Any]:
+        return {"service_provider_ids": self.service_provider_ids}
+
+    def _success_message(self, request: dict[str, Any]) -> str:
         return (
-            f"{self.__class__.__module__}.{self.__class__.__qualname__}",
-            {**kwargs, "service_provider_ids": self.service_provider_ids},
-        )
-
-    async def poke(self, client: Any) -> dict[str, Any] | None:
-        """Receive one batch and handle it; return the accepted sync request dict, or ``None``."""
-        from include.carrier_optimization.sync_messages import split_sync_batch
-
-        response = await client.receive_message(**self._receive_kwargs())
-        split = split_sync_batch(response.get("Messages", []), service_provider_ids=self.service_provider_ids)
-        await self._release(client, split)  # type: ignore[arg-type]
-        await self._dispose_malformed(client, split)  # type: ignore[arg-type]
-        if split.accepted is None:
-            return None
-        await client.delete_message(
-            QueueUrl=self.sqs_queue, ReceiptHandle=split.accepted.message["ReceiptHandle"]
-        )
-        self.log.info("Accepted and deleted device-sync request %s", split.accepted.request.message_id)
-        return split.accepted.request.to_dict()
-
-    async def run(self) -> AsyncIterator[TriggerEvent]:
-        """Poll until a request of these providers is taken; yield one success or error event."""
-        try:
-            request = await self._wait_for_request()
-        except Exception as error:
-            self.log.exception("Waiting for a device-sync request on %s failed", self.sqs_queue)
-            yield TriggerEvent(
-                {
-                    "status": "error",
-                    "message": f"Waiting for a device-sync request on {self.sqs_queue} failed: "
-                    f"{type(error).__name__}: {error}",
-                }
-            )
-            return
-        yield TriggerEvent(
-            {
-                "status": "success",
-                "message": f"Accepted device-sync request {request['message_id']} for service provider "
-                f"{request['service_provider_id']}",
-                "request": request,
-            }
+            f"Accepted device-sync request {request['message_id']} for service provider "
+            f"{request['service_provider_id']}"
         )

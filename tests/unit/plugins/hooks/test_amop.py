@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import inspect
 import json
-import logging
 
 import pytest
-import structlog
 from sqlalchemy import inspect as sa_inspect
 from sqlalchemy import make_url, select
 from sqlalchemy.exc import OperationalError
@@ -17,19 +15,12 @@ from include.carrier_optimization.schema import OptimizationStatus, drop_schema,
 from include.carrier_optimization.storage import make_engine
 from plugins.compat import BaseHook
 from plugins.hooks.amop import EMBEDDED_DB_ENV, AmopDatabaseHook, embedded_database_url
+from tests.conftest import free_port
 
 CONN_ID = "amop_test"
 CONN_ENV = "AIRFLOW_CONN_AMOP_TEST"
 DEFAULT_ENV = "AIRFLOW_CONN_AMOP_DB"
 TABLES = set(metadata.tables)
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _postgres_conn(url: str, **overrides) -> str:
@@ -51,22 +42,6 @@ def _schema_is_complete(engine) -> bool:
     with engine.connect() as conn:
         statuses = {row.Id: row.Name for row in conn.execute(select(optimization_status))}
     return TABLES <= present and statuses == {int(s): s.name for s in OptimizationStatus}
-
-
-@pytest.fixture
-def hook_logs():
-    """Events the hook logs at any level (Airflow's structlog set-up filters INFO out by default)."""
-    try:
-        BaseHook.get_connection("warm_up_airflow_logging")  # Airflow configures structlog on first use
-    except Exception:
-        pass
-    saved = structlog.get_config()
-    try:
-        with structlog.testing.capture_logs() as logs:
-            structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.DEBUG))
-            yield logs
-    finally:
-        structlog.configure(**saved)
 
 
 @pytest.fixture
@@ -234,7 +209,7 @@ class TestPostgres:
             engine.dispose()
 
     def test_failed_schema_creation_is_not_cached(self, monkeypatch):
-        port = _free_port()  # nothing listens here
+        port = free_port()  # nothing listens here
         monkeypatch.setenv(
             CONN_ENV, json.dumps({"conn_type": "postgres", "host": "127.0.0.1", "port": port, "login": "x"})
         )
@@ -248,7 +223,7 @@ class TestPostgres:
 class TestMsSql:
     @pytest.fixture(autouse=True)
     def _mssql_connection(self, monkeypatch):
-        self.port = _free_port()  # nothing listens: connecting would fail loudly
+        self.port = free_port()  # nothing listens: connecting would fail loudly
         monkeypatch.setenv(
             CONN_ENV,
             json.dumps(

@@ -4,29 +4,21 @@ from __future__ import annotations
 
 import inspect
 import json
-import logging
-import socket
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
-import structlog
 
 from include.carrier_optimization.progress import ERROR_PATH, PROGRESS_PATH, error_payload, progress_payload
 from plugins.compat import BaseHook
 from plugins.hooks.amop_api import AmopApiHook
+from tests.conftest import free_port
 
 CONN_ID = "amop_api_test"
 CONN_ENV = "AIRFLOW_CONN_AMOP_API_TEST"
 DEFAULT_ENV = "AIRFLOW_CONN_AMOP_API"
 SESSION_ID = 4711
 SESSION_GUID = "0b8f6f7e-3c1d-4a55-9a57-3f0c2f6b9e11"
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 class AmopApiServer:
@@ -70,22 +62,6 @@ class AmopApiServer:
         self.server.shutdown()
         self.server.server_close()
         self.thread.join(timeout=5)
-
-
-@pytest.fixture
-def hook_logs():
-    """Events the hook logs at any level (Airflow's structlog set-up filters INFO out by default)."""
-    try:
-        BaseHook.get_connection("warm_up_airflow_logging")  # Airflow configures structlog on first use
-    except Exception:
-        pass
-    saved = structlog.get_config()
-    try:
-        with structlog.testing.capture_logs() as logs:
-            structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.DEBUG))
-            yield logs
-    finally:
-        structlog.configure(**saved)
 
 
 @pytest.fixture
@@ -248,7 +224,7 @@ class TestFailures:
         assert [r["path"] for r in api.requests] == [ERROR_PATH]
 
     def test_closed_port_returns_false(self, monkeypatch, hook_logs):
-        port = _free_port()  # nothing listens here
+        port = free_port()  # nothing listens here
         monkeypatch.setenv(CONN_ENV, json.dumps({"conn_type": "http", "host": "127.0.0.1", "port": port}))
         hook = AmopApiHook(amop_api_conn_id=CONN_ID)
         assert hook.send_progress(session_id=1, session_guid=None, progress=30) is False

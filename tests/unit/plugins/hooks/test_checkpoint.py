@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import inspect
-import socket
 
 import pytest
 import redis
@@ -16,16 +15,11 @@ from include.carrier_optimization.checkpoints import (
     checkpoint_key,
 )
 from plugins.hooks.checkpoint import CheckpointHook
+from tests.conftest import free_port
 
 CONN_ENV = "AIRFLOW_CONN_REDIS_DEFAULT"
 LOCAL_REDIS = '{"conn_type":"redis","host":"127.0.0.1","port":6379,"extra":{"db":15}}'
 KEY = checkpoint_key("carrier_optimization__acme", "manual__1", "optimize", 0)
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.fixture
@@ -129,7 +123,7 @@ class TestCheckpointHook:
         assert calls == []
 
     def test_store_with_unreachable_redis_degrades(self, monkeypatch, sqlite_engine):
-        monkeypatch.setenv(CONN_ENV, f'{{"conn_type":"redis","host":"127.0.0.1","port":{_free_port()}}}')
+        monkeypatch.setenv(CONN_ENV, f'{{"conn_type":"redis","host":"127.0.0.1","port":{free_port()}}}')
         calls = []
         store = CheckpointHook().get_store(sqlite_engine, on_degrade=calls.append)
         store.put(KEY, {"cursor": 5})
@@ -158,7 +152,7 @@ class TestCheckpointHook:
         assert not ok and match in message
 
     def test_test_connection_unreachable(self, monkeypatch):
-        port = _free_port()
+        port = free_port()
         monkeypatch.setenv(CONN_ENV, f'{{"conn_type":"redis","host":"127.0.0.1","port":{port}}}')
         ok, message = CheckpointHook().test_connection()
         assert not ok and f"127.0.0.1:{port} db 0 is unreachable" in message

@@ -7,18 +7,16 @@ import base64
 import email
 import inspect
 import json
-import logging
-import socket
 import threading
 from email import policy
 from pathlib import Path
 
 import pytest
-import structlog
 
 from include.carrier_optimization.notify import Email
 from plugins.compat import BaseHook
 from plugins.hooks.email import OUTBOX_ENV, NotificationEmailHook, outbox_folder
+from tests.conftest import free_port
 
 CONN_ID = "smtp_test"
 CONN_ENV = "AIRFLOW_CONN_SMTP_TEST"
@@ -30,12 +28,6 @@ EMAIL = Email(
     body="Savings: 12.50 USD\n.leading dot line\n",
     attachments=(("report.xlsx", b"PK\x03\x04 workbook \x00\xff"),),
 )
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 class SmtpServer:
@@ -115,22 +107,6 @@ class SmtpServer:
             else:
                 await reply("502 Command not implemented")
         writer.close()
-
-
-@pytest.fixture
-def hook_logs():
-    """Events the hook logs at any level (Airflow's structlog set-up filters INFO out by default)."""
-    try:
-        BaseHook.get_connection("warm_up_airflow_logging")  # Airflow configures structlog on first use
-    except Exception:
-        pass
-    saved = structlog.get_config()
-    try:
-        with structlog.testing.capture_logs() as logs:
-            structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.DEBUG))
-            yield logs
-    finally:
-        structlog.configure(**saved)
 
 
 @pytest.fixture
@@ -250,7 +226,7 @@ class TestSmtp:
 
 class TestFallback:
     def test_dead_port_falls_back_to_the_outbox(self, monkeypatch, outbox, hook_logs):
-        _smtp_conn(monkeypatch, _free_port())  # nothing listens here
+        _smtp_conn(monkeypatch, free_port())  # nothing listens here
         where = NotificationEmailHook(smtp_conn_id=CONN_ID).send(EMAIL)
         [path] = outbox.iterdir()
         assert where == str(path)

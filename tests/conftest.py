@@ -50,6 +50,39 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def start_instance(engine, request, *, run_key: str, now):
+    """Open a session for ``request`` and prepare its optimal-engine instance; return ``(session, plan)``."""
+    from include.carrier_optimization import pipeline
+
+    session = pipeline.open_session(engine, request, run_key=run_key, now=now)
+    plan = pipeline.prepare_instance(
+        engine,
+        session_id=session["session_id"],
+        request=request,
+        batch_size=100,
+        engine_name="optimal",
+        now=now,
+    )
+    return session, plan
+
+
+def finish_instance(engine, session: dict, plan):
+    """Optimize every group of ``plan``, pick the winners, store the report, mark the session 100 %.
+
+    Returns the summary of ``select_winners``.
+    """
+    from include.carrier_optimization import pipeline
+    from include.carrier_optimization.engines.optimal import solve_optimal
+    from include.carrier_optimization.report import build_report, store_result_file
+
+    for group in plan.groups:
+        pipeline.run_engine_for_group(engine, comm_group_id=group["comm_group_id"], solve=solve_optimal)
+    summary = pipeline.select_winners(engine, instance_id=plan.instance_id)
+    store_result_file(engine, plan.instance_id, build_report(engine, plan.instance_id).xlsx)
+    pipeline.set_progress(engine, session["session_id"], 100)
+    return summary
+
+
 @pytest.fixture(scope="session")
 def postgres_url() -> str:
     """URL of a throwaway PostgreSQL database created for this test session and dropped after it."""

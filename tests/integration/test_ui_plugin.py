@@ -20,13 +20,12 @@ from types import SimpleNamespace
 import pytest
 
 from include.carrier_optimization import pipeline
-from include.carrier_optimization.engines.optimal import solve_optimal
 from include.carrier_optimization.fleet import generate_fleet
-from include.carrier_optimization.report import build_report, store_result_file
 from include.carrier_optimization.repository import AmopRepository
 from include.carrier_optimization.schema import create_schema
 from include.carrier_optimization.sessions_view import TABLE_HEADERS
 from include.carrier_optimization.storage import make_engine, sqlite_url
+from tests.conftest import finish_instance, start_instance
 
 pytestmark = pytest.mark.integration("chromium")
 
@@ -58,25 +57,9 @@ def amop(tmp_path_factory):
         tenant_id=1, service_provider_id=101, bill_period_id=period_id, has_synced=True
     )
 
-    def start(run_key):
-        session = pipeline.open_session(engine, request, run_key=run_key, now=fleet.as_of)
-        plan = pipeline.prepare_instance(
-            engine,
-            session_id=session["session_id"],
-            request=request,
-            batch_size=100,
-            engine_name="optimal",
-            now=fleet.as_of,
-        )
-        return session, plan
-
-    session, plan = start("dag/ui-done")
-    for group in plan.groups:
-        pipeline.run_engine_for_group(engine, comm_group_id=group["comm_group_id"], solve=solve_optimal)
-    summary = pipeline.select_winners(engine, instance_id=plan.instance_id)
-    store_result_file(engine, plan.instance_id, build_report(engine, plan.instance_id).xlsx)
-    pipeline.set_progress(engine, session["session_id"], 100)
-    running_session, _ = start("dag/ui-running")
+    session, plan = start_instance(engine, request, run_key="dag/ui-done", now=fleet.as_of)
+    summary = finish_instance(engine, session, plan)
+    running_session, _ = start_instance(engine, request, run_key="dag/ui-running", now=fleet.as_of)
     pipeline.set_progress(engine, running_session["session_id"], 40)
     yield SimpleNamespace(engine=engine, session=session, instance_id=plan.instance_id, summary=summary)
     engine.dispose()

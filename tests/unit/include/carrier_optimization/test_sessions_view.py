@@ -10,9 +10,7 @@ from sqlalchemy import update
 
 from include.carrier_optimization import pipeline
 from include.carrier_optimization import schema as s
-from include.carrier_optimization.engines.optimal import solve_optimal
 from include.carrier_optimization.fleet import generate_fleet
-from include.carrier_optimization.report import build_report, store_result_file
 from include.carrier_optimization.repository import AmopRepository
 from include.carrier_optimization.sessions_view import (
     TABLE_HEADERS,
@@ -20,6 +18,7 @@ from include.carrier_optimization.sessions_view import (
     render_sessions_page,
     tenant_ids,
 )
+from tests.conftest import finish_instance, start_instance
 
 TENANT = 1
 
@@ -33,28 +32,12 @@ def populate(engine) -> dict:
         tenant_id=TENANT, service_provider_id=101, bill_period_id=period_id, has_synced=True
     )
 
-    def start(run_key: str) -> tuple[dict, pipeline.InstancePlan]:
-        session = pipeline.open_session(engine, request, run_key=run_key, now=fleet.as_of)
-        plan = pipeline.prepare_instance(
-            engine,
-            session_id=session["session_id"],
-            request=request,
-            batch_size=100,
-            engine_name="optimal",
-            now=fleet.as_of,
-        )
-        return session, plan
-
-    done_session, done = start("dag/done")
-    for group in done.groups:
-        pipeline.run_engine_for_group(engine, comm_group_id=group["comm_group_id"], solve=solve_optimal)
-    summary = pipeline.select_winners(engine, instance_id=done.instance_id)
-    store_result_file(engine, done.instance_id, build_report(engine, done.instance_id).xlsx)
-    pipeline.set_progress(engine, done_session["session_id"], 100)
+    done_session, done = start_instance(engine, request, run_key="dag/done", now=fleet.as_of)
+    summary = finish_instance(engine, done_session, done)
 
     waiting = repo.create_session(TENANT, 101, period_id)
     pipeline.set_progress(engine, waiting["session_id"], 20, error="<script>alert('sync')</script> failed")
-    running_session, running = start("dag/running")
+    running_session, running = start_instance(engine, request, run_key="dag/running", now=fleet.as_of)
     pipeline.set_progress(engine, running_session["session_id"], 40)
     other = repo.create_session(2, 101, period_id)
     return {

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+import logging
+from functools import partial
 
 import pytest
 
@@ -20,11 +23,16 @@ from include.carrier_optimization.messages import (
     Malformed,
     MalformedMessageError,
     OptimizationRequest,
+    SqsCall,
+    arun_steps,
     build_request_attributes,
     dead_letter_params,
     matches,
     parse_request,
+    poke_steps,
+    receive_params,
     release_entries,
+    run_steps,
     split_batch,
     validate_filter,
 )
@@ -470,6 +478,122 @@ class TestBuildRequestAttributes:
         fields = {"tenant_id": TENANT, "service_provider_id": PROVIDER, "bill_period_id": PERIOD} | kwargs
         with pytest.raises(ValueError, match=match):
             build_request_attributes(**fields)
+
+
+QUEUE = "https://sqs.example/requests"
+DLQ = "https://sqs.example/requests-dlq"
+
+
+class FakeSqs:
+    """Records each call; answers ``receive_message`` with ``batch``; ``fail`` maps a method to an error."""
+
+    def __init__(self, batch: list[dict], fail: dict[str, Exception] | None = None, failed_ids=()) -> None:
+        self.batch, self.fail, self.failed_ids, self.calls = batch, fail or {}, failed_ids, []
+
+    def __getattr__(self, method: str):
+        def call(**kwargs):
+            self.calls.append(SqsCall(method, kwargs))
+            if method in self.fail:
+                raise self.fail[method]
+            if method == "receive_message":
+                return {"Messages": self.batch}
+            if method == "change_message_visibility_batch":
+                return {"Failed": [{"Id": entry_id, "Code": "x"} for entry_id in self.failed_ids]}
+            return {}
+
+        return call
+
+
+class AsyncFakeSqs(FakeSqs):
+    def __getattr__(self, method: str):
+        sync_call = super().__getattr__(method)
+
+        async def call(**kwargs):
+            return sync_call(**kwargs)
+
+        return call
+
+
+def steps(dead_letter_queue=DLQ):
+    receive = receive_params(queue_url=QUEUE, max_messages=10, wait_time_seconds=0, visibility_timeout=None)
+    return poke_steps(
+        receive, partial(split_batch, tenant_id=TENANT), dead_letter_queue=dead_letter_queue, label="request"
+    )
+
+
+class TestPokeSteps:
+    BATCH = [
+        request_message("other", tenant_id=OTHER_TENANT),
+        request_message("mine"),
+        make_message("bad", TenantId=None),
+    ]
+
+    def test_receive_params(self):
+        assert receive_params(
+            queue_url=QUEUE, max_messages=5, wait_time_seconds=2, visibility_timeout=30
+        ) == {
+            "QueueUrl": QUEUE,
+            "MaxNumberOfMessages": 5,
+            "WaitTimeSeconds": 2,
+            "MessageAttributeNames": ["All"],
+            "VisibilityTimeout": 30,
+        }
+
+    def test_receive_release_dead_letter_delete_in_order(self):
+        client = FakeSqs(self.BATCH)
+        accepted = run_steps(client, steps())
+        assert accepted.request.message_id == "mine"
+        assert [call.method for call in client.calls] == [
+            "receive_message",
+            "change_message_visibility_batch",
+            "send_message",
+            "delete_message",
+            "delete_message",
+        ]
+        assert client.calls[1].kwargs["Entries"] == [
+            {"Id": "m0", "ReceiptHandle": "rh-other", "VisibilityTimeout": 0}
+        ]
+        assert client.calls[2].kwargs["QueueUrl"] == DLQ
+        assert [call.kwargs for call in client.calls[3:]] == [
+            {"QueueUrl": QUEUE, "ReceiptHandle": "rh-bad"},
+            {"QueueUrl": QUEUE, "ReceiptHandle": "rh-mine"},
+        ]
+
+    def test_async_driver_makes_the_same_calls(self):
+        sync_client, async_client = FakeSqs(self.BATCH), AsyncFakeSqs(self.BATCH)
+        sync_result = run_steps(sync_client, steps())
+        async_result = asyncio.run(arun_steps(async_client, steps()))
+        assert async_result == sync_result
+        assert async_client.calls == sync_client.calls
+
+    def test_failed_dead_letter_send_leaves_the_message(self, caplog):
+        client = FakeSqs(self.BATCH[2:], fail={"send_message": RuntimeError("dlq down")})
+        with caplog.at_level(logging.ERROR):
+            assert run_steps(client, steps()) is None
+        assert [call.method for call in client.calls] == ["receive_message", "send_message"]
+        assert f"Could not move message bad to dead-letter queue {DLQ}; left on the queue" in caplog.text
+
+    def test_without_dead_letter_queue_logs_and_deletes(self, caplog):
+        client = FakeSqs(self.BATCH[2:], fail={"delete_message": RuntimeError("gone")})
+        with caplog.at_level(logging.ERROR):
+            assert run_steps(client, steps(dead_letter_queue=None)) is None
+        assert [call.method for call in client.calls] == ["receive_message", "delete_message"]
+        assert "No dead-letter queue set: deleting message bad" in caplog.text
+        assert "Could not delete malformed message bad" in caplog.text
+
+    def test_failed_release_is_logged(self, caplog):
+        client = FakeSqs(self.BATCH[:1], failed_ids=["m0"])
+        with caplog.at_level(logging.WARNING):
+            assert run_steps(client, steps()) is None
+        assert f"Could not release message other on {QUEUE}" in caplog.text
+
+    @pytest.mark.parametrize(
+        "method", ["receive_message", "delete_message"], ids=["receive", "delete-accepted"]
+    )
+    def test_receive_and_accepted_delete_failures_propagate(self, method):
+        client = FakeSqs(self.BATCH[1:2], fail={method: RuntimeError("boom")})
+        with pytest.raises(RuntimeError, match="boom"):
+            run_steps(client, steps())
 
 
 def test_module_imports_no_airflow():

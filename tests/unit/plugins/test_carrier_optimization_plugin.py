@@ -28,6 +28,7 @@ from plugins.carrier_optimization_plugin import (
     LazyAsgiApp,
     create_app,
 )
+from tests.conftest import start_instance
 
 ROOT = Path(__file__).resolve().parents[3]
 
@@ -42,15 +43,7 @@ def amop(tmp_path_factory):
     request = pipeline.Request(
         tenant_id=1, service_provider_id=101, bill_period_id=period_id, has_synced=True
     )
-    session = pipeline.open_session(engine, request, run_key="dag/ui", now=fleet.as_of)
-    plan = pipeline.prepare_instance(
-        engine,
-        session_id=session["session_id"],
-        request=request,
-        batch_size=100,
-        engine_name="optimal",
-        now=fleet.as_of,
-    )
+    session, plan = start_instance(engine, request, run_key="dag/ui", now=fleet.as_of)
     for group in plan.groups:
         pipeline.run_engine_for_group(engine, comm_group_id=group["comm_group_id"], solve=solve_optimal)
     summary = pipeline.select_winners(engine, instance_id=plan.instance_id)

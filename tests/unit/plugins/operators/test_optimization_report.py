@@ -21,6 +21,7 @@ from include.carrier_optimization.schema import OptimizationStatus
 from include.carrier_optimization.storage import make_engine
 from plugins.compat import AirflowFailException
 from plugins.operators.optimization import OptimizationReportOperator, upload_report
+from tests.conftest import start_instance
 
 DAG_ID = "carrier_optimization__acme"
 BUCKET = "carrier-optimization-reports"
@@ -46,15 +47,7 @@ def finished_instance(engine, *, n_sims: int = 80, winners: bool = True) -> tupl
     request = pipeline.Request(
         tenant_id=1, service_provider_id=101, bill_period_id=period_id, has_synced=True
     )
-    session = pipeline.open_session(engine, request, run_key=f"{DAG_ID}/run", now=fleet.as_of)
-    plan = pipeline.prepare_instance(
-        engine,
-        session_id=session["session_id"],
-        request=request,
-        batch_size=100,
-        engine_name="optimal",
-        now=fleet.as_of,
-    )
+    session, plan = start_instance(engine, request, run_key=f"{DAG_ID}/run", now=fleet.as_of)
     for group in plan.groups:
         pipeline.run_engine_for_group(engine, comm_group_id=group["comm_group_id"], solve=solve_optimal)
     if not winners:

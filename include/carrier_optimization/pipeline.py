@@ -396,10 +396,8 @@ def _write_group(
 ):
     instance_id = int(instance["Id"])
     group_id = conn.execute(
-        insert(s.comm_group)
-        .values(InstanceId=instance_id, RatePlanIds=group.key)
-        .returning(s.comm_group.c.Id)
-    ).scalar_one()
+        insert(s.comm_group).values(InstanceId=instance_id, RatePlanIds=group.key)
+    ).inserted_primary_key[0]
     conn.execute(
         insert(s.comm_group_comm_plan),
         [
@@ -518,8 +516,7 @@ def _insert_queue(conn: Connection, instance, request: Request, group_id: int, k
         return int(existing[0])
     return int(
         conn.execute(
-            insert(q)
-            .values(
+            insert(q).values(
                 InstanceId=int(instance["Id"]),
                 CommPlanGroupId=group_id,
                 RunStatusId=int(OptimizationStatus.NotStarted),
@@ -529,8 +526,7 @@ def _insert_queue(conn: Connection, instance, request: Request, group_id: int, k
                 RunStartTime=utcnow(),
                 CreatedDate=utcnow(),
             )
-            .returning(q.c.Id)
-        ).scalar_one()
+        ).inserted_primary_key[0]
     )
 
 

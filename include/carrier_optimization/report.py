@@ -577,16 +577,14 @@ def store_result_file(
     with engine.begin() as conn:
         conn.execute(delete(files).where(files.c.InstanceId == instance_id))
         file_id = conn.execute(
-            insert(files)
-            .values(
+            insert(files).values(
                 InstanceId=instance_id,
                 AssignmentXlsxBytes=xlsx,
                 IsDeleted=False,
                 CreatedBy="System",
                 CreatedDate=now or utcnow(),
             )
-            .returning(files.c.Id)
-        ).scalar_one()
+        ).inserted_primary_key[0]
     LOG.info("Instance %s: result file %s stored (%d bytes)", instance_id, file_id, len(xlsx))
     return int(file_id)
 

@@ -59,8 +59,7 @@ class AmopRepository:
                 )
             )
             period_id = conn.execute(
-                insert(s.billing_period)
-                .values(
+                insert(s.billing_period).values(
                     ServiceProviderId=t.service_provider_id,
                     BillYear=fleet.period_end.year,
                     BillMonth=fleet.period_end.month,
@@ -69,8 +68,7 @@ class AmopRepository:
                     BillPeriodEndDay=fleet.period_end.day,
                     BillPeriodEndHour=fleet.period_end.hour,
                 )
-                .returning(s.billing_period.c.id)
-            ).scalar_one()
+            ).inserted_primary_key[0]
             bulk_insert(conn, s.carrier_rate_plan, _plan_rows(fleet))
             bulk_insert(
                 conn,
@@ -217,8 +215,7 @@ class AmopRepository:
         guid = str(uuid.uuid4())
         with self.engine.begin() as conn:
             session_id = conn.execute(
-                insert(s.optimization_session)
-                .values(
+                insert(s.optimization_session).values(
                     SessionGuid=guid,
                     TenantId=tenant_id,
                     ServiceProviderId=service_provider_id,
@@ -226,8 +223,7 @@ class AmopRepository:
                     OptimizationTypeId=0,
                     CreatedDate=utcnow(),
                 )
-                .returning(s.optimization_session.c.Id)
-            ).scalar_one()
+            ).inserted_primary_key[0]
         return {"session_id": int(session_id), "session_guid": guid}
 
     def session(self, session_id: int) -> dict[str, Any] | None:
@@ -282,8 +278,7 @@ class AmopRepository:
                 return int(existing[0])
             return int(
                 conn.execute(
-                    insert(ins)
-                    .values(
+                    insert(ins).values(
                         RunStatusId=int(OptimizationStatus.NotStarted),
                         RunStartTime=utcnow(),
                         BillingPeriodStartDate=billing_period["BillingCycleStartDate"],
@@ -295,8 +290,7 @@ class AmopRepository:
                         OptimizationSessionId=session_id,
                         CreatedDate=utcnow(),
                     )
-                    .returning(ins.c.Id)
-                ).scalar_one()
+                ).inserted_primary_key[0]
             )
 
     def instance_id_for_session(self, session_id: int) -> int | None:

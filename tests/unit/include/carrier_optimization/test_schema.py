@@ -53,13 +53,10 @@ class TestSchema:
                 )
             )
             session_id = conn.execute(
-                insert(s.optimization_session)
-                .values(SessionGuid="g-1", TenantId=9)
-                .returning(s.optimization_session.c.Id)
-            ).scalar_one()
+                insert(s.optimization_session).values(SessionGuid="g-1", TenantId=9)
+            ).inserted_primary_key[0]
             instance_id = conn.execute(
-                insert(s.optimization_instance)
-                .values(
+                insert(s.optimization_instance).values(
                     RunStatusId=1,
                     BillingPeriodStartDate=start,
                     BillingPeriodEndDate=start + dt.timedelta(days=31),
@@ -67,13 +64,10 @@ class TestSchema:
                     OptimizationSessionId=session_id,
                     ServiceProviderId=5,
                 )
-                .returning(s.optimization_instance.c.Id)
-            ).scalar_one()
+            ).inserted_primary_key[0]
             group_id = conn.execute(
-                insert(s.comm_group)
-                .values(InstanceId=instance_id, RatePlanIds="1,2")
-                .returning(s.comm_group.c.Id)
-            ).scalar_one()
+                insert(s.comm_group).values(InstanceId=instance_id, RatePlanIds="1,2")
+            ).inserted_primary_key[0]
             conn.execute(
                 insert(s.optimization_queue).values(
                     InstanceId=instance_id,
@@ -95,26 +89,20 @@ class TestSchema:
         start = dt.datetime(2026, 10, 30)
         with db_engine.begin() as conn:
             session_id = conn.execute(
-                insert(s.optimization_session)
-                .values(SessionGuid="g-2", TenantId=1)
-                .returning(s.optimization_session.c.Id)
-            ).scalar_one()
+                insert(s.optimization_session).values(SessionGuid="g-2", TenantId=1)
+            ).inserted_primary_key[0]
             instance_id = conn.execute(
-                insert(s.optimization_instance)
-                .values(
+                insert(s.optimization_instance).values(
                     RunStatusId=1,
                     BillingPeriodStartDate=start,
                     BillingPeriodEndDate=start,
                     TenantId=1,
                     OptimizationSessionId=session_id,
                 )
-                .returning(s.optimization_instance.c.Id)
-            ).scalar_one()
+            ).inserted_primary_key[0]
             group_id = conn.execute(
-                insert(s.comm_group)
-                .values(InstanceId=instance_id, RatePlanIds="1")
-                .returning(s.comm_group.c.Id)
-            ).scalar_one()
+                insert(s.comm_group).values(InstanceId=instance_id, RatePlanIds="1")
+            ).inserted_primary_key[0]
         row = {"InstanceId": instance_id, "CommPlanGroupId": group_id, "RunStatusId": 1, "SequenceIndex": 7}
         with db_engine.begin() as conn:
             conn.execute(insert(s.optimization_queue).values(**row))

@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-fast services lint bench bundle clean
+.PHONY: demo test test-fast test-mwaa306 services lint bench bundle clean
 
 $(STAMP): requirements.txt requirements-dev.txt constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -24,6 +24,10 @@ test: $(STAMP) services
 test-fast: $(STAMP)
 	$(PY) -m pytest tests/unit $(PYTEST_ARGS)
 
+## test-mwaa306: the DAGs and the library's SQLite tests on MWAA's Airflow 3.0.6 line (own venv)
+test-mwaa306:
+	bash scripts/check_mwaa_306.sh
+
 services:
 	bash scripts/services.sh
 
@@ -38,4 +42,4 @@ bundle: $(STAMP)
 	$(PY) -m scripts.bundle_mwaa --out build/mwaa
 
 clean:
-	rm -rf .airflow_home .airflow_test_home out build
+	rm -rf .airflow_home .airflow_test_home .airflow_home_306 out build

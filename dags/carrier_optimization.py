@@ -229,6 +229,8 @@ def build_tenant_dag(tenant: TenantConfig) -> DAG:
             summary=winners.output,
             tenant_name=tenant.name,
             recipients=tenant.alert_emails,
+            s3_bucket="{{ var.value.get('carrier_optimization_report_bucket', '') }}",
+            s3_key_prefix=f"carrier-optimization/{tenant.slug}",
         )
         session >> sync_request >> sync_wait >> count
         session >> count

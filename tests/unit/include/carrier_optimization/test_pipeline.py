@@ -101,6 +101,26 @@ def test_open_session_names_what_is_missing(db_engine, fleet, request_, match):
     assert counts(db_engine)["OptimizationSession"] == 0
 
 
+def test_a_finished_session_is_not_optimized_again_from_another_run(db_engine, session):
+    plan = prepare(db_engine, session, engine_name="optimal")
+    for group in plan.groups:
+        pipeline.run_engine_for_group(db_engine, comm_group_id=group["comm_group_id"], solve=stub_solver)
+    pipeline.select_winners(db_engine, instance_id=plan.instance_id)
+    before = counts(db_engine)
+    duplicate = pipeline.Request(
+        tenant_id=3, service_provider_id=301, session_id=session["session_id"], message_id="m-2"
+    )
+    with pytest.raises(
+        pipeline.SessionFinished, match=f"session {session['session_id']} already finished.*m-2"
+    ):
+        pipeline.open_session(db_engine, duplicate, run_key="dag/run-2")
+    assert counts(db_engine) == before
+    # The run that finished it still finds its session (a cleared or retried step of that run).
+    assert (
+        pipeline.open_session(db_engine, REQUEST, run_key="dag/run-1")["session_id"] == session["session_id"]
+    )
+
+
 # -- count: prepare_instance ---------------------------------------------------------------------------
 
 

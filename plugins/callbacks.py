@@ -53,16 +53,20 @@ def mark_instance_failed(
     session = session if isinstance(session, dict) else {}
     instance_id = None
     if session:
-        instance_id = _best_effort(
+        marked = _best_effort(
             ti, "mark the instance", lambda: _mark_instance(amop_conn_id, session["session_id"], message)
         )
-        _best_effort(
-            ti,
-            "report the error to AMOP",
-            lambda: AmopApiHook().send_error(
-                session_id=session["session_id"], session_guid=session.get("session_guid"), message=message
-            ),
-        )
+        instance_id, succeeded, reported = marked if marked else (None, False, message)
+        if not succeeded:  # a failing report leaves a finished optimization: nothing to report to AMOP
+            _best_effort(
+                ti,
+                "report the error to AMOP",
+                lambda: AmopApiHook().send_error(
+                    session_id=session["session_id"],
+                    session_guid=session.get("session_guid"),
+                    message=reported,
+                ),
+            )
     body = f"{message}\n\nDAG {ti.dag_id}, run {ti.run_id}, session {session.get('session_id')}, "
     body += f"instance {instance_id}."
     _best_effort(
@@ -74,10 +78,11 @@ def mark_instance_failed(
     )
 
 
-def _mark_instance(amop_conn_id: str, session_id: int, message: str) -> int | None:
-    """End the session's instance ``CompleteWithErrors`` unless it succeeded; returns its id.
+def _mark_instance(amop_conn_id: str, session_id: int, message: str) -> tuple[int | None, bool, str]:
+    """End the session's instance ``CompleteWithErrors`` unless it succeeded.
 
-    An instance that already ended with errors keeps its message (the first cause).
+    An instance that already ended with errors keeps its message (the first cause, e.g. the legacy
+    invalid-plans text). Returns the instance id, whether it had succeeded, and the message it holds.
     """
     repo = AmopRepository(AmopDatabaseHook(amop_conn_id=amop_conn_id).get_conn())
     instance_id = repo.instance_id_for_session(session_id)
@@ -93,7 +98,9 @@ def _mark_instance(amop_conn_id: str, session_id: int, message: str) -> int | No
             repo.set_instance_status(
                 instance_id, OptimizationStatus.CompleteWithErrors, error=ended_with or message
             )
-    return instance_id
+            return instance_id, False, ended_with or message
+        return instance_id, True, message
+    return None, False, message
 
 
 def _best_effort(ti: Any, what: str, action: Callable[[], Any]) -> Any:

@@ -225,12 +225,7 @@ class OptimizationCountOperator(AmopBaseOperator):
             engine_name=self.engine,
             max_batches=self.max_batches,
         )
-        if plan.error:
-            self.api.send_error(
-                session_id=self.session["session_id"],
-                session_guid=self.session["session_guid"],
-                message=plan.error,
-            )
+        if plan.error:  # the failure callback reports the instance's message to AMOP and alerts
             raise AirflowFailException(f"Instance {plan.instance_id}: {plan.error}")
         cache = (
             context["ti"].xcom_pull(task_ids=self.cache_check_task_id) if self.cache_check_task_id else None

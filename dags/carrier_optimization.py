@@ -176,6 +176,7 @@ def build_tenant_dag(tenant: TenantConfig) -> DAG:
             poke_interval=5,
             timeout=45 * 60,
             soft_fail=True,
+            deferrable=True,
         )
         cache_check = OptimizationCacheCheckOperator(task_id="cache_check")
         session = OptimizationSessionOperator(
@@ -194,6 +195,7 @@ def build_tenant_dag(tenant: TenantConfig) -> DAG:
             require_synced=True,
             poke_interval=5,
             timeout=6 * 3600,
+            deferrable=True,
         )
         count = OptimizationCountOperator(
             task_id="count",

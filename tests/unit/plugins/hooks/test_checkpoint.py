@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+import json
 
 import pytest
 import redis
@@ -15,10 +16,11 @@ from include.carrier_optimization.checkpoints import (
     checkpoint_key,
 )
 from plugins.hooks.checkpoint import CheckpointHook
-from tests.conftest import free_port
+from tests.conftest import REDIS_URL, free_port
 
 CONN_ENV = "AIRFLOW_CONN_REDIS_DEFAULT"
-LOCAL_REDIS = '{"conn_type":"redis","host":"127.0.0.1","port":6379,"extra":{"db":15}}'
+TEST_DB = int(REDIS_URL.rsplit("/", 1)[1])  # the test database of tests/conftest.py (default 15)
+LOCAL_REDIS = json.dumps({"conn_type": "redis", "host": "127.0.0.1", "port": 6379, "extra": {"db": TEST_DB}})
 KEY = checkpoint_key("carrier_optimization__acme", "manual__1", "optimize", 0)
 
 
@@ -72,7 +74,7 @@ class TestCheckpointHook:
         client = hook.get_conn()
         assert isinstance(client, redis.Redis)
         assert hook.get_conn() is client and hook.redis is client
-        assert client.connection_pool.connection_kwargs["db"] == 15
+        assert client.connection_pool.connection_kwargs["db"] == TEST_DB
         client.set("hook-probe", b"1")
         assert local_redis_connection.get("hook-probe") == b"1"
 
@@ -140,7 +142,7 @@ class TestCheckpointHook:
 
     def test_test_connection(self, local_redis_connection):
         ok, message = CheckpointHook().test_connection()
-        assert ok and "127.0.0.1:6379 db 15 answered PING" in message
+        assert ok and f"127.0.0.1:6379 db {TEST_DB} answered PING" in message
 
     @pytest.mark.parametrize(
         "conn_id, match",

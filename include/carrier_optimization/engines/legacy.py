@@ -26,6 +26,7 @@ from include.carrier_optimization.engines.result import (
     STATUS_LIMIT,
     EngineResult,
     GroupResult,
+    check_solve_arguments,
     count_changes,
     infeasible_result,
 )
@@ -551,15 +552,7 @@ def evaluate_sequences(
 
 
 def _solve_legacy_iv(problem, time_limit, options):
-    if not isinstance(problem, Problem):
-        raise TypeError("`problem` must be a Problem")
-    if time_limit is not None and not (isinstance(time_limit, int | float) and time_limit > 0):
-        raise ValueError(f"`time_limit` must be a number > 0 or None; got {time_limit!r}")
-    options = dict(options or {})
-    unknown = sorted(set(options) - set(OPTIONS))
-    if unknown:
-        raise ValueError(f"`options`: unknown keys {unknown}; accepted keys are {sorted(OPTIONS)}")
-    merged = {**OPTIONS, **options}
+    merged = check_solve_arguments(problem, time_limit, options, OPTIONS)
     for key in OPTIONS:
         if not isinstance(merged[key], int) or merged[key] < 1:
             raise ValueError(f"`options`: {key} must be an integer >= 1; got {merged[key]!r}")

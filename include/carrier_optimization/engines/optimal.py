@@ -40,6 +40,7 @@ from include.carrier_optimization.engines.result import (
     STATUS_LIMIT,
     EngineResult,
     GroupResult,
+    check_solve_arguments,
     compute_gap,
     count_changes,
     infeasible_result,
@@ -441,20 +442,9 @@ def _restricted_lp(data: _Data, candidates: np.ndarray, deadline, options, trace
             mean_excess[cols] = total[cls[cols]] / weight[cls[cols]]
     pool = data.pool_of_plan[plan]
     pooled_col = pool >= 0
-    # column j: assignment row cls[j] (1.0) and, when pooled, pool row n_classes + pool[j] (mean excess)
-    entries = 1 + pooled_col.astype(np.int64)
-    start = np.r_[0, np.cumsum(entries)]
-    index = np.empty(start[-1], dtype=np.int64)
-    value = np.empty(start[-1])
-    index[start[:-1]] = cls
-    value[start[:-1]] = 1.0
-    second = start[:-1][pooled_col] + 1
-    index[second] = n_classes + pool[pooled_col]
-    value[second] = mean_excess[pooled_col]
-    # overage columns o_g (MB over the pool allowance): pool row coefficient -1, cost ρ_g
-    start = np.r_[start, start[-1] + 1 + np.arange(n_pools)]
-    index = np.r_[index, n_classes + np.arange(n_pools)]
-    value = np.r_[value, -np.ones(n_pools)]
+    # column j: assignment row cls[j] and, when pooled, the pool row (mean excess); overage columns o_g
+    # (MB over the pool allowance) have pool row coefficient -1 and cost ρ_g
+    start, index, value = _csc_columns(cls, pool, mean_excess[pooled_col], n_classes, -np.ones(n_pools))
     remaining = None if deadline is None else deadline - time.perf_counter()
     status, x, row_dual, objective = _run_lp(
         cost=np.r_[mean_cost, data.rho],
@@ -506,6 +496,29 @@ def _milp_time_limit(deadline: float | None, cap: float) -> float:
     return cap if deadline is None else min(cap, deadline - time.perf_counter())
 
 
+def _csc_columns(assign_row, pool, pool_coeff, n_assign_rows, overage_coeff):
+    """Column-wise sparse matrix of the assignment model (HiGHS ``start``/``index``/``value``).
+
+    Column ``j`` has 1.0 in assignment row ``assign_row[j]`` and, when ``pool[j] >= 0``, ``pool_coeff``
+    (one entry per pooled column, in order) in pool row ``n_assign_rows + pool[j]``; then one overage
+    column per pool with ``overage_coeff[g]`` in pool row ``n_assign_rows + g``.
+    """
+    pooled = pool >= 0
+    start = np.r_[0, np.cumsum(1 + pooled.astype(np.int64))]
+    index = np.empty(start[-1], dtype=np.int64)
+    value = np.empty(start[-1])
+    index[start[:-1]] = assign_row
+    value[start[:-1]] = 1.0
+    second = start[:-1][pooled] + 1
+    index[second] = n_assign_rows + pool[pooled]
+    value[second] = pool_coeff
+    n_pools = len(overage_coeff)
+    start = np.r_[start, start[-1] + 1 + np.arange(n_pools)]
+    index = np.r_[index, n_assign_rows + np.arange(n_pools)]
+    value = np.r_[value, overage_coeff]
+    return start, index, value
+
+
 def _exact_milp(data: _Data, assignment: np.ndarray, deadline, options, trace) -> np.ndarray:
     """Full MILP of a small group (binary ``x_ip``, integer blocks ``k_g``), warm-started from ``assignment``.
 
@@ -518,18 +531,8 @@ def _exact_milp(data: _Data, assignment: np.ndarray, deadline, options, trace) -
     plan = np.tile(np.arange(n_plans), n)
     pool = data.pool_of_plan[plan]
     pooled_col = pool >= 0
-    entries = 1 + pooled_col.astype(np.int64)
-    start = np.r_[0, np.cumsum(entries)]
-    index = np.empty(start[-1], dtype=np.int64)
-    value = np.empty(start[-1])
-    index[start[:-1]] = device
-    value[start[:-1]] = 1.0
-    second = start[:-1][pooled_col] + 1
-    index[second] = n + pool[pooled_col]
-    value[second] = -data.excess[device[pooled_col], pool[pooled_col]]
-    start = np.r_[start, start[-1] + 1 + np.arange(n_pools)]
-    index = np.r_[index, n + np.arange(n_pools)]
-    value = np.r_[value, data.block]
+    excess = -data.excess[device[pooled_col], pool[pooled_col]]
+    start, index, value = _csc_columns(device, pool, excess, n, data.block)
     warm = np.zeros(n * n_plans + n_pools)
     warm[np.arange(n) * n_plans + assignment] = 1.0
     warm[n * n_plans :] = overage_blocks(_pool_excess(data, assignment), data.block)
@@ -697,15 +700,7 @@ def _relabel_identical(group: GroupProblem, assignment: np.ndarray) -> np.ndarra
 
 
 def _solve_optimal_iv(problem, time_limit, options):
-    if not isinstance(problem, Problem):
-        raise TypeError("`problem` must be a Problem")
-    if time_limit is not None and not (isinstance(time_limit, int | float) and time_limit > 0):
-        raise ValueError(f"`time_limit` must be a number > 0 or None; got {time_limit!r}")
-    options = dict(options or {})
-    unknown = sorted(set(options) - set(OPTIONS))
-    if unknown:
-        raise ValueError(f"`options`: unknown keys {unknown}; accepted keys are {sorted(OPTIONS)}")
-    merged = {**OPTIONS, **options}
+    merged = check_solve_arguments(problem, time_limit, options, OPTIONS)
     real = {"dual_tolerance", "tie_tolerance", "milp_time_limit"}
     for key in sorted(set(OPTIONS) - real):
         if not isinstance(merged[key], int) or merged[key] < 0:

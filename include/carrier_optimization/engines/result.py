@@ -8,6 +8,8 @@ from types import MappingProxyType
 
 import numpy as np
 
+from include.carrier_optimization.domain import Problem
+
 __all__ = [
     "STATUS_FINISHED",
     "STATUS_LIMIT",
@@ -191,3 +193,25 @@ def infeasible_result(engine: str, message: str, seconds: float) -> EngineResult
 def count_changes(current_plan: np.ndarray, assignment: np.ndarray) -> int:
     """Devices with a known current plan (``>= 0``) assigned another plan."""
     return int(np.count_nonzero((current_plan >= 0) & (current_plan != assignment)))
+
+
+def check_solve_arguments(problem, time_limit, options, defaults: Mapping[str, object]) -> dict[str, object]:
+    """The checks every ``solve_<engine>`` shares; returns ``defaults`` updated with ``options``.
+
+    Raises
+    ------
+    TypeError
+        When ``problem`` is not a `Problem`.
+    ValueError
+        For a ``time_limit`` that is not a number > 0 or None, or option keys not in ``defaults`` (listed
+        with the accepted keys). Option values are the engine's to check.
+    """
+    if not isinstance(problem, Problem):
+        raise TypeError("`problem` must be a Problem")
+    if time_limit is not None and not (isinstance(time_limit, int | float) and time_limit > 0):
+        raise ValueError(f"`time_limit` must be a number > 0 or None; got {time_limit!r}")
+    options = dict(options or {})
+    unknown = sorted(set(options) - set(defaults))
+    if unknown:
+        raise ValueError(f"`options`: unknown keys {unknown}; accepted keys are {sorted(defaults)}")
+    return {**defaults, **options}

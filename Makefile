@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-fast test-mwaa306 services lint bench bundle clean
+.PHONY: demo test test-fast test-e2e test-mwaa306 services airflow airflow-stop lint bench bundle clean
 
 $(STAMP): requirements.txt requirements-dev.txt constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -19,6 +19,19 @@ demo: $(STAMP)
 ## test: start the local services if needed and run the whole test suite
 test: $(STAMP) services
 	$(PY) -m pytest tests $(PYTEST_ARGS)
+
+## airflow: a running Airflow on the checkout (api-server, scheduler, dag-processor, triggerer) with the
+## sample tenants, local SQS endpoint, carrier simulators and connections; prints the UI address and login
+airflow: $(STAMP) services
+	$(PY) -m scripts.local_airflow start $(AIRFLOW_ARGS)
+
+## airflow-stop: stop exactly the processes `make airflow` started, by their process ids
+airflow-stop:
+	$(PY) -m scripts.local_airflow stop
+
+## test-e2e: only the end-to-end tests against a real Airflow (both executors)
+test-e2e: $(STAMP) services
+	$(PY) -m pytest tests/e2e $(PYTEST_ARGS)
 
 ## test-fast: unit tests only (no services, no DAG runs)
 test-fast: $(STAMP)
@@ -42,4 +55,4 @@ bundle: $(STAMP)
 	$(PY) -m scripts.bundle_mwaa --out build/mwaa
 
 clean:
-	rm -rf .airflow_home .airflow_test_home .airflow_home_306 out build
+	rm -rf .airflow_home .airflow_test_home .airflow_home_306 .airflow_local out build

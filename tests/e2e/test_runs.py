@@ -1,0 +1,146 @@
+"""Runs of the tenant DAG on a real Airflow: triggered through the REST API, killed, cleared, re-run.
+
+Scenarios (issue "The product on a running Airflow"): a. a run triggered through the REST API with the
+form's fields; d. one ``optimize`` map index SIGKILLed until its retries are exhausted, then that one
+index cleared through the REST API; e. a Celery worker killed mid-run. Each ends in the AMOP end state
+of the deployment's uninterrupted reference run.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+
+import psutil
+import pytest
+
+from include.carrier_optimization import schema as s
+from include.carrier_optimization.notify import FAILURE_SUBJECT, RESULTS_SUBJECT
+from include.carrier_optimization.schema import OptimizationStatus
+from scripts.airflow_api import wait_until
+from tests.dags.test_fault_injection import assert_same_end_state
+from tests.e2e.conftest import FORM, RUN_TIMEOUT, SIMS
+
+pytestmark = pytest.mark.e2e
+
+SUCCESS, ERRORS = int(OptimizationStatus.CompleteWithSuccess), int(OptimizationStatus.CompleteWithErrors)
+
+
+def subjects(deployment) -> list[str]:
+    return [m["subject"] for m in deployment.emails()]
+
+
+def results_subject(deployment) -> str:
+    tenant = next(t for t in deployment.tenants if t.slug == "acme")
+    return RESULTS_SUBJECT.format(tenant=tenant.name)
+
+
+def instance_status(deployment) -> int:
+    from sqlalchemy import select
+
+    with deployment.engine().connect() as conn:
+        (status,) = conn.execute(select(s.optimization_instance.c.RunStatusId)).one()
+    return int(status)
+
+
+def tis(deployment, run_id: str) -> dict[tuple[str, int], dict]:
+    return {
+        (t["task_id"], t["map_index"]): t for t in deployment.api.task_instances(deployment.dag_id, run_id)
+    }
+
+
+def test_a_run_triggered_through_the_rest_api_optimizes_every_comm_group(deployment, reference):
+    run, state = reference["run"], reference["state"]
+    assert run["run_type"] == "manual" and run["conf"]["engine"] == "legacy"
+    states = {
+        t["task_id"]: t["state"] for t in deployment.api.task_instances(deployment.dag_id, run["dag_run_id"])
+    }
+    assert states["report"] == "success" and states["winners"] == "success"
+    assert state["status"] == SUCCESS and state["devices"] == SIMS and state["results"] == SIMS
+    assert state["winners"] and all(cost > 0 for _, cost in state["winners"].values())
+    assert [m["subject"] for m in reference["emails"]].count(results_subject(deployment)) == 1
+
+
+def running_pid(deployment, run_id: str, key: tuple[str, int], *, tries: int) -> int:
+    """Wait until the task instance ``key`` runs its try ``tries`` with a process id; return that id."""
+
+    def running():
+        ti = tis(deployment, run_id).get(key)
+        if ti and ti["state"] in ("success", "failed"):
+            pytest.fail(f"{key} ended {ti['state']} before it could be killed (try {ti['try_number']})")
+        return ti and ti["state"] == "running" and ti["try_number"] == tries and ti.get("pid") and ti["pid"]
+
+    return wait_until(running, timeout=RUN_TIMEOUT, what=f"{key} try {tries} to run", interval=0.1)
+
+
+def test_an_optimize_index_killed_until_its_retries_run_out_then_cleared_ends_as_the_reference(
+    deployment, reference
+):
+    deployment.reset_amop()
+    api, dag_id = deployment.api, deployment.dag_id
+    run_id = api.trigger(dag_id, FORM)["dag_run_id"]
+    count_done = wait_until(
+        lambda: tis(deployment, run_id).get(("optimize", 0)) and tis(deployment, run_id),
+        timeout=RUN_TIMEOUT,
+        what="the optimize tasks to be expanded",
+    )
+    key = ("optimize", max(i for t, i in count_done if t == "optimize"))  # the last index starts last
+    retries = 2
+    for attempt in range(1, retries + 2):
+        pid = running_pid(deployment, run_id, key, tries=attempt)
+        time.sleep(0.3)
+        os.kill(pid, signal.SIGKILL)
+    run = api.wait_for_run(dag_id, run_id, timeout=RUN_TIMEOUT)
+    killed = tis(deployment, run_id)[key]
+    assert run["state"] == "failed" and killed["state"] == "failed" and killed["try_number"] == retries + 1
+    assert instance_status(deployment) == ERRORS
+    assert subjects(deployment).count(FAILURE_SUBJECT.format(dag_id=dag_id)) == 1
+    assert results_subject(deployment) not in subjects(deployment)
+
+    cleared = api.clear(dag_id, run_id, [list(key)], downstream=True)
+    assert {(t["task_id"], t["map_index"]) for t in cleared} >= {key, ("winners", -1), ("report", -1)}
+    assert len([t for t in cleared if t["task_id"] == "optimize"]) == 1, "only the one index is cleared"
+    run = api.wait_for_run(dag_id, run_id, timeout=RUN_TIMEOUT)
+    assert run["state"] == "success", tis(deployment, run_id)
+    assert_same_end_state(deployment.engine(), reference["state"])
+    assert subjects(deployment).count(results_subject(deployment)) == 1
+    assert subjects(deployment).count(FAILURE_SUBJECT.format(dag_id=dag_id)) == 1
+
+
+def descendant_of(pid: int, ancestor: int) -> bool:
+    try:
+        return any(p.pid == ancestor for p in psutil.Process(pid).parents())
+    except psutil.NoSuchProcess:
+        return False
+
+
+def test_a_celery_worker_killed_mid_run_has_its_tasks_rerun_on_the_other_worker(deployment, reference):
+    if deployment.executor != "CeleryExecutor":
+        pytest.skip("one worker to kill needs the CeleryExecutor")
+    deployment.reset_amop()
+    api, dag_id, airflow = deployment.api, deployment.dag_id, deployment.airflow
+    run_id = api.trigger(dag_id, FORM)["dag_run_id"]
+    worker = airflow.pids["worker-1"]
+
+    def on_worker_one():
+        running = [
+            t
+            for t in tis(deployment, run_id).values()
+            if t["state"] == "running" and t.get("pid") and descendant_of(t["pid"], worker)
+        ]
+        return running
+
+    victims = wait_until(on_worker_one, timeout=RUN_TIMEOUT, what="a task running on worker-1", interval=0.1)
+    airflow.signal("worker-1")  # SIGKILL to the worker and its task processes
+    run = api.wait_for_run(dag_id, run_id, timeout=RUN_TIMEOUT)
+    assert run["state"] == "success", tis(deployment, run_id)
+    assert not psutil.pid_exists(worker) or psutil.Process(worker).status() == psutil.STATUS_ZOMBIE
+    final = tis(deployment, run_id)
+    for victim in victims:
+        rerun = final[(victim["task_id"], victim["map_index"])]
+        assert rerun["state"] == "success" and rerun["try_number"] > victim["try_number"], rerun
+    assert_same_end_state(deployment.engine(), reference["state"])
+    assert subjects(deployment).count(results_subject(deployment)) == 1
+    airflow.stop(["worker-1"])
+    airflow.start(["worker-1"])  # the deployment has two workers again for the next scenario

@@ -1,0 +1,43 @@
+"""The local stand-ins: the same fleets for the AMOP seed and the carrier simulators, every queue."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from sqlalchemy import func, select
+
+from include.carrier_optimization import schema as s
+from include.carrier_optimization.storage import make_engine
+from include.carrier_optimization.tenants import load_tenants
+from scripts.local_services import STALE_DAYS, TENANTS_FILE, fleets, seed_amop, tenant_queues
+
+NOW = dt.datetime(2026, 11, 25, 12, 0)
+
+
+def test_every_queue_of_tenants_yaml_is_created_once():
+    tenants = load_tenants(TENANTS_FILE)
+    queues = tenant_queues(tenants)
+    assert len(queues) == len(set(queues)) == 3 * len(tenants)
+    assert "carrier-optimization-acme" in queues and "device-sync-globex" in queues
+
+
+def test_the_seed_and_the_simulators_serve_the_same_sims_read_at_different_times():
+    tenants = load_tenants(TENANTS_FILE)
+    stale = list(fleets(tenants, sims=50, seed=7, age=dt.timedelta(days=STALE_DAYS), now=NOW))
+    fresh = list(fleets(tenants, sims=50, seed=7, age=dt.timedelta(hours=1), now=NOW))
+    assert [p.id for _, p, _ in stale] == [101, 201, 202]
+    for (_, _, old), (_, _, new) in zip(stale, fresh, strict=True):
+        assert old.devices.iccid.tolist() == new.devices.iccid.tolist()
+        assert old.as_of < new.as_of
+
+
+def test_seed_writes_every_provider_into_a_fresh_schema(tmp_path):
+    url = f"sqlite:///{tmp_path / 'amop.sqlite'}"
+    tenants = load_tenants(TENANTS_FILE)
+    counts = seed_amop(url, tenants, sims=30, seed=1, now=NOW)
+    again = seed_amop(url, tenants, sims=30, seed=1, now=NOW)  # idempotent: the schema is replaced
+    assert counts == again == {101: 30, 201: 30, 202: 30}
+    engine = make_engine(url)
+    with engine.connect() as conn:
+        assert conn.execute(select(func.count()).select_from(s.device)).scalar_one() == 90
+    engine.dispose()

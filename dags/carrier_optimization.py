@@ -179,6 +179,7 @@ def build_tenant_dag(tenant: TenantConfig) -> DAG:
             tenant_id=tenant.tenant_id,
             session_id="{{ ti.xcom_pull(task_ids='session')['session_id'] }}",
             require_synced=True,
+            stop_on_sync_error=True,
             poke_interval=5,
             timeout=6 * 3600,
             deferrable=True,

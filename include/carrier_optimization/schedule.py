@@ -52,10 +52,13 @@ def window_reason(
     window_open: bool,
     last_decision: dict[str, Any] | None,
     newest_instance: dict[str, Any] | None,
+    started_nothing: bool = False,
 ) -> str | None:
     """Why a tick publishes the provider's request, or None: once per period, again after errors.
 
-    ``newest_instance`` is the provider's newest instance in the period created since ``last_decision``.
+    ``newest_instance`` is the provider's newest instance in the period created since ``last_decision``;
+    ``started_nothing``: a run took the last request, and it left no instance and nothing of the tenant
+    syncs or optimizes (the guard refused it while another session ran, or its sync failed).
     """
     if not window_open:
         return None
@@ -64,6 +67,8 @@ def window_reason(
     failed = int(OptimizationStatus.CompleteWithErrors)
     if newest_instance is not None and newest_instance["RunStatusId"] == failed:
         return f"window open: instance {newest_instance['Id']} ended CompleteWithErrors, retried"
+    if newest_instance is None and started_nothing:
+        return f"window open: request {last_decision['MessageId']} started no optimization, retried"
     return None
 
 
@@ -93,12 +98,25 @@ def due_requests(
         newest = (
             records.newest_instance(int(provider_id), period["id"], since=last["DecidedAt"]) if last else None
         )
-        reason = window_reason(window_open=window_open, last_decision=last, newest_instance=newest)
+        idle = last is not None and newest is None and _started_nothing(repo, records, tenant_id, last)
+        reason = window_reason(
+            window_open=window_open, last_decision=last, newest_instance=newest, started_nothing=idle
+        )
         if reason is not None:
             decisions.append(
                 WindowDecision(tenant_id, int(provider_id), int(period["id"]), end.year, end.month, reason)
             )
     return decisions
+
+
+def _started_nothing(repo: Any, records: Any, tenant_id: int, last: dict[str, Any]) -> bool:
+    from include.carrier_optimization.repository import utcnow
+
+    return (
+        records.message_run(last["MessageId"]) is not None
+        and repo.running_session_id(tenant_id) is None
+        and records.syncing_session(tenant_id, now=utcnow()) is None
+    )
 
 
 def publish_due_requests(

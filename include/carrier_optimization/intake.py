@@ -147,21 +147,25 @@ class ClaimPlan:
 def plan_claims(
     payloads: Sequence[Mapping[str, Any]], *, taken_by: Callable[[str], str | None], run_id: str
 ) -> ClaimPlan:
-    """Sort a run's event payloads: the first new message is the run's; repeats of one id count once."""
+    """Sort a run's event payloads: the first new message is the run's.
+
+    Events repeating a ``MessageId`` (a redelivery yielded again before the run was created, or one
+    event listed under an asset and an alias) count once, with the newest receipt handle.
+    """
+    newest: dict[str, dict[str, Any]] = {}
+    for payload in payloads:
+        newest[str(payload["message_id"])] = dict(payload)
     claim: dict[str, Any] | None = None
     duplicates: list[dict[str, Any]] = []
     release: list[dict[str, Any]] = []
-    seen: set[str] = set()
-    for payload in payloads:
-        message_id = str(payload["message_id"])
+    for message_id, payload in newest.items():
         owner = taken_by(message_id)
-        if (owner is not None and owner != run_id) or message_id in seen:
-            duplicates.append(dict(payload))
+        if owner is not None and owner != run_id:
+            duplicates.append(payload)
         elif claim is None:
-            claim = dict(payload)
+            claim = payload
         else:
-            release.append(dict(payload))
-        seen.add(message_id)
+            release.append(payload)
     return ClaimPlan(claim, duplicates, release)
 
 

@@ -53,9 +53,9 @@ def send(client, queue: str, **fields) -> str:
     attributes = build_request_attributes(
         **({"tenant_id": TENANT, "service_provider_id": PROVIDER, "bill_period_id": PERIOD} | fields)
     )
-    return client.send_message(QueueUrl=queue, MessageBody="Carrier to optimize", MessageAttributes=attributes)[
-        "MessageId"
-    ]
+    return client.send_message(
+        QueueUrl=queue, MessageBody="Carrier to optimize", MessageAttributes=attributes
+    )["MessageId"]
 
 
 def all_ids(client, queue: str) -> list[str]:
@@ -84,11 +84,17 @@ def context(payloads: list[dict], run_id: str = "asset_triggered__1", params: di
         SimpleNamespace(extra={"from_trigger": True, "payload": p}, timestamp=now + dt.timedelta(seconds=i))
         for i, p in enumerate(payloads)
     ]
-    return {"triggering_asset_events": {"asset": events} if events else {}, "run_id": run_id, "params": params or {}}
+    return {
+        "triggering_asset_events": {"asset": events} if events else {},
+        "run_id": run_id,
+        "params": params or {},
+    }
 
 
 def intake(**kwargs) -> OptimizationIntakeOperator:
-    return OptimizationIntakeOperator(task_id="request", tenant_id=TENANT, aws_conn_id="aws_default", **kwargs)
+    return OptimizationIntakeOperator(
+        task_id="request", tenant_id=TENANT, aws_conn_id="aws_default", **kwargs
+    )
 
 
 class TestWatcherRound:
@@ -216,3 +222,16 @@ class TestIntakeTask:
         ctx = context([{"message_id": "b", "request": {"x": 1}}, {"message_id": "a", "request": {"x": 2}}])
         ctx["triggering_asset_events"]["asset"].append(SimpleNamespace(extra={"from_trigger": False}))
         assert [p["message_id"] for p in event_payloads(ctx["triggering_asset_events"])] == ["b", "a"]
+
+
+def test_a_repeated_event_of_a_released_message_never_deletes_it():
+    from include.carrier_optimization.intake import plan_claims
+
+    first = {"message_id": "a", "receipt_handle": "h1"}
+    second, second_again = (
+        {"message_id": "b", "receipt_handle": "h2"},
+        {"message_id": "b", "receipt_handle": "h3"},
+    )
+    plan = plan_claims([first, second, second_again], taken_by=lambda _: None, run_id="r")
+    assert plan.claim == first and plan.duplicates == []
+    assert plan.release == [second_again]  # the newest receipt handle

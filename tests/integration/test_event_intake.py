@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import time
-import uuid
 from types import SimpleNamespace
 
 import pytest
@@ -17,8 +16,6 @@ import pytest
 from include.carrier_optimization.intake import event_payloads
 from include.carrier_optimization.messages import ERROR_REASON, build_request_attributes
 from include.carrier_optimization.run_records import RunRecords
-from include.carrier_optimization.schema import create_schema
-from include.carrier_optimization.storage import make_engine
 from plugins.compat import AirflowSkipException
 from plugins.operators.intake import DeviceSyncIntakeOperator, OptimizationIntakeOperator
 from plugins.triggers.intake import SqsRequestWatcherTrigger
@@ -29,24 +26,8 @@ TENANT, OTHER_TENANT, PROVIDER, PERIOD = 7, 8, 3, 55
 
 
 @pytest.fixture
-def amop(monkeypatch, tmp_path):
-    url = f"sqlite:///{tmp_path / 'amop.sqlite'}"
-    monkeypatch.setenv("CARRIER_OPT_DB_URL", url)
-    monkeypatch.delenv("AIRFLOW_CONN_AMOP_DB", raising=False)
-    engine = make_engine(url)
-    create_schema(engine)
-    yield engine
-    engine.dispose()
-
-
-@pytest.fixture
-def queues(sqs_client):
-    name = f"requests-{uuid.uuid4().hex[:8]}"
-    queue = sqs_client.create_queue(QueueName=name)["QueueUrl"]
-    dlq = sqs_client.create_queue(QueueName=f"{name}-dlq")["QueueUrl"]
-    yield queue, dlq
-    sqs_client.delete_queue(QueueUrl=queue)
-    sqs_client.delete_queue(QueueUrl=dlq)
+def queues(fresh_queue):
+    return fresh_queue
 
 
 def send(client, queue: str, **fields) -> str:

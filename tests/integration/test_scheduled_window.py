@@ -10,25 +10,13 @@ import pytest
 from include.carrier_optimization.fleet import TenantSpec, generate_fleet
 from include.carrier_optimization.repository import AmopRepository
 from include.carrier_optimization.run_records import RunRecords
-from include.carrier_optimization.schema import OptimizationStatus, create_schema
-from include.carrier_optimization.storage import make_engine
+from include.carrier_optimization.schema import OptimizationStatus
 from plugins.operators.window import OptimizationWindowOperator
 
 pytestmark = pytest.mark.integration("sqs")
 
 TENANT = TenantSpec(tenant_id=9, name="sched", service_provider_id=901)
 QUEUE = "carrier-optimization-window-test"
-
-
-@pytest.fixture
-def amop(monkeypatch, tmp_path):
-    url = f"sqlite:///{tmp_path / 'amop.sqlite'}"
-    monkeypatch.setenv("CARRIER_OPT_DB_URL", url)
-    monkeypatch.delenv("AIRFLOW_CONN_AMOP_DB", raising=False)
-    engine = make_engine(url)
-    create_schema(engine)
-    yield engine
-    engine.dispose()
 
 
 @pytest.fixture
@@ -40,7 +28,9 @@ def queue(sqs_client):
 
 
 def write_period(engine, days_to_end: int) -> int:
-    end = (dt.datetime.now(dt.UTC).replace(tzinfo=None) + dt.timedelta(days=days_to_end)).replace(microsecond=0)
+    end = (dt.datetime.now(dt.UTC).replace(tzinfo=None) + dt.timedelta(days=days_to_end)).replace(
+        microsecond=0
+    )
     return AmopRepository(engine).write_fleet(generate_fleet(20, seed=1, tenant=TENANT, period_end=end))
 
 
@@ -108,7 +98,9 @@ def test_after_complete_with_errors_the_next_tick_retries(amop, queue, sqs_clien
     [(20, 0), (3, None), (3, 24)],
     ids=["outside-the-8-day-window", "provider-without-start-hour", "before-the-start-hour"],
 )
-def test_closed_window_ends_in_seconds_and_publishes_nothing(amop, queue, sqs_client, days_to_end, start_hour):
+def test_closed_window_ends_in_seconds_and_publishes_nothing(
+    amop, queue, sqs_client, days_to_end, start_hour
+):
     write_period(amop, days_to_end=days_to_end)
     start = time.monotonic()
     assert tick(start_hour) == []

@@ -3,13 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-import uuid
 
 import pytest
 
 from include.carrier_optimization.repository import AmopRepository
-from include.carrier_optimization.schema import create_schema
-from include.carrier_optimization.storage import make_engine
 from include.carrier_optimization.sync import stop_session
 from plugins.compat import AirflowFailException
 from plugins.sensors.sqs import OptimizationRequestSqsSensor
@@ -21,21 +18,8 @@ TENANT = 7
 
 
 @pytest.fixture
-def amop(monkeypatch, tmp_path):
-    url = f"sqlite:///{tmp_path / 'amop.sqlite'}"
-    monkeypatch.setenv("CARRIER_OPT_DB_URL", url)
-    monkeypatch.delenv("AIRFLOW_CONN_AMOP_DB", raising=False)
-    engine = make_engine(url)
-    create_schema(engine)
-    yield engine
-    engine.dispose()
-
-
-@pytest.fixture
-def queue(sqs_client):
-    url = sqs_client.create_queue(QueueName=f"requests-{uuid.uuid4().hex[:8]}")["QueueUrl"]
-    yield url
-    sqs_client.delete_queue(QueueUrl=url)
+def queue(fresh_queue):
+    return fresh_queue[0]
 
 
 @pytest.fixture

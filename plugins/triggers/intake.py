@@ -118,11 +118,15 @@ class SqsRequestWatcherTrigger(BaseEventTrigger):
         steps = watch_steps(receive, parse, decide, dead_letter_queue=dead_letter, logger=self.log)
         return [event_payload(item, queue_url=queue_url) for item in run_steps(client, steps)]
 
-    async def run(self) -> AsyncIterator[TriggerEvent]:
-        """Poll for ever; one event per taken request."""
+    def _client(self) -> Any:
+        """The boto3 SQS client (blocking: the connection is read from the secrets backend or the API)."""
         from airflow.providers.amazon.aws.hooks.sqs import SqsHook
 
-        client = SqsHook(aws_conn_id=self.aws_conn_id, region_name=self.region_name).get_conn()
+        return SqsHook(aws_conn_id=self.aws_conn_id, region_name=self.region_name).get_conn()
+
+    async def run(self) -> AsyncIterator[TriggerEvent]:
+        """Poll for ever; one event per taken request."""
+        client = await asyncio.to_thread(self._client)
         while True:
             payloads = await asyncio.to_thread(self._round, client)
             for payload in payloads:

@@ -39,7 +39,7 @@ STATE_FILE = "local_airflow.json"
 POSTGRES = os.environ.get("CARRIER_OPT_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres")
 REDIS = "redis://127.0.0.1:6379"
 USER, PASSWORD = "admin", "admin"
-COMPONENTS = ("api-server", "scheduler", "dag-processor", "triggerer")
+WINDOW_DAG_ID = "carrier_optimization_window"
 
 
 def free_port() -> int:
@@ -282,8 +282,12 @@ class LocalAirflow:
             self.pids[name] = process.pid
         self.save()
 
-    def wait_ready(self, timeout: float = 240) -> AirflowApi:
-        """Wait until every component is healthy and every tenant DAG is known; unpause those DAGs."""
+    def wait_ready(self, timeout: float = 240, *, keep_paused: tuple[str, ...] = ()) -> AirflowApi:
+        """Wait until every component is healthy and every product DAG is known; unpause them.
+
+        ``keep_paused``: DAG ids left paused (the tests keep the window DAG paused, so that only the
+        scenarios start optimizations).
+        """
         from include.carrier_optimization.tenants import load_tenants
 
         api = self.api()
@@ -304,7 +308,7 @@ class LocalAirflow:
             what=lambda: f"the DAGs {sorted(wanted)} to be parsed (import errors: {api.import_errors()})",
             interval=1,
         )
-        for dag_id in sorted(wanted):
+        for dag_id in sorted(wanted - set(keep_paused)):
             api.set_paused(dag_id, False)
         return api
 
@@ -375,10 +379,10 @@ def _alive(pid: int) -> bool:
 
 
 def _other_dag_ids() -> set[str]:
-    """The product's DAGs besides the tenant ones (device sync and any window DAG), from their files."""
+    """The product's DAGs besides the tenant ones: device sync per tenant and the scheduling window."""
     from include.carrier_optimization.tenants import load_tenants
 
-    return {f"device_sync__{t.slug}" for t in load_tenants(TENANTS_FILE)}
+    return {f"device_sync__{t.slug}" for t in load_tenants(TENANTS_FILE)} | {WINDOW_DAG_ID}
 
 
 def create_database(name: str, *, drop: bool) -> None:

@@ -23,7 +23,7 @@ from typing import Any
 import pytest
 
 from scripts.airflow_api import AirflowApi
-from scripts.local_airflow import POSTGRES, LocalAirflow, create_database, drop_database, free_port
+from scripts.local_airflow import POSTGRES, WINDOW_DAG_ID, LocalAirflow, create_database, drop_database, free_port
 from scripts.local_services import TENANTS_FILE, seed_amop
 from tests.conftest import IN_CI
 
@@ -150,7 +150,7 @@ def deployment(request, tmp_path_factory):
     try:
         airflow.prepare(fresh=True)
         airflow.start()
-        api = airflow.wait_ready()
+        api = airflow.wait_ready(keep_paused=(WINDOW_DAG_ID,))
         yield E2EDeployment(airflow, api, amop_url, load_tenants(TENANTS_FILE))
     finally:
         airflow.stop()

@@ -14,8 +14,9 @@ per-MB overage price ``ρ_g = r_g / q_g``:
    ``ρ_g``) is solved with HiGHS. Its pool duals are new prices: columns that become attractive are added
    until ``L(λ_LP)`` equals the LP value (column generation, at most ``lp_rounds`` LPs).
 3. **Rounding** of the split classes (largest remainders, each plan spread over the class's usage range),
-   then **local search** with exact deltas (pool blocks included) until no single move improves. A small
-   group (``N·P <= milp_max_columns``) still above its bound is finished with the full MILP.
+   then **local search** with exact deltas (pool blocks included) until no single move improves. A group
+   of up to ``exact_max_devices`` SIMs still above its bound is solved by the exact, block-aware MILP of
+   `engines.exact` (warm-started; its dual bound certifies the result, "proven optimal" at gap 0).
 4. **Relabelling**: identical devices swap plans so that devices keep their current plan, and devices move
    back to their current plan whenever that changes the cost by nothing.
 """
@@ -33,10 +34,12 @@ import numpy as np
 
 from include.carrier_optimization.cost import evaluate, overage_blocks, own_cost_matrix
 from include.carrier_optimization.domain import GroupProblem, Problem
+from include.carrier_optimization.engines.exact import solve_exact
+from include.carrier_optimization.engines.highs import csc_columns, highs_status, run_highs
 from include.carrier_optimization.engines.result import (
+    PROVEN_GAP,
     STATUS_BACKEND,
     STATUS_FINISHED,
-    STATUS_INFEASIBLE,
     STATUS_LIMIT,
     EngineResult,
     GroupResult,
@@ -60,44 +63,14 @@ OPTIONS = MappingProxyType(
         "lp_rounds": 4,
         "lp_max_classes": 10000,
         "local_search_rounds": 100,
-        "milp_max_columns": 1000,
-        "milp_max_nodes": 1000,
-        "milp_time_limit": 5.0,
+        "exact_max_devices": 2000,
+        "exact_max_nodes": 50000,
+        "exact_time_limit": 10.0,
     }
 )
 
 _MOVE_EPS = 1e-9  # a move must save more than this ($) to count as an improvement
 _EQUAL_EPS = 1e-12  # a relabelling move may change the cost by at most this ($)
-
-_HIGHS_STATUS = {
-    "kOptimal": STATUS_FINISHED,
-    "kTimeLimit": STATUS_LIMIT,
-    "kIterationLimit": STATUS_LIMIT,
-    "kInterrupt": STATUS_LIMIT,
-    "kHighsInterrupt": STATUS_LIMIT,
-    "kInfeasible": STATUS_INFEASIBLE,
-}
-
-
-def highs_status(model_status) -> tuple[int, str]:
-    """Translate a HiGHS model status into an engine status and a message keeping the HiGHS code.
-
-    Optimal → 0; time or iteration limit, interrupt → 1; infeasible → 2; anything else (unbounded, solve
-    errors) → 3, and codes HiGHS does not name → 3 with ``"unrecognized status N"``.
-
-    Examples
-    --------
-    >>> highs_status(highspy.HighsModelStatus.kTimeLimit)
-    (1, 'HiGHS status 13: kTimeLimit')
-    >>> highs_status(99)
-    (3, 'HiGHS unrecognized status 99')
-    """
-    code = int(model_status)
-    name = highspy.HighsModelStatus(code).name
-    if not name or name == "???":
-        return STATUS_BACKEND, f"HiGHS unrecognized status {code}"
-    return _HIGHS_STATUS.get(name, STATUS_BACKEND), f"HiGHS status {code}: {name}"
-
 
 # --------------------------------------------------------------------------- data of one group
 
@@ -211,61 +184,6 @@ def lagrangian_bound(group: GroupProblem, prices) -> float:
     group, prices = _lagrangian_bound_iv(group, prices)
     data = _prepare(group)
     return _oracle(data, np.clip(prices, 0.0, data.rho))[0]
-
-
-def _run_lp(
-    cost,
-    col_lower,
-    col_upper,
-    row_lower,
-    row_upper,
-    start,
-    index,
-    value,
-    time_limit,
-    maximize=False,
-    integer=False,
-    warm_start=None,
-    options=None,
-):
-    """Solve one LP (or MILP when ``integer``) with HiGHS; returns (model status, x, row duals, objective)."""
-    h = highspy.Highs()
-    h.setOptionValue("output_flag", False)
-    if time_limit is not None:
-        h.setOptionValue("time_limit", max(float(time_limit), 1e-3))
-    for key, option in (options or {}).items():
-        h.setOptionValue(key, option)
-    lp = highspy.HighsLp()
-    lp.num_col_ = len(cost)
-    lp.num_row_ = len(row_lower)
-    lp.col_cost_ = np.asarray(cost, dtype=np.float64)
-    lp.col_lower_ = np.asarray(col_lower, dtype=np.float64)
-    lp.col_upper_ = np.asarray(col_upper, dtype=np.float64)
-    lp.row_lower_ = np.asarray(row_lower, dtype=np.float64)
-    lp.row_upper_ = np.asarray(row_upper, dtype=np.float64)
-    lp.a_matrix_.format_ = highspy.MatrixFormat.kColwise
-    lp.a_matrix_.start_ = np.asarray(start, dtype=np.int32)
-    lp.a_matrix_.index_ = np.asarray(index, dtype=np.int32)
-    lp.a_matrix_.value_ = np.asarray(value, dtype=np.float64)
-    if maximize:
-        lp.sense_ = highspy.ObjSense.kMaximize
-    if integer:
-        lp.integrality_ = [highspy.HighsVarType.kInteger] * len(cost)
-    h.passModel(lp)
-    if warm_start is not None:
-        solution = highspy.HighsSolution()
-        solution.col_value = list(map(float, warm_start))
-        solution.value_valid = True
-        h.setSolution(solution)
-    h.run()
-    status = h.getModelStatus()
-    solution = h.getSolution()
-    return (
-        status,
-        np.asarray(solution.col_value),
-        np.asarray(solution.row_dual),
-        h.getInfo().objective_function_value,
-    )
 
 
 class _CuttingPlaneModel:
@@ -444,9 +362,9 @@ def _restricted_lp(data: _Data, candidates: np.ndarray, deadline, options, trace
     pooled_col = pool >= 0
     # column j: assignment row cls[j] and, when pooled, the pool row (mean excess); overage columns o_g
     # (MB over the pool allowance) have pool row coefficient -1 and cost ρ_g
-    start, index, value = _csc_columns(cls, pool, mean_excess[pooled_col], n_classes, -np.ones(n_pools))
+    start, index, value = csc_columns(cls, pool, mean_excess[pooled_col], n_classes, -np.ones(n_pools))
     remaining = None if deadline is None else deadline - time.perf_counter()
-    status, x, row_dual, objective = _run_lp(
+    run = run_highs(
         cost=np.r_[mean_cost, data.rho],
         col_lower=np.zeros(n_cols + n_pools),
         col_upper=np.full(n_cols + n_pools, highspy.kHighsInf),
@@ -457,7 +375,8 @@ def _restricted_lp(data: _Data, candidates: np.ndarray, deadline, options, trace
         value=value,
         time_limit=remaining,
     )
-    code, text = highs_status(status)
+    code, text = highs_status(run.status)
+    x, row_dual, objective = run.x, run.row_dual, run.objective
     trace["lp_status"] = text
     if code != STATUS_FINISHED or len(x) != n_cols + n_pools:
         return None, None, None, (code, text)
@@ -489,71 +408,6 @@ def _round_counts(y: np.ndarray, cls: np.ndarray, weight: np.ndarray) -> np.ndar
             for j in cols[np.argsort(-counts[cols], kind="stable")][: -remainder[k]]:
                 counts[j] -= 1
     return counts
-
-
-def _milp_time_limit(deadline: float | None, cap: float) -> float:
-    """Seconds the exact MILP finish may take: its own cap, and never past the engine's deadline."""
-    return cap if deadline is None else min(cap, deadline - time.perf_counter())
-
-
-def _csc_columns(assign_row, pool, pool_coeff, n_assign_rows, overage_coeff):
-    """Column-wise sparse matrix of the assignment model (HiGHS ``start``/``index``/``value``).
-
-    Column ``j`` has 1.0 in assignment row ``assign_row[j]`` and, when ``pool[j] >= 0``, ``pool_coeff``
-    (one entry per pooled column, in order) in pool row ``n_assign_rows + pool[j]``; then one overage
-    column per pool with ``overage_coeff[g]`` in pool row ``n_assign_rows + g``.
-    """
-    pooled = pool >= 0
-    start = np.r_[0, np.cumsum(1 + pooled.astype(np.int64))]
-    index = np.empty(start[-1], dtype=np.int64)
-    value = np.empty(start[-1])
-    index[start[:-1]] = assign_row
-    value[start[:-1]] = 1.0
-    second = start[:-1][pooled] + 1
-    index[second] = n_assign_rows + pool[pooled]
-    value[second] = pool_coeff
-    n_pools = len(overage_coeff)
-    start = np.r_[start, start[-1] + 1 + np.arange(n_pools)]
-    index = np.r_[index, n_assign_rows + np.arange(n_pools)]
-    value = np.r_[value, overage_coeff]
-    return start, index, value
-
-
-def _exact_milp(data: _Data, assignment: np.ndarray, deadline, options, trace) -> np.ndarray:
-    """Full MILP of a small group (binary ``x_ip``, integer blocks ``k_g``), warm-started from ``assignment``.
-
-    ``min Σ c_ip·x_ip + Σ_g r_g·k_g`` s.t. ``Σ_p x_ip = 1`` and ``q_g·k_g ≥ Σ_i (u_i − A_g·f_i)·x_ig``. The
-    node limit keeps it deterministic; the caller keeps the result only if the cost model finds it cheaper.
-    """
-    n, n_plans = data.own.shape
-    n_pools = len(data.pools)
-    device = np.repeat(np.arange(n), n_plans)
-    plan = np.tile(np.arange(n_plans), n)
-    pool = data.pool_of_plan[plan]
-    pooled_col = pool >= 0
-    excess = -data.excess[device[pooled_col], pool[pooled_col]]
-    start, index, value = _csc_columns(device, pool, excess, n, data.block)
-    warm = np.zeros(n * n_plans + n_pools)
-    warm[np.arange(n) * n_plans + assignment] = 1.0
-    warm[n * n_plans :] = overage_blocks(_pool_excess(data, assignment), data.block)
-    status, x, _, _ = _run_lp(
-        cost=np.r_[data.own.ravel(), data.rate],
-        col_lower=np.zeros(n * n_plans + n_pools),
-        col_upper=np.r_[np.ones(n * n_plans), np.full(n_pools, highspy.kHighsInf)],
-        row_lower=np.r_[np.ones(n), np.zeros(n_pools)],
-        row_upper=np.r_[np.ones(n), np.full(n_pools, highspy.kHighsInf)],
-        start=start,
-        index=index,
-        value=value,
-        time_limit=_milp_time_limit(deadline, options["milp_time_limit"]),
-        integer=True,
-        warm_start=warm,
-        options={"mip_rel_gap": 0.0, "mip_max_nodes": options["milp_max_nodes"]},
-    )
-    trace["milp_status"] = highs_status(status)[1]
-    if len(x) != n * n_plans + n_pools:
-        return assignment
-    return np.argmax(x[: n * n_plans].reshape(n, n_plans), axis=1).astype(np.int64)
 
 
 # --------------------------------------------------------------------------- local search and relabel
@@ -701,7 +555,7 @@ def _relabel_identical(group: GroupProblem, assignment: np.ndarray) -> np.ndarra
 
 def _solve_optimal_iv(problem, time_limit, options):
     merged = check_solve_arguments(problem, time_limit, options, OPTIONS)
-    real = {"dual_tolerance", "tie_tolerance", "milp_time_limit"}
+    real = {"dual_tolerance", "tie_tolerance", "exact_time_limit"}
     for key in sorted(set(OPTIONS) - real):
         if not isinstance(merged[key], int) or merged[key] < 0:
             raise ValueError(f"`options`: {key} must be an integer >= 0; got {merged[key]!r}")
@@ -731,10 +585,10 @@ def solve_optimal(
     options : mapping, optional
         ``dual_iterations`` (400), ``dual_tolerance`` (1e-9, relative), ``tie_tolerance`` (1e-6 $),
         ``lp_rounds`` (4 column-generation rounds), ``lp_max_classes`` (10000: above that, tie devices are
-        aggregated into usage buckets), ``local_search_rounds`` (100), ``milp_max_columns`` (1000) and
-        ``milp_max_nodes`` (1000): a group with ``N·P`` up to that size whose gap is still above 1e-9 is
-        finished with the full MILP (HiGHS, node-limited, warm-started; kept only if cheaper), for at most
-        ``milp_time_limit`` seconds (5.0).
+        aggregated into usage buckets), ``local_search_rounds`` (100), ``exact_max_devices`` (2000):
+        a group of up to that many SIMs whose gap is above `PROVEN_GAP` is solved by the exact MILP
+        (HiGHS, warm-started, kept only if cheaper, its dual bound kept if higher), stopped after
+        ``exact_max_nodes`` (50000) nodes or ``exact_time_limit`` seconds (10.0).
 
     Returns
     -------
@@ -759,7 +613,10 @@ def solve_optimal(
     >>> result = solve_optimal(Problem((g,)))
     >>> result.cost   # both on the pool: 5 + 5, and 14 MB fit in the pool's 20 MB
     10.0
-    >>> round(result.lower_bound, 2)   # the LP may put 40 % of the idle SIM in the pool
+    >>> round(result.lower_bound, 2), result.groups[0].proven   # the exact MILP proves it
+    (10.0, True)
+    >>> lp_only = solve_optimal(Problem((g,)), options={"exact_max_devices": 0})
+    >>> round(lp_only.lower_bound, 2)   # the LP alone may put 40 % of the idle SIM in the pool
     7.6
     """
     problem, time_limit, options = _solve_optimal_iv(problem, time_limit, options)
@@ -791,44 +648,8 @@ def _solve_group(group: GroupProblem, deadline, options) -> tuple[GroupResult, s
         bound, _, assignment = _oracle(data, lam)
         trace["dual_iterations"] = 1
     else:
-        lam, bound, assignment = _maximize_dual(data, deadline, options, trace)
-        if trace.get("dual_stopped") == "time limit":
-            status = STATUS_LIMIT
-        if "dual_failure" in trace:  # the bound stays valid: it is the best L(λ) evaluated
-            code, message = trace.pop("dual_failure")
-            status = STATUS_BACKEND if code != STATUS_LIMIT else STATUS_LIMIT
-        candidates = _reduced_costs(data, lam)
-        candidates = candidates <= candidates.min(axis=1, keepdims=True) + options["tie_tolerance"]
-        for round_ in range(options["lp_rounds"]):
-            if deadline is not None and time.perf_counter() > deadline:
-                status = STATUS_LIMIT
-                break
-            trace["lp_rounds"] = round_ + 1
-            lp_assignment, lp_lam, lp_value, failure = _restricted_lp(
-                data, candidates, deadline, options, trace
-            )
-            if failure is not None:
-                status = max(status, STATUS_BACKEND if failure[0] != STATUS_LIMIT else STATUS_LIMIT)
-                message = failure[1]
-                break
-            assignment = lp_assignment
-            if lp_lam is None:  # no ties: the argmin is optimal for the relaxation
-                break
-            value, _, _ = _oracle(data, lp_lam)
-            if value > bound:
-                lam, bound = lp_lam, value
-            trace["lp_value"] = lp_value
-            if lp_value - value <= 1e-7 * max(1.0, abs(value)):
-                break
-            reduced = _reduced_costs(data, lp_lam)
-            candidates |= reduced <= reduced.min(axis=1, keepdims=True) + options["tie_tolerance"]
-        assignment = _local_search(data, assignment, deadline, options, trace)
-        cost = evaluate(group, assignment).total
-        small = group.n_devices * group.n_plans <= options["milp_max_columns"]
-        if small and compute_gap(cost, bound) > 1e-9 and (deadline is None or time.perf_counter() < deadline):
-            candidate = _exact_milp(data, assignment, deadline, options, trace)
-            if evaluate(group, candidate).total < cost - _MOVE_EPS:
-                assignment = _local_search(data, candidate, deadline, options, trace)
+        lam, bound, assignment, status, message = _solve_pooled(data, deadline, options, trace)
+        assignment, bound = _certify(data, assignment, bound, deadline, options, trace)
     assignment = _relabel(data, np.asarray(assignment, dtype=np.int64), trace)
     if trace.get("local_search_stopped") == "time limit":
         status = max(status, STATUS_LIMIT)
@@ -859,3 +680,69 @@ def _solve_group(group: GroupProblem, deadline, options) -> tuple[GroupResult, s
         ),
         message,
     )
+
+
+def _solve_pooled(data: _Data, deadline, options, trace):
+    """Dual, restricted LP rounds, local search; returns (λ, bound, assignment, status, message)."""
+    status, message = STATUS_FINISHED, ""
+    lam, bound, assignment = _maximize_dual(data, deadline, options, trace)
+    if trace.get("dual_stopped") == "time limit":
+        status = STATUS_LIMIT
+    if "dual_failure" in trace:  # the bound stays valid: it is the best L(λ) evaluated
+        code, message = trace.pop("dual_failure")
+        status = STATUS_BACKEND if code != STATUS_LIMIT else STATUS_LIMIT
+    candidates = _reduced_costs(data, lam)
+    candidates = candidates <= candidates.min(axis=1, keepdims=True) + options["tie_tolerance"]
+    for round_ in range(options["lp_rounds"]):
+        if deadline is not None and time.perf_counter() > deadline:
+            status = STATUS_LIMIT
+            break
+        trace["lp_rounds"] = round_ + 1
+        lp_assignment, lp_lam, lp_value, failure = _restricted_lp(data, candidates, deadline, options, trace)
+        if failure is not None:
+            status = max(status, STATUS_BACKEND if failure[0] != STATUS_LIMIT else STATUS_LIMIT)
+            message = failure[1]
+            break
+        assignment = lp_assignment
+        if lp_lam is None:  # no ties: the argmin is optimal for the relaxation
+            break
+        value, _, _ = _oracle(data, lp_lam)
+        if value > bound:
+            lam, bound = lp_lam, value
+        trace["lp_value"] = lp_value
+        if lp_value - value <= 1e-7 * max(1.0, abs(value)):
+            break
+        reduced = _reduced_costs(data, lp_lam)
+        candidates |= reduced <= reduced.min(axis=1, keepdims=True) + options["tie_tolerance"]
+    assignment = _local_search(data, assignment, deadline, options, trace)
+    return lam, bound, assignment, status, message
+
+
+def _certify(data: _Data, assignment: np.ndarray, bound: float, deadline, options, trace):
+    """Close the gap of a group: the exact MILP on groups of up to ``exact_max_devices`` SIMs.
+
+    The MILP's assignment is kept only if the cost model finds it cheaper; its dual bound replaces the
+    Lagrangian bound when higher (both are valid). Returns (assignment, bound).
+    """
+    group = data.group
+    cost = evaluate(group, assignment).total
+    trace["bound_source"] = "lagrangian"
+    if group.n_devices > options["exact_max_devices"] or compute_gap(cost, bound) <= PROVEN_GAP:
+        return assignment, bound
+    limit = _time_left(deadline, options["exact_time_limit"])
+    if limit <= 0:
+        return assignment, bound
+    outcome = solve_exact(data, assignment, limit, options["exact_max_nodes"])
+    trace["exact_status"] = outcome.status
+    trace["exact_optimal"] = outcome.optimal
+    if outcome.assignment is not None and evaluate(group, outcome.assignment).total < cost - _MOVE_EPS:
+        assignment = _local_search(data, outcome.assignment, deadline, options, trace)
+    if outcome.lower_bound is not None and outcome.lower_bound > bound:
+        bound = outcome.lower_bound
+        trace["bound_source"] = "milp"
+    return assignment, bound
+
+
+def _time_left(deadline: float | None, cap: float) -> float:
+    """Seconds a phase may take: its own cap, and never past the engine's deadline."""
+    return cap if deadline is None else min(cap, deadline - time.perf_counter())

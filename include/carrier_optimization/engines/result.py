@@ -16,6 +16,7 @@ __all__ = [
     "STATUS_INFEASIBLE",
     "STATUS_BACKEND",
     "STATUS_MESSAGES",
+    "PROVEN_GAP",
     "GroupResult",
     "EngineResult",
     "compute_gap",
@@ -36,6 +37,9 @@ STATUS_MESSAGES = MappingProxyType(
         STATUS_BACKEND: "The LP backend failed; the assignment is the fallback of the engine.",
     }
 )
+
+#: A result whose gap to its certified lower bound is at most this is reported "proven optimal".
+PROVEN_GAP = 1e-9
 
 
 def compute_gap(cost: float | None, lower_bound: float | None) -> float | None:
@@ -97,6 +101,11 @@ class GroupResult:
     pool_prices: Mapping[int, float] = field(default_factory=dict)
     details: Mapping[str, object] = field(default_factory=dict)
 
+    @property
+    def proven(self) -> bool:
+        """True when the lower bound certifies the cost as optimal (``gap <= PROVEN_GAP``)."""
+        return self.gap is not None and self.gap <= PROVEN_GAP
+
 
 @dataclass(frozen=True, eq=False)
 class EngineResult:
@@ -140,6 +149,11 @@ class EngineResult:
     groups: tuple[GroupResult, ...]
     seconds: float
     changes: int | None
+
+    @property
+    def proven(self) -> bool:
+        """True when every group is proven optimal (see `GroupResult.proven`)."""
+        return self.lower_bound is not None and all(g.proven for g in self.groups)
 
     @property
     def pool_prices(self) -> tuple[Mapping[int, float], ...]:

@@ -26,14 +26,22 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
 from types import MappingProxyType
 
 import highspy
 import numpy as np
 
-from include.carrier_optimization.cost import evaluate, overage_blocks, own_cost_matrix
+from include.carrier_optimization.cost import evaluate, overage_blocks
 from include.carrier_optimization.domain import GroupProblem, Problem
+from include.carrier_optimization.engines.blockbound import block_aware_bound
+from include.carrier_optimization.engines.dual import (
+    GroupData,
+    lagrangian_bound,
+    maximize_dual,
+    oracle,
+    pool_cost,
+    prepare_group,
+)
 from include.carrier_optimization.engines.exact import solve_exact
 from include.carrier_optimization.engines.highs import csc_columns, highs_status, run_highs
 from include.carrier_optimization.engines.result import (
@@ -66,223 +74,25 @@ OPTIONS = MappingProxyType(
         "exact_max_devices": 2000,
         "exact_max_nodes": 50000,
         "exact_time_limit": 10.0,
+        "block_bound_pools": 3,
+        "block_bound_time_limit": 2.0,
     }
 )
 
 _MOVE_EPS = 1e-9  # a move must save more than this ($) to count as an improvement
 _EQUAL_EPS = 1e-12  # a relabelling move may change the cost by at most this ($)
 
-# --------------------------------------------------------------------------- data of one group
-
-
-@dataclass(frozen=True, eq=False)
-class _Data:
-    """Matrices of one group used by every phase."""
-
-    group: GroupProblem
-    own: np.ndarray  # (N, P) cost without pool overage
-    pools: np.ndarray  # (G,) local plan index of each pooled plan
-    pool_of_plan: np.ndarray  # (P,) pool index of a plan, -1 for non-pooled
-    excess: np.ndarray  # (N, G) u_i − A_g·f_i
-    rate: np.ndarray  # (G,) r_g
-    block: np.ndarray  # (G,) q_g
-    rho: np.ndarray  # (G,) r_g / q_g
-    best_individual: np.ndarray  # (N,) min over non-pooled plans (inf when none)
-    best_individual_plan: np.ndarray  # (N,) its local index (-1 when none)
-
-
-def _prepare(group: GroupProblem) -> _Data:
-    t = group.table
-    own = own_cost_matrix(group)
-    pools = np.flatnonzero(t.pooled)
-    individual = np.flatnonzero(~t.pooled)
-    pool_of_plan = np.full(group.n_plans, -1, dtype=np.int64)
-    pool_of_plan[pools] = np.arange(len(pools))
-    excess = group.usage_mb[:, None] - group.proration[:, None] * t.included_mb[None, pools]
-    if individual.size:
-        pick = np.argmin(own[:, individual], axis=1)
-        best_individual = own[np.arange(group.n_devices), individual[pick]]
-        best_individual_plan = individual[pick]
-    else:
-        best_individual = np.full(group.n_devices, np.inf)
-        best_individual_plan = np.full(group.n_devices, -1, dtype=np.int64)
-    return _Data(
-        group=group,
-        own=own,
-        pools=pools,
-        pool_of_plan=pool_of_plan,
-        excess=np.ascontiguousarray(excess),
-        rate=t.overage_rate[pools],
-        block=t.overage_block_mb[pools],
-        rho=t.overage_rate[pools] / t.overage_block_mb[pools],
-        best_individual=best_individual,
-        best_individual_plan=best_individual_plan.astype(np.int64),
-    )
-
-
-def _pool_cost(data: _Data, excess_sum) -> np.ndarray:
-    """Pool overage ``r_g·k(E_g, q_g)`` for pool excesses ``E`` (any shape ending in G)."""
-    return data.rate * overage_blocks(excess_sum, data.block)
-
-
-# --------------------------------------------------------------------------- the Lagrangian dual
-
-
-def _oracle(data: _Data, lam: np.ndarray):
-    """``L(λ)``, a supergradient (pool excess of the argmin) and the argmin plan of each device."""
-    n = data.group.n_devices
-    if len(data.pools) == 0:
-        return float(data.best_individual.sum()), np.zeros(0), data.best_individual_plan.copy()
-    reduced = data.own[:, data.pools] + data.excess * lam
-    pick = np.argmin(reduced, axis=1)
-    best_pool = reduced[np.arange(n), pick]
-    use_pool = best_pool <= data.best_individual
-    value = float(np.where(use_pool, best_pool, data.best_individual).sum())
-    chosen = np.where(use_pool, pick, -1)
-    gradient = np.bincount(
-        chosen[use_pool],
-        weights=data.excess[np.flatnonzero(use_pool), pick[use_pool]],
-        minlength=len(data.pools),
-    )
-    plan = np.where(use_pool, data.pools[pick], data.best_individual_plan)
-    return value, gradient, plan
-
-
-def _lagrangian_bound_iv(group, prices):
-    if not isinstance(group, GroupProblem):
-        raise TypeError("`group` must be a GroupProblem")
-    prices = np.ascontiguousarray(prices, dtype=np.float64)
-    n_pools = int(group.table.pooled.sum())
-    if prices.shape != (n_pools,) or not np.all(np.isfinite(prices)):
-        raise ValueError(f"`prices` must be {n_pools} finite numbers (one per pooled plan)")
-    return group, prices
-
-
-def lagrangian_bound(group: GroupProblem, prices) -> float:
-    """Lagrangian lower bound for given pool prices.
-
-    ``L(λ) = Σ_i min_p ĉ_ip(λ)``, valid (``L(λ) <= cost`` of every assignment) for every
-    ``λ_g ∈ [0, r_g/q_g]``; prices are clipped into that box.
-
-    Parameters
-    ----------
-    group : GroupProblem
-        The comm group.
-    prices : array_like of float
-        ``λ`` in $/MB, one per pooled plan in plan order.
-
-    Returns
-    -------
-    float
-        The bound.
-
-    Raises
-    ------
-    ValueError
-        When ``prices`` does not hold one finite number per pooled plan.
-    """
-    group, prices = _lagrangian_bound_iv(group, prices)
-    data = _prepare(group)
-    return _oracle(data, np.clip(prices, 0.0, data.rho))[0]
-
-
-class _CuttingPlaneModel:
-    """``max t`` s.t. ``t <= L_k + g_k·(μ − μ_k)`` for every cut and ``μ`` in a box (warm-started HiGHS)."""
-
-    def __init__(self, n_pools: int):
-        self.n_pools = n_pools
-        self.columns = np.arange(n_pools + 1, dtype=np.int32)
-        self.highs = highspy.Highs()
-        self.highs.setOptionValue("output_flag", False)
-        self.highs.changeObjectiveSense(highspy.ObjSense.kMaximize)
-        inf = highspy.kHighsInf
-        self.highs.addVars(n_pools + 1, np.r_[np.zeros(n_pools), -inf], np.r_[np.ones(n_pools), inf])
-        self.highs.changeColsCost(n_pools + 1, self.columns, np.r_[np.zeros(n_pools), 1.0])
-
-    def add_cut(self, mu: np.ndarray, value: float, gradient: np.ndarray) -> None:
-        """``t − g·μ' <= L − g·μ``."""
-        coefficients = np.r_[-gradient, 1.0]
-        self.highs.addRow(
-            -highspy.kHighsInf, float(value - gradient @ mu), len(coefficients), self.columns, coefficients
-        )
-
-    def solve(self, lower: np.ndarray, upper: np.ndarray):
-        """Maximise the model over the box; returns (HiGHS status, μ, model value)."""
-        self.highs.changeColsBounds(self.n_pools, self.columns[:-1], lower, upper)
-        self.highs.run()
-        status = self.highs.getModelStatus()
-        x = np.asarray(self.highs.getSolution().col_value)
-        return status, x[: self.n_pools], self.highs.getInfo().objective_function_value
-
-
-def _maximize_dual(data: _Data, deadline, options, trace):
-    """Box-step cutting planes on ``μ = λ/ρ ∈ [0, 1]^G``; returns the best λ, L(λ) and its argmin.
-
-    The model (the minimum of the cuts) over a box around the current center proposes the next point; a
-    step that realises at least a tenth of the predicted increase moves the center (and widens the box
-    when it touched it), otherwise the box shrinks. When the model predicts no increase inside the box
-    the box grows; the method stops when the model over the whole ``[0, 1]^G`` predicts no increase (the
-    best value is then the maximum up to the tolerance) or at the iteration or time limit.
-    """
-    n_pools = len(data.pools)
-    rho = data.rho
-    center = np.full(n_pools, 0.5)
-    center_value, gradient, plan = _oracle(data, center * rho)
-    best = (center * rho, center_value, plan)
-    model = _CuttingPlaneModel(n_pools)
-    model.add_cut(center, center_value, gradient * rho)
-    evaluations = 1
-    step = 0.25
-    tolerance = options["dual_tolerance"]
-    for _ in range(options["dual_iterations"]):
-        if deadline is not None and time.perf_counter() > deadline:
-            trace["dual_stopped"] = "time limit"
-            break
-        lower = np.maximum(center - step, 0.0)
-        upper = np.minimum(center + step, 1.0)
-        status, mu, model_value = model.solve(lower, upper)
-        code, text = highs_status(status)
-        if code != STATUS_FINISHED:
-            trace["dual_stopped"] = f"cutting-plane LP: {text}"
-            trace["dual_failure"] = (code, text)
-            break
-        mu = np.clip(mu, 0.0, 1.0)
-        predicted = model_value - center_value
-        if predicted <= tolerance * max(1.0, abs(center_value)):
-            if step >= 1.0:  # the model over the whole box proves optimality
-                trace["dual_stopped"] = "converged"
-                break
-            step = min(1.0, 4 * step)  # optimal inside the box only: look wider
-            continue
-        value, gradient, plan = _oracle(data, mu * rho)
-        evaluations += 1
-        model.add_cut(mu, value, gradient * rho)
-        if value > best[1]:
-            best = (mu * rho, value, plan)
-        if value - center_value >= 0.1 * predicted:  # serious step
-            touched = np.any((np.abs(mu - lower) < 1e-12) & (lower > 0)) or np.any(
-                (np.abs(mu - upper) < 1e-12) & (upper < 1)
-            )
-            center, center_value = mu, value
-            if touched:
-                step = min(1.0, 2 * step)
-        else:  # null step: the cut improves the model; look closer
-            step = max(1e-6, 0.5 * step)
-    trace["dual_iterations"] = evaluations
-    return best
-
-
 # --------------------------------------------------------------------------- restricted LP
 
 
-def _reduced_costs(data: _Data, lam: np.ndarray) -> np.ndarray:
+def _reduced_costs(data: GroupData, lam: np.ndarray) -> np.ndarray:
     reduced = data.own.copy()
     if len(data.pools):
         reduced[:, data.pools] += data.excess * lam
     return reduced
 
 
-def _tie_classes(data: _Data, candidates: np.ndarray, ties: np.ndarray, max_classes: int):
+def _tie_classes(data: GroupData, candidates: np.ndarray, ties: np.ndarray, max_classes: int):
     """Aggregate tie devices into at most about ``max_classes`` classes.
 
     Devices are grouped by candidate set, proration and (when a plan prices SMS) SMS count; inside a group
@@ -320,7 +130,7 @@ def _tie_classes(data: _Data, candidates: np.ndarray, ties: np.ndarray, max_clas
     return classes
 
 
-def _restricted_lp(data: _Data, candidates: np.ndarray, deadline, options, trace):
+def _restricted_lp(data: GroupData, candidates: np.ndarray, deadline, options, trace):
     """Solve the LP over the candidate plans; returns (assignment, λ_LP, LP value, failure)."""
     group = data.group
     n_candidates = candidates.sum(axis=1)
@@ -413,13 +223,13 @@ def _round_counts(y: np.ndarray, cls: np.ndarray, weight: np.ndarray) -> np.ndar
 # --------------------------------------------------------------------------- local search and relabel
 
 
-def _pool_excess(data: _Data, assignment: np.ndarray) -> np.ndarray:
+def _pool_excess(data: GroupData, assignment: np.ndarray) -> np.ndarray:
     pool = data.pool_of_plan[assignment]
     inside = pool >= 0
     return np.bincount(pool[inside], weights=data.excess[inside, pool[inside]], minlength=len(data.pools))
 
 
-def _move_delta(data: _Data, excess_sum, device: int, source: int, target: int) -> float:
+def _move_delta(data: GroupData, excess_sum, device: int, source: int, target: int) -> float:
     """Exact cost change of moving one device, pool blocks included."""
     delta = data.own[device, target] - data.own[device, source]
     g = data.pool_of_plan[source]
@@ -437,7 +247,7 @@ def _blocks(excess: float, block: float) -> float:
     return float(overage_blocks(excess, block))
 
 
-def _local_search(data: _Data, assignment: np.ndarray, deadline, options, trace) -> np.ndarray:
+def _local_search(data: GroupData, assignment: np.ndarray, deadline, options, trace) -> np.ndarray:
     """Single moves with exact deltas until none improves (batched where moves are independent)."""
     assignment = assignment.copy()
     n = data.group.n_devices
@@ -448,7 +258,7 @@ def _local_search(data: _Data, assignment: np.ndarray, deadline, options, trace)
             trace["local_search_stopped"] = "time limit"
             break
         excess_sum = _pool_excess(data, assignment)
-        pool_now = _pool_cost(data, excess_sum)
+        pool_now = pool_cost(data, excess_sum)
         delta = data.own - data.own[rows, assignment][:, None]
         source_pool = data.pool_of_plan[assignment]
         in_pool = source_pool >= 0
@@ -460,7 +270,7 @@ def _local_search(data: _Data, assignment: np.ndarray, deadline, options, trace)
                 - pool_now[g]
             )
             delta += leave[:, None]
-            join = _pool_cost(data, excess_sum + data.excess) - pool_now
+            join = pool_cost(data, excess_sum + data.excess) - pool_now
             delta[:, data.pools] += join
         delta[rows, assignment] = np.inf
         target = np.argmin(delta, axis=1)
@@ -485,7 +295,7 @@ def _local_search(data: _Data, assignment: np.ndarray, deadline, options, trace)
     return assignment
 
 
-def _apply_move(data: _Data, excess_sum: np.ndarray, device: int, source: int, target: int) -> None:
+def _apply_move(data: GroupData, excess_sum: np.ndarray, device: int, source: int, target: int) -> None:
     g, h = data.pool_of_plan[source], data.pool_of_plan[target]
     if g >= 0:
         excess_sum[g] -= data.excess[device, g]
@@ -493,7 +303,7 @@ def _apply_move(data: _Data, excess_sum: np.ndarray, device: int, source: int, t
         excess_sum[h] += data.excess[device, h]
 
 
-def _relabel(data: _Data, assignment: np.ndarray, trace) -> np.ndarray:
+def _relabel(data: GroupData, assignment: np.ndarray, trace) -> np.ndarray:
     """Keep devices on their current plan where the cost allows it (never raising the cost)."""
     group = data.group
     current = group.current_plan
@@ -555,7 +365,7 @@ def _relabel_identical(group: GroupProblem, assignment: np.ndarray) -> np.ndarra
 
 def _solve_optimal_iv(problem, time_limit, options):
     merged = check_solve_arguments(problem, time_limit, options, OPTIONS)
-    real = {"dual_tolerance", "tie_tolerance", "exact_time_limit"}
+    real = {"dual_tolerance", "tie_tolerance", "exact_time_limit", "block_bound_time_limit"}
     for key in sorted(set(OPTIONS) - real):
         if not isinstance(merged[key], int) or merged[key] < 0:
             raise ValueError(f"`options`: {key} must be an integer >= 0; got {merged[key]!r}")
@@ -588,7 +398,9 @@ def solve_optimal(
         aggregated into usage buckets), ``local_search_rounds`` (100), ``exact_max_devices`` (2000):
         a group of up to that many SIMs whose gap is above `PROVEN_GAP` is solved by the exact MILP
         (HiGHS, warm-started, kept only if cheaper, its dual bound kept if higher), stopped after
-        ``exact_max_nodes`` (50000) nodes or ``exact_time_limit`` seconds (10.0).
+        ``exact_max_nodes`` (50000) nodes or ``exact_time_limit`` seconds (10.0); then, while the gap
+        is open, the block-aware bound branches on the blocks of at most ``block_bound_pools`` (3) pools for
+        at most ``block_bound_time_limit`` seconds (2.0).
 
     Returns
     -------
@@ -641,11 +453,11 @@ def _solve_group(group: GroupProblem, deadline, options) -> tuple[GroupResult, s
     began = time.perf_counter()
     trace: dict[str, object] = {}
     status, message = STATUS_FINISHED, ""
-    data = _prepare(group)
+    data = prepare_group(group)
     if len(data.pools) == 0 or group.n_devices == 0:
         # no pools: the problem separates, the per-device argmin is optimal and L equals its cost
         lam = np.zeros(len(data.pools))
-        bound, _, assignment = _oracle(data, lam)
+        bound, _, assignment = oracle(data, lam)
         trace["dual_iterations"] = 1
     else:
         lam, bound, assignment, status, message = _solve_pooled(data, deadline, options, trace)
@@ -682,10 +494,10 @@ def _solve_group(group: GroupProblem, deadline, options) -> tuple[GroupResult, s
     )
 
 
-def _solve_pooled(data: _Data, deadline, options, trace):
+def _solve_pooled(data: GroupData, deadline, options, trace):
     """Dual, restricted LP rounds, local search; returns (λ, bound, assignment, status, message)."""
     status, message = STATUS_FINISHED, ""
-    lam, bound, assignment = _maximize_dual(data, deadline, options, trace)
+    lam, bound, assignment = maximize_dual(data, deadline, options, trace)
     if trace.get("dual_stopped") == "time limit":
         status = STATUS_LIMIT
     if "dual_failure" in trace:  # the bound stays valid: it is the best L(λ) evaluated
@@ -706,7 +518,7 @@ def _solve_pooled(data: _Data, deadline, options, trace):
         assignment = lp_assignment
         if lp_lam is None:  # no ties: the argmin is optimal for the relaxation
             break
-        value, _, _ = _oracle(data, lp_lam)
+        value, _, _ = oracle(data, lp_lam)
         if value > bound:
             lam, bound = lp_lam, value
         trace["lp_value"] = lp_value
@@ -718,28 +530,34 @@ def _solve_pooled(data: _Data, deadline, options, trace):
     return lam, bound, assignment, status, message
 
 
-def _certify(data: _Data, assignment: np.ndarray, bound: float, deadline, options, trace):
-    """Close the gap of a group: the exact MILP on groups of up to ``exact_max_devices`` SIMs.
+def _certify(data: GroupData, assignment: np.ndarray, bound: float, deadline, options, trace):
+    """Close the gap of a group: the exact MILP up to ``exact_max_devices`` SIMs, then the block bound.
 
-    The MILP's assignment is kept only if the cost model finds it cheaper; its dual bound replaces the
-    Lagrangian bound when higher (both are valid). Returns (assignment, bound).
+    The MILP's assignment is kept only if the cost model finds it cheaper; its dual bound, and then the
+    block-aware bound of `engines.blockbound`, replace the bound when higher (all are valid). Returns
+    (assignment, bound).
     """
     group = data.group
     cost = evaluate(group, assignment).total
     trace["bound_source"] = "lagrangian"
-    if group.n_devices > options["exact_max_devices"] or compute_gap(cost, bound) <= PROVEN_GAP:
-        return assignment, bound
+    small = group.n_devices <= options["exact_max_devices"]
     limit = _time_left(deadline, options["exact_time_limit"])
-    if limit <= 0:
-        return assignment, bound
-    outcome = solve_exact(data, assignment, limit, options["exact_max_nodes"])
-    trace["exact_status"] = outcome.status
-    trace["exact_optimal"] = outcome.optimal
-    if outcome.assignment is not None and evaluate(group, outcome.assignment).total < cost - _MOVE_EPS:
-        assignment = _local_search(data, outcome.assignment, deadline, options, trace)
-    if outcome.lower_bound is not None and outcome.lower_bound > bound:
-        bound = outcome.lower_bound
-        trace["bound_source"] = "milp"
+    if small and compute_gap(cost, bound) > PROVEN_GAP and limit > 0:
+        outcome = solve_exact(data, assignment, limit, options["exact_max_nodes"])
+        trace["exact_status"] = outcome.status
+        trace["exact_optimal"] = outcome.optimal
+        if outcome.assignment is not None and evaluate(group, outcome.assignment).total < cost - _MOVE_EPS:
+            assignment = _local_search(data, outcome.assignment, deadline, options, trace)
+            cost = evaluate(group, assignment).total
+        if outcome.lower_bound is not None and outcome.lower_bound > bound:
+            bound = min(outcome.lower_bound, cost)
+            trace["bound_source"] = "milp"
+    if compute_gap(cost, bound) > PROVEN_GAP and _time_left(deadline, 1.0) > 0:
+        blocks = overage_blocks(_pool_excess(data, assignment), data.block)
+        better = block_aware_bound(data, blocks, bound, cost, deadline, options, trace)
+        if better > bound:
+            bound = better
+            trace["bound_source"] = "block-aware"
     return assignment, bound
 
 

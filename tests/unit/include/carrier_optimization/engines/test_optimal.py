@@ -202,3 +202,25 @@ def test_docstring_examples():
 
     failures, tried = doctest.testmod(importlib.import_module("include.carrier_optimization.engines.optimal"))
     assert tried > 0 and failures == 0
+
+
+@pytest.mark.parametrize("seed", range(30))
+def test_hard_tiny_groups_reach_the_brute_force_optimum_proven(make_hard_group, reference, brute, seed):
+    rng = np.random.default_rng(5000 + seed)
+    group = make_hard_group(5000 + seed, n_devices=int(rng.integers(2, 8)), n_plans=int(rng.integers(2, 5)))
+    optimum, _ = brute(group)
+    result = solve_optimal(Problem((group,)))
+    (group_result,) = result.groups
+    assert reference(group, group_result.assignment) == pytest.approx(optimum, abs=1e-9)
+    assert group_result.lower_bound <= optimum + 1e-9
+    assert group_result.proven and result.proven
+    # without the MILP, the Lagrangian and block-aware bounds still never exceed the optimum
+    heuristic = solve_optimal(Problem((group,)), options={"exact_max_devices": 0}).groups[0]
+    assert heuristic.lower_bound <= optimum + 1e-9 <= heuristic.cost + 2e-9
+
+
+def test_same_input_gives_the_same_assignment(make_hard_group):
+    problem = Problem((make_hard_group(77, n_devices=400, n_plans=5),))
+    first, second = solve_optimal(problem), solve_optimal(problem)
+    assert np.array_equal(first.assignment[0], second.assignment[0])
+    assert (first.cost, first.lower_bound) == (second.cost, second.lower_bound)

@@ -21,6 +21,7 @@ __all__ = [
     "EngineResult",
     "compute_gap",
     "infeasible_result",
+    "proven_from_stored",
 ]
 
 STATUS_FINISHED = 0
@@ -56,6 +57,20 @@ def compute_gap(cost: float | None, lower_bound: float | None) -> float | None:
     if cost is None or lower_bound is None:
         return None
     return max(0.0, cost - lower_bound) / max(abs(cost), 1e-12)
+
+
+def proven_from_stored(cost: float | None, lower_bound: float | None) -> bool:
+    """Whether stored (rounded) figures show a proven optimum: the bound reaches the cost to the cent.
+
+    The engines store a proven group's bound equal to its cost, so this reads `GroupResult.proven` back
+    from a database row (money is rounded there).
+
+    Examples
+    --------
+    >>> proven_from_stored(1234.5678, 1234.5678), proven_from_stored(100.0, 99.98)
+    (True, False)
+    """
+    return cost is not None and lower_bound is not None and cost - lower_bound < 0.005
 
 
 @dataclass(frozen=True, eq=False)

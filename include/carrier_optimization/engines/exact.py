@@ -12,10 +12,15 @@ not interact, so the others can never be better) and every pooled plan:
 This is the invoice exactly (the block rounding included), with one integer per (class, column) instead
 of one binary per (device, plan), so idle SIMs and other twins cost one variable. HiGHS is warm-started
 from the heuristic's assignment; its dual bound is a certified lower bound also when a limit stops it.
+Identical pooled plans ("twins") keep one set of columns (merging two such pools never costs more), which
+removes the symmetry that otherwise keeps HiGHS from closing the gap. A run whose objective is not the
+cost of the solution it returns (seen with HiGHS 1.16, a warm start and presolve) is discarded and the
+model solved again without the warm start.
 """
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 
 import highspy
@@ -45,13 +50,30 @@ def _classes(data) -> tuple[np.ndarray, np.ndarray]:
     return member.ravel(), first
 
 
+def _twin_pool(data) -> np.ndarray:
+    """For each pool, the first pool of an identical plan (itself when it has no earlier twin).
+
+    Two pools of identical plans never beat one: merging them gives ``max(0, a + b) <= max(0, a) +
+    max(0, b)`` MB of excess and no more blocks, so dropping the twins keeps the optimum and removes the
+    symmetry that would make the search explore each split twice.
+    """
+    t = data.group.table
+    p = data.pools
+    keys = np.column_stack(
+        [t.monthly_charge[p], t.included_mb[p], t.overage_rate[p], t.overage_block_mb[p], t.sms_rate[p]]
+    )
+    _, first, inverse = np.unique(keys, axis=0, return_index=True, return_inverse=True)
+    return first[inverse.ravel()]
+
+
 def _columns(data, first: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Columns ``(class, local plan)``: the best non-pooled plan of each class, then every pooled plan."""
-    n_classes, n_pools = len(first), len(data.pools)
+    """Columns ``(class, local plan)``: the best non-pooled plan of each class, then the distinct pools."""
+    n_classes = len(first)
+    pools = data.pools[np.unique(_twin_pool(data))]
     individual = data.best_individual_plan[first]
     has_individual = individual >= 0
-    col_class = np.r_[np.flatnonzero(has_individual), np.repeat(np.arange(n_classes), n_pools)]
-    col_plan = np.r_[individual[has_individual], np.tile(data.pools, n_classes)]
+    col_class = np.r_[np.flatnonzero(has_individual), np.repeat(np.arange(n_classes), len(pools))]
+    col_plan = np.r_[individual[has_individual], np.tile(pools, n_classes)]
     col_pool = data.pool_of_plan[col_plan]
     return col_class, col_plan, col_pool
 
@@ -60,8 +82,10 @@ def _warm_counts(data, member, col_class, col_plan, assignment: np.ndarray) -> n
     """Column values of a device assignment (a non-pooled device counts on its class's best column)."""
     n_classes = int(member.max()) + 1
     n_plans = data.group.n_plans
-    pooled = data.pool_of_plan[assignment] >= 0
-    slot_plan = np.where(pooled, assignment, data.best_individual_plan)  # twins share their best plan
+    pool = data.pool_of_plan[assignment]
+    canonical = data.pools[_twin_pool(data)][np.maximum(pool, 0)] if len(data.pools) else assignment
+    # identical devices share their best non-pooled plan; a device on a twin pool counts on the kept twin
+    slot_plan = np.where(pool >= 0, canonical, data.best_individual_plan)
     slots = np.bincount(member * n_plans + slot_plan, minlength=n_classes * n_plans)
     return slots[col_class * n_plans + col_plan].astype(np.float64)
 
@@ -82,6 +106,13 @@ def _decode(member: np.ndarray, col_class, col_plan, counts: np.ndarray) -> np.n
     return assignment
 
 
+def _consistent(run, cost: np.ndarray) -> bool:
+    """Whether HiGHS's objective is the cost of the solution it returns (else its bound is unusable)."""
+    if len(run.x) != len(cost) or not np.isfinite(run.objective):
+        return False
+    return abs(float(cost @ run.x) - run.objective) <= 1e-6 * max(1.0, abs(run.objective))
+
+
 def solve_exact(data, assignment: np.ndarray, time_limit: float, max_nodes: int) -> ExactOutcome:
     """Solve the aggregated MILP of one group, warm-started from ``assignment``.
 
@@ -99,21 +130,31 @@ def solve_exact(data, assignment: np.ndarray, time_limit: float, max_nodes: int)
     start, index, value = csc_columns(col_class, col_pool, pool_coeff, n_classes, -data.block)
     warm = _warm_counts(data, member, col_class, col_plan, assignment)
     pool_excess = np.bincount(col_pool[pooled], weights=pool_coeff * warm[pooled], minlength=n_pools)
-    warm = np.r_[warm, overage_blocks(pool_excess, data.block)]
+    model = {
+        "cost": np.r_[data.own[first[col_class], col_plan], data.rate],
+        "col_lower": np.zeros(len(col_class) + n_pools),
+        "col_upper": np.r_[weight[col_class], np.full(n_pools, highspy.kHighsInf)],
+        "row_lower": np.r_[weight, np.full(n_pools, -highspy.kHighsInf)],
+        "row_upper": np.r_[weight, np.zeros(n_pools)],
+        "start": start,
+        "index": index,
+        "value": value,
+        "integer": True,
+        "options": {"mip_rel_gap": 0.0, "mip_abs_gap": 1e-7, "mip_max_nodes": int(max_nodes)},
+    }
+    began = time.perf_counter()
     run = run_highs(
-        cost=np.r_[data.own[first[col_class], col_plan], data.rate],
-        col_lower=np.zeros(len(col_class) + n_pools),
-        col_upper=np.r_[weight[col_class], np.full(n_pools, highspy.kHighsInf)],
-        row_lower=np.r_[weight, np.full(n_pools, -highspy.kHighsInf)],
-        row_upper=np.r_[weight, np.zeros(n_pools)],
-        start=start,
-        index=index,
-        value=value,
-        time_limit=time_limit,
-        integer=True,
-        warm_start=warm,
-        options={"mip_rel_gap": 0.0, "mip_abs_gap": 1e-7, "mip_max_nodes": int(max_nodes)},
+        **model, time_limit=time_limit, warm_start=np.r_[warm, overage_blocks(pool_excess, data.block)]
     )
+    if not _consistent(run, model["cost"]):
+        # HiGHS 1.16 can return the warm start with a wrong objective and dual bound after presolve:
+        # such a run proves nothing; solve again without the warm start in the time left
+        left = time_limit - (time.perf_counter() - began)
+        if left <= 0:
+            return ExactOutcome(None, None, False, "inconsistent warm-started HiGHS run; no time left")
+        run = run_highs(**model, time_limit=left)
+        if not _consistent(run, model["cost"]):
+            return ExactOutcome(None, None, False, "inconsistent HiGHS run")
     code, text = highs_status(run.status)
     bound = float(run.dual_bound) if np.isfinite(run.dual_bound) else None
     decoded = None

@@ -1,0 +1,76 @@
+"""Exact MILP: twins of pooled plans, the guard against an inconsistent HiGHS run, proven optima."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+from include.carrier_optimization.domain import GroupProblem, Problem, RatePlan
+from include.carrier_optimization.engines import exact
+from include.carrier_optimization.engines.dual import prepare_group
+from include.carrier_optimization.engines.optimal import solve_optimal
+
+
+def _twin_group(n_devices: int, seed: int) -> GroupProblem:
+    rng = np.random.default_rng(seed)
+    plans = (
+        RatePlan(1, "PAYG", 0.5, 0.0, 1.0, 1.0, pooled=False, sms_rate=0.05),
+        RatePlan(2, "POOL", 3.0, 10.0, 10.0, 1024.0, pooled=True, sms_rate=0.01),
+        RatePlan(3, "POOL-TWIN", 3.0, 10.0, 10.0, 1024.0, pooled=True, sms_rate=0.01),
+        RatePlan(4, "POOL-BIG", 8.0, 100.0, 25.0, 100.0, pooled=True),
+    )
+    return GroupProblem(
+        key="1,2,3,4",
+        comm_plans=("cp",),
+        plans=plans,
+        device_ids=[f"t{i}" for i in range(n_devices)],
+        usage_mb=rng.choice([0.0, 2.5, 8.0, 30.0, 140.0], n_devices),
+        sms=rng.choice([0, 10, 100], n_devices),
+        proration=np.where(rng.random(n_devices) < 0.3, 0.5, 1.0),
+        comm_plan_index=np.zeros(n_devices, dtype=np.int64),
+        current_plan=rng.integers(-1, 4, n_devices),
+    )
+
+
+def test_twin_pools_share_one_set_of_columns():
+    data = prepare_group(_twin_group(10, 0))
+    assert exact._twin_pool(data).tolist() == [0, 0, 2]
+    _, first = exact._classes(data)
+    _, col_plan, _ = exact._columns(data, first)
+    assert 2 not in set(col_plan.tolist())  # local plan 2 is the twin of local plan 1
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_twins_reach_the_brute_force_optimum(brute, reference, seed):
+    group = _twin_group(6, seed)
+    optimum, _ = brute(group)
+    (result,) = solve_optimal(Problem((group,))).groups
+    assert result.proven and reference(group, result.assignment) == pytest.approx(optimum, abs=1e-9)
+    assert result.lower_bound <= optimum + 1e-9
+
+
+def test_a_run_whose_objective_is_not_its_solutions_cost_is_rejected():
+    cost = np.array([1.0, 2.0])
+    assert exact._consistent(SimpleNamespace(x=np.array([1.0, 1.0]), objective=3.0), cost)
+    assert not exact._consistent(SimpleNamespace(x=np.array([1.0, 1.0]), objective=2.0), cost)
+    assert not exact._consistent(SimpleNamespace(x=np.array([1.0]), objective=1.0), cost)
+
+
+def test_an_inconsistent_warm_started_run_is_solved_again_cold(monkeypatch):
+    data = prepare_group(_twin_group(40, 3))
+    calls = []
+    real = exact.run_highs
+
+    def flaky(**kwargs):
+        run = real(**kwargs)
+        calls.append(kwargs.get("warm_start") is not None)
+        if kwargs.get("warm_start") is not None:  # what HiGHS 1.16 did: a bound below its own solution
+            return SimpleNamespace(**{**run.__dict__, "objective": run.objective - 50, "dual_bound": 0.0})
+        return run
+
+    monkeypatch.setattr(exact, "run_highs", flaky)
+    outcome = exact.solve_exact(data, np.zeros(40, dtype=np.int64), 10.0, 50000)
+    assert calls == [True, False]
+    assert outcome.optimal and outcome.lower_bound > 0.0 and outcome.assignment is not None

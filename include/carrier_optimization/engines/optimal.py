@@ -74,10 +74,18 @@ OPTIONS = MappingProxyType(
         "exact_max_devices": 2000,
         "exact_max_nodes": 50000,
         "exact_time_limit": 10.0,
+        "target_gap": 2e-4,
+        "exact_large_devices": 10000,
+        "exact_large_time_limit": 3.0,
+        "restricted_delta": 0.02,
+        "restricted_time_limit": 2.0,
         "block_bound_pools": 3,
         "block_bound_time_limit": 2.0,
     }
 )
+
+#: Options that switch every MILP off (the Lagrangian, LP and block-aware bounds remain).
+NO_MILP = MappingProxyType({"exact_max_devices": 0, "exact_large_devices": 0, "restricted_time_limit": 0.0})
 
 _MOVE_EPS = 1e-9  # a move must save more than this ($) to count as an improvement
 _EQUAL_EPS = 1e-12  # a relabelling move may change the cost by at most this ($)
@@ -365,7 +373,16 @@ def _relabel_identical(group: GroupProblem, assignment: np.ndarray) -> np.ndarra
 
 def _solve_optimal_iv(problem, time_limit, options):
     merged = check_solve_arguments(problem, time_limit, options, OPTIONS)
-    real = {"dual_tolerance", "tie_tolerance", "exact_time_limit", "block_bound_time_limit"}
+    real = {
+        "dual_tolerance",
+        "tie_tolerance",
+        "exact_time_limit",
+        "target_gap",
+        "exact_large_time_limit",
+        "restricted_delta",
+        "restricted_time_limit",
+        "block_bound_time_limit",
+    }
     for key in sorted(set(OPTIONS) - real):
         if not isinstance(merged[key], int) or merged[key] < 0:
             raise ValueError(f"`options`: {key} must be an integer >= 0; got {merged[key]!r}")
@@ -427,7 +444,7 @@ def solve_optimal(
     10.0
     >>> round(result.lower_bound, 2), result.groups[0].proven   # the exact MILP proves it
     (10.0, True)
-    >>> lp_only = solve_optimal(Problem((g,)), options={"exact_max_devices": 0})
+    >>> lp_only = solve_optimal(Problem((g,)), options=NO_MILP)
     >>> round(lp_only.lower_bound, 2)   # the LP alone may put 40 % of the idle SIM in the pool
     7.6
     """
@@ -461,7 +478,7 @@ def _solve_group(group: GroupProblem, deadline, options) -> tuple[GroupResult, s
         trace["dual_iterations"] = 1
     else:
         lam, bound, assignment, status, message = _solve_pooled(data, deadline, options, trace)
-        assignment, bound = _certify(data, assignment, bound, deadline, options, trace)
+        assignment, bound = _certify(data, lam, assignment, bound, deadline, options, trace)
     assignment = _relabel(data, np.asarray(assignment, dtype=np.int64), trace)
     if trace.get("local_search_stopped") == "time limit":
         status = max(status, STATUS_LIMIT)
@@ -530,35 +547,63 @@ def _solve_pooled(data: GroupData, deadline, options, trace):
     return lam, bound, assignment, status, message
 
 
-def _certify(data: GroupData, assignment: np.ndarray, bound: float, deadline, options, trace):
-    """Close the gap of a group: the exact MILP up to ``exact_max_devices`` SIMs, then the block bound.
+def _certify(data: GroupData, lam, assignment: np.ndarray, bound: float, deadline, options, trace):
+    """Close the gap of a group with a MILP (`_milp_finish`), then the block-aware bound.
 
-    The MILP's assignment is kept only if the cost model finds it cheaper; its dual bound, and then the
-    block-aware bound of `engines.blockbound`, replace the bound when higher (all are valid). Returns
+    A MILP's assignment is kept only if the cost model finds it cheaper; the exact MILP's dual bound and
+    the block-aware bound of `engines.blockbound` replace the bound when higher (all are valid). Returns
     (assignment, bound).
     """
     group = data.group
     cost = evaluate(group, assignment).total
     trace["bound_source"] = "lagrangian"
-    small = group.n_devices <= options["exact_max_devices"]
-    limit = _time_left(deadline, options["exact_time_limit"])
-    if small and compute_gap(cost, bound) > PROVEN_GAP and limit > 0:
-        outcome = solve_exact(data, assignment, limit, options["exact_max_nodes"])
-        trace["exact_status"] = outcome.status
-        trace["exact_optimal"] = outcome.optimal
-        if outcome.assignment is not None and evaluate(group, outcome.assignment).total < cost - _MOVE_EPS:
+    outcome = _milp_finish(data, lam, assignment, compute_gap(cost, bound), deadline, options, trace)
+    if outcome is not None and outcome.assignment is not None:
+        if evaluate(group, outcome.assignment).total < cost - _MOVE_EPS:
             assignment = _local_search(data, outcome.assignment, deadline, options, trace)
             cost = evaluate(group, assignment).total
-        if outcome.lower_bound is not None and outcome.lower_bound > bound:
-            bound = min(outcome.lower_bound, cost)
-            trace["bound_source"] = "milp"
-    if compute_gap(cost, bound) > PROVEN_GAP and _time_left(deadline, 1.0) > 0:
+    if outcome is not None and outcome.lower_bound is not None and outcome.lower_bound > bound:
+        bound = outcome.lower_bound
+        trace["bound_source"] = "milp"
+    bound = min(bound, cost) if bound - cost <= 1e-9 * max(1.0, abs(cost)) else bound
+    if compute_gap(cost, bound) > options["target_gap"] and _time_left(deadline, 1.0) > 0:
         blocks = overage_blocks(_pool_excess(data, assignment), data.block)
         better = block_aware_bound(data, blocks, bound, cost, deadline, options, trace)
         if better > bound:
             bound = better
             trace["bound_source"] = "block-aware"
     return assignment, bound
+
+
+def _milp_finish(data: GroupData, lam, assignment, gap: float, deadline, options, trace):
+    """The MILP a group's size and gap call for, or None.
+
+    Up to ``exact_max_devices`` SIMs: the exact MILP until proven (``exact_time_limit``). Above, only
+    while the gap exceeds ``target_gap``: the exact MILP for its cuts and bound up to
+    ``exact_large_devices`` SIMs (``exact_large_time_limit``), else the MILP restricted to the plans
+    within ``restricted_delta`` $ of each device's best reduced cost (``restricted_time_limit``).
+    """
+    n = data.group.n_devices
+    if _time_left(deadline, 1.0) <= 0 or gap <= PROVEN_GAP:
+        return None
+    nodes = options["exact_max_nodes"]
+    if n <= options["exact_max_devices"]:
+        limit = _time_left(deadline, options["exact_time_limit"])
+    elif gap > options["target_gap"] and n <= options["exact_large_devices"]:
+        limit = _time_left(deadline, options["exact_large_time_limit"])
+    elif gap > options["target_gap"] and options["restricted_time_limit"] > 0:
+        reduced = _reduced_costs(data, lam)
+        allowed = reduced <= reduced.min(axis=1, keepdims=True) + options["restricted_delta"]
+        outcome = solve_exact(
+            data, assignment, _time_left(deadline, options["restricted_time_limit"]), nodes, allowed
+        )
+        trace["restricted_status"] = outcome.status
+        return outcome
+    else:
+        return None
+    outcome = solve_exact(data, assignment, limit, nodes)
+    trace["exact_status"] = outcome.status
+    return outcome
 
 
 def _time_left(deadline: float | None, cap: float) -> float:

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from include.carrier_optimization.domain import GroupProblem, Problem, RatePlan
-from include.carrier_optimization.engines import exact
+from include.carrier_optimization.engines import exact, optimal
 from include.carrier_optimization.engines.dual import prepare_group
 from include.carrier_optimization.engines.optimal import solve_optimal
 
@@ -37,8 +37,11 @@ def _twin_group(n_devices: int, seed: int) -> GroupProblem:
 def test_twin_pools_share_one_set_of_columns():
     data = prepare_group(_twin_group(10, 0))
     assert exact._twin_pool(data).tolist() == [0, 0, 2]
-    _, first = exact._classes(data)
-    _, col_plan, _ = exact._columns(data, first)
+    allowed = np.ones(data.own.shape, dtype=bool)
+    canonical, folded = exact._canonical(data, allowed)
+    assert canonical.tolist() == [0, 1, 1, 3] and not folded[:, 2].any()
+    _, first = exact._classes(data, np.arange(10), folded)
+    _, col_plan, _, _ = exact._columns(data, first, folded)
     assert 2 not in set(col_plan.tolist())  # local plan 2 is the twin of local plan 1
 
 
@@ -74,3 +77,25 @@ def test_an_inconsistent_warm_started_run_is_solved_again_cold(monkeypatch):
     outcome = exact.solve_exact(data, np.zeros(40, dtype=np.int64), 10.0, 50000)
     assert calls == [True, False]
     assert outcome.optimal and outcome.lower_bound > 0.0 and outcome.assignment is not None
+
+
+def test_restricted_model_keeps_fixed_devices_and_never_raises_the_cost(make_hard_group, reference):
+    group = make_hard_group(31, n_devices=300, n_plans=5)
+    data = prepare_group(group)
+    incumbent = np.zeros(300, dtype=np.int64)  # everyone on PAYG
+    allowed = np.zeros(data.own.shape, dtype=bool)
+    allowed[:150] = True  # the first half may move anywhere, the second half stays
+    outcome = exact.solve_exact(data, incumbent, 10.0, 50000, allowed)
+    assert outcome.lower_bound is None and not outcome.optimal  # a restricted model certifies nothing
+    assert np.array_equal(outcome.assignment[150:], incumbent[150:])
+    assert reference(group, outcome.assignment) <= reference(group, incumbent) + 1e-9
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_large_group_paths_never_do_worse_than_no_milp(make_group, reference, seed):
+    group = make_group(40 + seed, n_devices=600, n_plans=8, pooled_share=0.6, sms_rates=True)
+    plain = solve_optimal(Problem((group,)), options=optimal.NO_MILP).groups[0]
+    for options in ({"exact_max_devices": 0}, {"exact_max_devices": 0, "exact_large_devices": 0}):
+        result = solve_optimal(Problem((group,)), options={**options, "target_gap": 0.0}).groups[0]
+        assert result.cost == pytest.approx(reference(group, result.assignment), rel=1e-12)
+        assert result.cost <= plain.cost + 1e-9 and result.lower_bound <= result.cost + 1e-9

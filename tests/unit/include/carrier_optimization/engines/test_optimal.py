@@ -45,7 +45,7 @@ def test_reaches_the_brute_force_optimum_on_tiny_groups(make_group, reference, b
 @pytest.mark.parametrize("seed", range(6))
 def test_larger_groups_are_priced_by_the_cost_model_and_bounded(make_group, reference, seed):
     group = make_group(seed, n_devices=400, n_plans=8, pooled_share=0.6)
-    result = solve_optimal(Problem((group,)), options={"exact_max_devices": 0})
+    result = solve_optimal(Problem((group,)), options=optimal.NO_MILP)
     (group_result,) = result.groups
     assert group_result.cost == pytest.approx(reference(group, group_result.assignment), rel=1e-12)
     assert group_result.lower_bound <= group_result.cost + 1e-9
@@ -61,7 +61,7 @@ def test_larger_groups_are_priced_by_the_cost_model_and_bounded(make_group, refe
 def test_lower_bound_never_exceeds_a_feasible_cost(make_group, reference, seed, n_devices, n_plans):
     group = make_group(seed, n_devices=n_devices, n_plans=n_plans)
     rng = np.random.default_rng(seed)
-    result = solve_optimal(Problem((group,)), options={"exact_max_devices": 0})
+    result = solve_optimal(Problem((group,)), options=optimal.NO_MILP)
     assignments = [rng.integers(0, n_plans, n_devices) for _ in range(20)] + [result.assignment[0]]
     for prices in (None, rng.uniform(0, 1, int(group.table.pooled.sum()))):
         bound = result.lower_bound if prices is None else lagrangian_bound(group, prices * 10)
@@ -215,7 +215,7 @@ def test_hard_tiny_groups_reach_the_brute_force_optimum_proven(make_hard_group, 
     assert group_result.lower_bound <= optimum + 1e-9
     assert group_result.proven and result.proven
     # without the MILP, the Lagrangian and block-aware bounds still never exceed the optimum
-    heuristic = solve_optimal(Problem((group,)), options={"exact_max_devices": 0}).groups[0]
+    heuristic = solve_optimal(Problem((group,)), options=optimal.NO_MILP).groups[0]
     assert heuristic.lower_bound <= optimum + 1e-9 <= heuristic.cost + 2e-9
 
 

@@ -28,7 +28,6 @@ import time
 from collections.abc import Mapping
 from types import MappingProxyType
 
-import highspy
 import numpy as np
 
 from include.carrier_optimization.cost import evaluate, overage_blocks
@@ -39,11 +38,11 @@ from include.carrier_optimization.engines.dual import (
     lagrangian_bound,
     maximize_dual,
     oracle,
-    pool_cost,
     prepare_group,
 )
 from include.carrier_optimization.engines.exact import solve_exact
-from include.carrier_optimization.engines.highs import csc_columns, highs_status, run_highs
+from include.carrier_optimization.engines.highs import highs_status
+from include.carrier_optimization.engines.restricted import reduced_costs, restricted_lp
 from include.carrier_optimization.engines.result import (
     PROVEN_GAP,
     STATUS_BACKEND,
@@ -56,6 +55,7 @@ from include.carrier_optimization.engines.result import (
     count_changes,
     infeasible_result,
 )
+from include.carrier_optimization.engines.search import MOVE_EPS, local_search, pool_excess, relabel
 from include.carrier_optimization.validation import plan_errors
 
 __all__ = ["OPTIONS", "solve_optimal", "highs_status", "lagrangian_bound"]
@@ -86,286 +86,6 @@ OPTIONS = MappingProxyType(
 
 #: Options that switch every MILP off (the Lagrangian, LP and block-aware bounds remain).
 NO_MILP = MappingProxyType({"exact_max_devices": 0, "exact_large_devices": 0, "restricted_time_limit": 0.0})
-
-_MOVE_EPS = 1e-9  # a move must save more than this ($) to count as an improvement
-_EQUAL_EPS = 1e-12  # a relabelling move may change the cost by at most this ($)
-
-# --------------------------------------------------------------------------- restricted LP
-
-
-def _reduced_costs(data: GroupData, lam: np.ndarray) -> np.ndarray:
-    reduced = data.own.copy()
-    if len(data.pools):
-        reduced[:, data.pools] += data.excess * lam
-    return reduced
-
-
-def _tie_classes(data: GroupData, candidates: np.ndarray, ties: np.ndarray, max_classes: int):
-    """Aggregate tie devices into at most about ``max_classes`` classes.
-
-    Devices are grouped by candidate set, proration and (when a plan prices SMS) SMS count; inside a group
-    identical devices share a class. When that gives more than ``max_classes`` classes, each group is split
-    into buckets of consecutive usage instead, and a class's columns carry its members' mean cost and
-    excess. Returns the class of each tie device (classes ordered by key, then usage).
-    """
-    group = data.group
-    n_plans = group.n_plans
-    if n_plans < 62:
-        pattern = (candidates[ties] * (1 << np.arange(n_plans, dtype=np.int64))).sum(axis=1).astype(float)
-    else:
-        pattern = np.unique(candidates[ties], axis=0, return_inverse=True)[1].ravel().astype(float)
-    sms = group.sms[ties] if np.any(group.table.sms_rate != 0) else np.zeros(len(ties))
-    _, key = np.unique(np.column_stack([pattern, group.proration[ties], sms]), axis=0, return_inverse=True)
-    key = key.ravel()
-    usage = group.usage_mb[ties]
-    _, exact = np.unique(np.column_stack([key, usage]), axis=0, return_inverse=True)
-    exact = exact.ravel()
-    if exact.max() < max_classes:  # identical devices merged: the LP is exact
-        return exact
-    order = np.lexsort((ties, usage, key))
-    # bucket by a position that grows with both the device count and the usage mass, so buckets are
-    # narrow where devices are many and heavy devices (which move pool totals most) stay nearly alone
-    sorted_usage = usage[order]
-    position = np.arange(1, len(ties) + 1) / len(ties) + np.cumsum(sorted_usage) / max(
-        sorted_usage.sum(), 1e-12
-    )
-    budget = max(1, max_classes // 2)
-    bucket_sorted = np.minimum((position * budget).astype(np.int64), 2 * budget)
-    # a bucket never spans two keys: number buckets by (key, bucket) pairs
-    _, cls_sorted = np.unique(np.column_stack([key[order], bucket_sorted]), axis=0, return_inverse=True)
-    classes = np.empty(len(ties), dtype=np.int64)
-    classes[order] = cls_sorted.ravel()
-    return classes
-
-
-def _restricted_lp(data: GroupData, candidates: np.ndarray, deadline, options, trace):
-    """Solve the LP over the candidate plans; returns (assignment, λ_LP, LP value, failure)."""
-    group = data.group
-    n_candidates = candidates.sum(axis=1)
-    fixed = n_candidates == 1
-    assignment = np.where(fixed, np.argmax(candidates, axis=1), -1)
-    constant = float(data.own[fixed, assignment[fixed]].sum())
-    n_pools = len(data.pools)
-    fixed_pool = np.where(fixed, data.pool_of_plan[np.maximum(assignment, 0)], -1)
-    inside = np.flatnonzero(fixed_pool >= 0)
-    fixed_excess = np.bincount(
-        fixed_pool[inside], weights=data.excess[inside, fixed_pool[inside]], minlength=n_pools
-    )
-    ties = np.flatnonzero(~fixed)
-    trace["lp_tie_devices"] = int(ties.size)
-    if ties.size == 0:
-        return assignment, None, None, None
-
-    member_class = _tie_classes(data, candidates, ties, options["lp_max_classes"])
-    n_classes = int(member_class.max()) + 1
-    weight = np.bincount(member_class, minlength=n_classes)
-    trace["lp_classes"] = n_classes
-    representative = ties[np.unique(member_class, return_index=True)[1]]
-    cls, plan = np.nonzero(candidates[representative])  # columns, ordered by class
-    n_cols = len(cls)
-    # class means of cost and pool excess per column
-    mean_cost = np.empty(n_cols)
-    mean_excess = np.zeros(n_cols)
-    for p in range(group.n_plans):
-        cols = np.flatnonzero(plan == p)
-        if cols.size == 0:
-            continue
-        total = np.bincount(member_class, weights=data.own[ties, p], minlength=n_classes)
-        mean_cost[cols] = total[cls[cols]] / weight[cls[cols]]
-        g = data.pool_of_plan[p]
-        if g >= 0:
-            total = np.bincount(member_class, weights=data.excess[ties, g], minlength=n_classes)
-            mean_excess[cols] = total[cls[cols]] / weight[cls[cols]]
-    pool = data.pool_of_plan[plan]
-    pooled_col = pool >= 0
-    # column j: assignment row cls[j] and, when pooled, the pool row (mean excess); overage columns o_g
-    # (MB over the pool allowance) have pool row coefficient -1 and cost ρ_g
-    start, index, value = csc_columns(cls, pool, mean_excess[pooled_col], n_classes, -np.ones(n_pools))
-    remaining = None if deadline is None else deadline - time.perf_counter()
-    run = run_highs(
-        cost=np.r_[mean_cost, data.rho],
-        col_lower=np.zeros(n_cols + n_pools),
-        col_upper=np.full(n_cols + n_pools, highspy.kHighsInf),
-        row_lower=np.r_[weight.astype(float), np.full(n_pools, -highspy.kHighsInf)],
-        row_upper=np.r_[weight.astype(float), -fixed_excess],
-        start=start,
-        index=index,
-        value=value,
-        time_limit=remaining,
-    )
-    code, text = highs_status(run.status)
-    x, row_dual, objective = run.x, run.row_dual, run.objective
-    trace["lp_status"] = text
-    if code != STATUS_FINISHED or len(x) != n_cols + n_pools:
-        return None, None, None, (code, text)
-    lam = np.clip(-row_dual[n_classes:], 0.0, data.rho)
-    counts = _round_counts(x[:n_cols], cls, weight)
-    # hand out the counts: each plan spread evenly over the class's usage range
-    label = np.repeat(plan, counts)
-    label_class = np.repeat(cls, counts)
-    k = np.arange(len(label)) - np.repeat(np.cumsum(counts) - counts, counts)
-    slot = (k + 0.5) / np.repeat(np.maximum(counts, 1), counts)
-    label = label[np.lexsort((slot, label_class))]
-    members = ties[np.lexsort((ties, group.usage_mb[ties], member_class))]
-    assignment[members] = label
-    return assignment, lam, constant + objective, None
-
-
-def _round_counts(y: np.ndarray, cls: np.ndarray, weight: np.ndarray) -> np.ndarray:
-    """Integer counts per column: floors, then each class's remainder to its largest fractions."""
-    counts = np.floor(y + 1e-9).astype(np.int64)
-    counts = np.maximum(counts, 0)
-    remainder = weight - np.bincount(cls, weights=counts, minlength=len(weight)).astype(np.int64)
-    for k in np.flatnonzero(remainder != 0):
-        cols = np.flatnonzero(cls == k)
-        if remainder[k] > 0:
-            fractions = y[cols] - counts[cols]
-            for j in cols[np.argsort(-fractions, kind="stable")][: remainder[k]]:
-                counts[j] += 1
-        else:  # floors overshoot only through the 1e-9 slack: take from the largest counts
-            for j in cols[np.argsort(-counts[cols], kind="stable")][: -remainder[k]]:
-                counts[j] -= 1
-    return counts
-
-
-# --------------------------------------------------------------------------- local search and relabel
-
-
-def _pool_excess(data: GroupData, assignment: np.ndarray) -> np.ndarray:
-    pool = data.pool_of_plan[assignment]
-    inside = pool >= 0
-    return np.bincount(pool[inside], weights=data.excess[inside, pool[inside]], minlength=len(data.pools))
-
-
-def _move_delta(data: GroupData, excess_sum, device: int, source: int, target: int) -> float:
-    """Exact cost change of moving one device, pool blocks included."""
-    delta = data.own[device, target] - data.own[device, source]
-    g = data.pool_of_plan[source]
-    if g >= 0:
-        after = excess_sum[g] - data.excess[device, g]
-        delta += data.rate[g] * (_blocks(after, data.block[g]) - _blocks(excess_sum[g], data.block[g]))
-    h = data.pool_of_plan[target]
-    if h >= 0:
-        after = excess_sum[h] + data.excess[device, h]
-        delta += data.rate[h] * (_blocks(after, data.block[h]) - _blocks(excess_sum[h], data.block[h]))
-    return float(delta)
-
-
-def _blocks(excess: float, block: float) -> float:
-    return float(overage_blocks(excess, block))
-
-
-def _local_search(data: GroupData, assignment: np.ndarray, deadline, options, trace) -> np.ndarray:
-    """Single moves with exact deltas until none improves (batched where moves are independent)."""
-    assignment = assignment.copy()
-    n = data.group.n_devices
-    rows = np.arange(n)
-    moves = 0
-    for _ in range(options["local_search_rounds"]):
-        if deadline is not None and time.perf_counter() > deadline:
-            trace["local_search_stopped"] = "time limit"
-            break
-        excess_sum = _pool_excess(data, assignment)
-        pool_now = pool_cost(data, excess_sum)
-        delta = data.own - data.own[rows, assignment][:, None]
-        source_pool = data.pool_of_plan[assignment]
-        in_pool = source_pool >= 0
-        if len(data.pools):
-            leave = np.zeros(n)
-            g = source_pool[in_pool]
-            leave[in_pool] = (
-                data.rate[g] * overage_blocks(excess_sum[g] - data.excess[in_pool, g], data.block[g])
-                - pool_now[g]
-            )
-            delta += leave[:, None]
-            join = pool_cost(data, excess_sum + data.excess) - pool_now
-            delta[:, data.pools] += join
-        delta[rows, assignment] = np.inf
-        target = np.argmin(delta, axis=1)
-        gain = delta[rows, target]
-        improving = gain < -_MOVE_EPS
-        if not improving.any():
-            break
-        touches_pool = in_pool | (data.pool_of_plan[target] >= 0)
-        free = improving & ~touches_pool
-        assignment[free] = target[free]
-        moves += int(free.sum())
-        pooled_moves = np.flatnonzero(improving & touches_pool)
-        pooled_moves = pooled_moves[np.argsort(gain[pooled_moves], kind="stable")]
-        for device in pooled_moves[:5000]:
-            source, dest = assignment[device], target[device]
-            change = _move_delta(data, excess_sum, device, source, dest)
-            if change < -_MOVE_EPS:
-                _apply_move(data, excess_sum, device, source, dest)
-                assignment[device] = dest
-                moves += 1
-    trace["local_search_moves"] = moves
-    return assignment
-
-
-def _apply_move(data: GroupData, excess_sum: np.ndarray, device: int, source: int, target: int) -> None:
-    g, h = data.pool_of_plan[source], data.pool_of_plan[target]
-    if g >= 0:
-        excess_sum[g] -= data.excess[device, g]
-    if h >= 0:
-        excess_sum[h] += data.excess[device, h]
-
-
-def _relabel(data: GroupData, assignment: np.ndarray, trace) -> np.ndarray:
-    """Keep devices on their current plan where the cost allows it (never raising the cost)."""
-    group = data.group
-    current = group.current_plan
-    assignment = _relabel_identical(group, assignment)
-    excess_sum = _pool_excess(data, assignment)
-    candidates = np.flatnonzero((current >= 0) & (current != assignment))
-    touches_pool = (data.pool_of_plan[assignment[candidates]] >= 0) | (
-        data.pool_of_plan[current[candidates]] >= 0
-    )
-    free = candidates[~touches_pool]
-    equal = data.own[free, current[free]] - data.own[free, assignment[free]] <= _EQUAL_EPS
-    assignment[free[equal]] = current[free[equal]]
-    moved = int(equal.sum())
-    for device in candidates[touches_pool]:
-        source, target = assignment[device], current[device]
-        if _move_delta(data, excess_sum, device, source, target) <= _EQUAL_EPS:
-            _apply_move(data, excess_sum, device, source, target)
-            assignment[device] = target
-            moved += 1
-    trace["relabel_moves"] = moved
-    return assignment
-
-
-def _relabel_identical(group: GroupProblem, assignment: np.ndarray) -> np.ndarray:
-    """Permute plans among identical devices (same u, f, m) so that most keep their current plan."""
-    n = group.n_devices
-    if n == 0:
-        return assignment
-    keys = np.column_stack([group.usage_mb, group.proration, group.sms])
-    _, cls = np.unique(keys, axis=0, return_inverse=True)
-    cls = cls.ravel()
-    n_plans = group.n_plans
-    pair = cls * n_plans + assignment  # (class, assigned plan) slots
-    slots = np.bincount(pair, minlength=(cls.max() + 1) * n_plans)
-    current = group.current_plan
-    has_current = current >= 0
-    want = np.where(has_current, cls * n_plans + np.maximum(current, 0), -1)
-    # rank of each device among devices of the same class wanting the same plan
-    order = np.lexsort((np.arange(n), want))
-    sorted_want = want[order]
-    first = np.searchsorted(sorted_want, sorted_want, side="left")
-    rank = np.empty(n, dtype=np.int64)
-    rank[order] = np.arange(n) - first
-    keep = has_current & (rank < slots[np.maximum(want, 0)])
-    result = np.empty_like(assignment)
-    result[keep] = current[keep]
-    used = np.bincount(want[keep], minlength=len(slots))
-    left = slots - used
-    # remaining slots go to the other devices, class by class
-    others = np.flatnonzero(~keep)
-    others = others[np.argsort(cls[others], kind="stable")]
-    labels = np.repeat(np.arange(len(slots)) % n_plans, left)  # ordered by class, then plan
-    result[others] = labels
-    return result
 
 
 # --------------------------------------------------------------------------- the engine
@@ -479,7 +199,7 @@ def _solve_group(group: GroupProblem, deadline, options) -> tuple[GroupResult, s
     else:
         lam, bound, assignment, status, message = _solve_pooled(data, deadline, options, trace)
         assignment, bound = _certify(data, lam, assignment, bound, deadline, options, trace)
-    assignment = _relabel(data, np.asarray(assignment, dtype=np.int64), trace)
+    assignment = relabel(data, np.asarray(assignment, dtype=np.int64), trace)
     if trace.get("local_search_stopped") == "time limit":
         status = max(status, STATUS_LIMIT)
     cost = evaluate(group, assignment).total
@@ -520,14 +240,14 @@ def _solve_pooled(data: GroupData, deadline, options, trace):
     if "dual_failure" in trace:  # the bound stays valid: it is the best L(λ) evaluated
         code, message = trace.pop("dual_failure")
         status = STATUS_BACKEND if code != STATUS_LIMIT else STATUS_LIMIT
-    candidates = _reduced_costs(data, lam)
+    candidates = reduced_costs(data, lam)
     candidates = candidates <= candidates.min(axis=1, keepdims=True) + options["tie_tolerance"]
     for round_ in range(options["lp_rounds"]):
         if deadline is not None and time.perf_counter() > deadline:
             status = STATUS_LIMIT
             break
         trace["lp_rounds"] = round_ + 1
-        lp_assignment, lp_lam, lp_value, failure = _restricted_lp(data, candidates, deadline, options, trace)
+        lp_assignment, lp_lam, lp_value, failure = restricted_lp(data, candidates, deadline, options, trace)
         if failure is not None:
             status = max(status, STATUS_BACKEND if failure[0] != STATUS_LIMIT else STATUS_LIMIT)
             message = failure[1]
@@ -541,9 +261,9 @@ def _solve_pooled(data: GroupData, deadline, options, trace):
         trace["lp_value"] = lp_value
         if lp_value - value <= 1e-7 * max(1.0, abs(value)):
             break
-        reduced = _reduced_costs(data, lp_lam)
+        reduced = reduced_costs(data, lp_lam)
         candidates |= reduced <= reduced.min(axis=1, keepdims=True) + options["tie_tolerance"]
-    assignment = _local_search(data, assignment, deadline, options, trace)
+    assignment = local_search(data, assignment, deadline, options, trace)
     return lam, bound, assignment, status, message
 
 
@@ -559,15 +279,15 @@ def _certify(data: GroupData, lam, assignment: np.ndarray, bound: float, deadlin
     trace["bound_source"] = "lagrangian"
     outcome = _milp_finish(data, lam, assignment, compute_gap(cost, bound), deadline, options, trace)
     if outcome is not None and outcome.assignment is not None:
-        if evaluate(group, outcome.assignment).total < cost - _MOVE_EPS:
-            assignment = _local_search(data, outcome.assignment, deadline, options, trace)
+        if evaluate(group, outcome.assignment).total < cost - MOVE_EPS:
+            assignment = local_search(data, outcome.assignment, deadline, options, trace)
             cost = evaluate(group, assignment).total
     if outcome is not None and outcome.lower_bound is not None and outcome.lower_bound > bound:
         bound = outcome.lower_bound
         trace["bound_source"] = "milp"
     bound = min(bound, cost) if bound - cost <= 1e-9 * max(1.0, abs(cost)) else bound
     if compute_gap(cost, bound) > options["target_gap"] and _time_left(deadline, 1.0) > 0:
-        blocks = overage_blocks(_pool_excess(data, assignment), data.block)
+        blocks = overage_blocks(pool_excess(data, assignment), data.block)
         better = block_aware_bound(data, blocks, bound, cost, deadline, options, trace)
         if better > bound:
             bound = better
@@ -592,7 +312,7 @@ def _milp_finish(data: GroupData, lam, assignment, gap: float, deadline, options
     elif gap > options["target_gap"] and n <= options["exact_large_devices"]:
         limit = _time_left(deadline, options["exact_large_time_limit"])
     elif gap > options["target_gap"] and options["restricted_time_limit"] > 0:
-        reduced = _reduced_costs(data, lam)
+        reduced = reduced_costs(data, lam)
         allowed = reduced <= reduced.min(axis=1, keepdims=True) + options["restricted_delta"]
         outcome = solve_exact(
             data, assignment, _time_left(deadline, options["restricted_time_limit"]), nodes, allowed

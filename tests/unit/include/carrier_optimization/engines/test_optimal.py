@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import highspy
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -153,7 +154,7 @@ class TestStatuses:
 
     def test_backend_failure_falls_back_with_a_valid_bound(self, make_group, reference, monkeypatch):
         monkeypatch.setattr(
-            optimal.highspy.Highs, "getModelStatus", lambda self: optimal.highspy.HighsModelStatus.kSolveError
+            highspy.Highs, "getModelStatus", lambda self: highspy.HighsModelStatus.kSolveError
         )
         group = make_group(4, n_devices=300, n_plans=6, pooled_share=0.8)
         result = solve_optimal(Problem((group,)))
@@ -164,7 +165,7 @@ class TestStatuses:
 
 
 def test_highs_status_mapping():
-    status = optimal.highspy.HighsModelStatus
+    status = highspy.HighsModelStatus
     assert highs_status(status.kOptimal) == (0, "HiGHS status 7: kOptimal")
     assert highs_status(status.kTimeLimit)[0] == 1 and highs_status(status.kIterationLimit)[0] == 1
     assert highs_status(status.kInfeasible)[0] == 2

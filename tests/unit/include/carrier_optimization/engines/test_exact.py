@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from types import SimpleNamespace
 
 import numpy as np
@@ -15,12 +16,10 @@ from include.carrier_optimization.engines.optimal import solve_optimal
 
 def _twin_group(n_devices: int, seed: int) -> GroupProblem:
     rng = np.random.default_rng(seed)
-    plans = (
-        RatePlan(1, "PAYG", 0.5, 0.0, 1.0, 1.0, pooled=False, sms_rate=0.05),
-        RatePlan(2, "POOL", 3.0, 10.0, 10.0, 1024.0, pooled=True, sms_rate=0.01),
-        RatePlan(3, "POOL-TWIN", 3.0, 10.0, 10.0, 1024.0, pooled=True, sms_rate=0.01),
-        RatePlan(4, "POOL-BIG", 8.0, 100.0, 25.0, 100.0, pooled=True),
-    )
+    pool = RatePlan(2, "POOL", 3.0, 10.0, 10.0, 1024.0, pooled=True, sms_rate=0.01)
+    twin = dataclasses.replace(pool, plan_id=3, code="POOL-TWIN")  # the same plan under another id
+    payg = RatePlan(1, "PAYG", 0.5, 0.0, 1.0, 1.0, pooled=False, sms_rate=0.05)
+    plans = (payg, pool, twin, RatePlan(4, "POOL-BIG", 8.0, 100.0, 25.0, 100.0, pooled=True))
     return GroupProblem(
         key="1,2,3,4",
         comm_plans=("cp",),

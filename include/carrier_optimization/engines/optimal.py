@@ -73,7 +73,7 @@ OPTIONS = MappingProxyType(
         "local_search_rounds": 100,
         "exact_max_devices": 2000,
         "exact_max_nodes": 50000,
-        "exact_time_limit": 10.0,
+        "exact_time_limit": 8.0,  # HiGHS may overrun its limit by a second or two: 10 s per group in all
         "target_gap": 2e-4,
         "exact_large_devices": 10000,
         "exact_large_time_limit": 3.0,
@@ -128,16 +128,21 @@ def solve_optimal(
     time_limit : float, optional
         Seconds for the whole call; phases stop early and the best assignment so far is kept (status 1).
     seed : int, optional
-        Unused: the engine is deterministic; accepted for the common engine signature.
+        Unused: the engine is deterministic (a MILP stopped by its time limit rather than by its node
+        limit may depend on the machine's speed); accepted for the common engine signature.
     options : mapping, optional
         ``dual_iterations`` (400), ``dual_tolerance`` (1e-9, relative), ``tie_tolerance`` (1e-6 $),
         ``lp_rounds`` (4 column-generation rounds), ``lp_max_classes`` (10000: above that, tie devices are
         aggregated into usage buckets), ``local_search_rounds`` (100), ``exact_max_devices`` (2000):
         a group of up to that many SIMs whose gap is above `PROVEN_GAP` is solved by the exact MILP
         (HiGHS, warm-started, kept only if cheaper, its dual bound kept if higher), stopped after
-        ``exact_max_nodes`` (50000) nodes or ``exact_time_limit`` seconds (10.0); then, while the gap
-        is open, the block-aware bound branches on the blocks of at most ``block_bound_pools`` (3) pools for
-        at most ``block_bound_time_limit`` seconds (2.0).
+        ``exact_max_nodes`` (50000) nodes or ``exact_time_limit`` seconds (8.0). Above that size, while
+        the gap exceeds ``target_gap`` (2e-4): the exact MILP for ``exact_large_time_limit`` seconds (3.0)
+        up to ``exact_large_devices`` SIMs (10000), else the MILP restricted to the plans within
+        ``restricted_delta`` $ (0.02) of each device's best reduced cost for ``restricted_time_limit``
+        seconds (2.0). Then, while the gap exceeds ``target_gap``, the block-aware bound branches on the
+        blocks of at most ``block_bound_pools`` (3) pools for at most ``block_bound_time_limit`` s (2.0).
+        `NO_MILP` switches every MILP off.
 
     Returns
     -------

@@ -26,7 +26,7 @@ from airflow.sdk import DAG, Param, get_parsing_context, task
 
 from include.carrier_optimization.tenants import ENGINES, PORTAL_TYPES, TenantConfig, load_tenants
 from plugins.assets import request_asset
-from plugins.callbacks import instance_failure_callback
+from plugins.callbacks import instance_failure_callback, run_failure_callback
 from plugins.operators.device_sync import DeviceSyncRequestOperator
 from plugins.operators.intake import OptimizationIntakeOperator
 from plugins.operators.optimization import (
@@ -156,6 +156,7 @@ def build_tenant_dag(tenant: TenantConfig) -> DAG:
         max_active_runs=1,
         tags=["carrier-optimization", f"tenant:{tenant.slug}"],
         params=tenant_params(tenant),
+        on_failure_callback=run_failure_callback(alert_emails=tenant.alert_emails),
         default_args={
             "owner": "telecom-expense",
             "retries": 2,

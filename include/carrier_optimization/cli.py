@@ -87,7 +87,8 @@ def main(argv: list[str] | None = None) -> int:
     bound = "n/a" if result.lower_bound is None else f"{result.lower_bound:,.2f}"
     print(f"engine {result.engine}: total cost {result.cost:,.2f}, lower bound {bound}, gap {gap}")
     print(
-        f"{problem.n_devices} devices in {len(problem.groups)} comm groups, {result.changes} plan changes, "
+        f"{problem.n_devices} devices in {len(problem.groups)} comm groups "
+        f"({sum(g.proven for g in result.groups)} proven optimal), {result.changes} plan changes, "
         f"{result.seconds:.2f} s"
     )
     print(f"wrote {assignment_path} and {summary_path}")

@@ -23,6 +23,7 @@ __all__ = [
     "overage_matrix",
     "own_cost_matrix",
     "evaluate",
+    "largest_remainder_cents",
 ]
 
 LOG = logging.getLogger(__name__)
@@ -351,6 +352,54 @@ class CostBreakdown:
     def device_total(self) -> np.ndarray:
         """Per-device cost: fixed + overage (attributed) + SMS."""
         return self.fixed + self.overage + self.sms
+
+    def device_cents(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Per-device fixed, overage and SMS in whole cents that add up to the invoice to the cent.
+
+        Each part is rounded by `largest_remainder_cents` to its rounded total; the cent that rounding the
+        parts separately may leave (``round(total) − Σ round(parts)``) goes to the overage (the pooled
+        overage shares), or to the fixed charges when there is no overage. So ``Σ fixed + overage + SMS``
+        over the devices is ``round(total · 100)`` exactly.
+        """
+        total = int(round(self.total * 100))
+        fixed_target, sms_target = int(round(self.total_fixed * 100)), int(round(self.total_sms * 100))
+        overage_target = total - fixed_target - sms_target
+        if self.total_overage <= 0:
+            fixed_target, overage_target = fixed_target + overage_target, 0
+        return (
+            largest_remainder_cents(self.fixed, fixed_target),
+            largest_remainder_cents(self.overage, overage_target),
+            largest_remainder_cents(self.sms, sms_target),
+        )
+
+
+def largest_remainder_cents(amounts, target_cents: int) -> np.ndarray:
+    """Round amounts in $ to whole cents that sum to ``target_cents`` (largest-remainder method).
+
+    Every amount gets its cents rounded down; the cents still missing go one each to the amounts with
+    the largest remainders (ties: the first device), or, when the target is below the floors, are taken
+    from the largest amounts. Deterministic; each result is within one cent of its amount when the
+    target is the rounded sum.
+
+    Examples
+    --------
+    >>> largest_remainder_cents([10 / 3, 10 / 3, 10 / 3], 1000).tolist()
+    [334, 333, 333]
+    """
+    values = np.asarray(amounts, dtype=np.float64) * 100.0
+    cents = np.floor(values + 1e-6).astype(np.int64)
+    missing = int(target_cents) - int(cents.sum())
+    if values.size == 0 or missing == 0:
+        return cents
+    if missing > 0:
+        order = np.argsort(-(values - cents), kind="stable")
+    else:
+        order = np.argsort(-values, kind="stable")
+    rounds, extra = divmod(abs(missing), values.size)
+    step = 1 if missing > 0 else -1
+    cents += step * rounds
+    cents[order[:extra]] += step
+    return cents
 
 
 def _evaluate_iv(group, assignment):

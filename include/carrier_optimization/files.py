@@ -278,7 +278,9 @@ def _write_assignment_iv(problem, result):
 
 
 def write_assignment(path, problem: Problem, result: EngineResult) -> Path:
-    """Write ``assignment.csv``: ``device_id, plan_id, cost`` (cost per device in $, rounded to cents).
+    """Write ``assignment.csv``: ``device_id, plan_id, cost`` (cost per device in $, in whole cents).
+
+    The costs are `CostBreakdown.device_cents`: they add up to each comm group's invoice to the cent.
 
     Devices of skipped groups are not written (see ``skipped`` in the summary).
 
@@ -290,13 +292,13 @@ def write_assignment(path, problem: Problem, result: EngineResult) -> Path:
     problem, result = _write_assignment_iv(problem, result)
     frames = []
     for group, assignment in zip(problem.groups, result.assignment, strict=True):
-        breakdown = evaluate(group, assignment)
+        fixed, overage, sms = evaluate(group, assignment).device_cents()
         frames.append(
             pd.DataFrame(
                 {
                     "device_id": group.device_ids,
                     "plan_id": group.plan_ids[assignment],
-                    "cost": np.round(breakdown.device_total, 2),
+                    "cost": (fixed + overage + sms) / 100,
                 }
             )
         )
@@ -316,6 +318,7 @@ def summary(problem: Problem, result: EngineResult) -> dict:
             "total_cost": _money(g.cost),
             "lower_bound": _money(g.lower_bound),
             "gap": g.gap,
+            "proven_optimal": g.proven,
             "engine": g.engine,
             "seconds": round(g.seconds, 3),
             "status": g.status,
@@ -324,10 +327,14 @@ def summary(problem: Problem, result: EngineResult) -> dict:
         }
         for g, group in zip(result.groups, problem.groups, strict=False)
     ]
+    # the invoice total is the sum of the comm groups' invoices in cents, as assignment.csv adds up
+    total = None if result.cost is None else sum(int(round(g.cost * 100)) for g in result.groups) / 100
     return {
-        "total_cost": _money(result.cost),
+        "total_cost": total,
         "lower_bound": _money(result.lower_bound),
         "gap": result.gap,
+        "proven_optimal": result.proven,
+        "proven_groups": sum(g.proven for g in result.groups),
         "engine": result.engine,
         "seconds": round(result.seconds, 3),
         "status": result.status,

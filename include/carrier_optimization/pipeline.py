@@ -903,6 +903,7 @@ def _record(
 ) -> float:
     """Write a queue's device result rows (replacing any) and its totals; returns the total."""
     breakdown = evaluate(group, assignment)
+    fixed, overage, sms = (cents / 100 for cents in breakdown.device_cents())  # they add up to the cent
     staging = s.device_result_staging
     conn.execute(delete(staging).where(staging.c.QueueId == queue_id))
     plan_ids = group.plan_ids[np.asarray(assignment)]
@@ -931,9 +932,9 @@ def _record(
                 group.usage_mb,
                 group.sms,
                 plan_ids,
-                breakdown.fixed,
-                breakdown.overage,
-                breakdown.sms,
+                fixed,
+                overage,
+                sms,
                 strict=True,
             )
         ),

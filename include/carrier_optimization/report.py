@@ -24,6 +24,7 @@ from sqlalchemy.engine import Engine
 from include.carrier_optimization import schema as s
 from include.carrier_optimization.cost import evaluate
 from include.carrier_optimization.engines import legacy
+from include.carrier_optimization.engines.result import proven_from_stored
 from include.carrier_optimization.pipeline import load_group, savings_summary
 from include.carrier_optimization.repository import utcnow
 
@@ -183,6 +184,9 @@ def _groups(engine: Engine, instance_id: int) -> list[dict[str, Any]]:
             "cost": float(r.WinnerCost),
             "current_cost": None if r.CurrentCost is None else float(r.CurrentCost),
             "lower_bound": None if r.LowerBound is None else float(r.LowerBound),
+            "proven_optimal": proven_from_stored(
+                float(r.WinnerCost), None if r.LowerBound is None else float(r.LowerBound)
+            ),
             "devices": int(r.DeviceCount),
             "changes": int(r.PlanChanges or 0),
         }

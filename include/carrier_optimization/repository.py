@@ -233,6 +233,15 @@ class AmopRepository:
             row = conn.execute(select(t).where(t.c.Id == session_id, t.c.IsDeleted.is_(False))).first()
         return dict(row._mapping) if row else None
 
+    def session_for_run(self, run_key: str) -> dict[str, Any] | None:
+        """The session an Airflow run (``<dag_id>/<run_id>``) opened, or None."""
+        t = s.optimization_session
+        with self.engine.connect() as conn:
+            row = conn.execute(
+                select(t.c.Id, t.c.SessionGuid).where(t.c.AirflowRunId == run_key).order_by(t.c.Id.desc())
+            ).first()
+        return {"session_id": int(row.Id), "session_guid": row.SessionGuid} if row else None
+
     def running_session_id(self, tenant_id: int, *, exclude_session_id: int | None = None) -> int | None:
         """Id of the tenant's active session with an unfinished instance, or None."""
         ses, ins = s.optimization_session, s.optimization_instance

@@ -19,6 +19,7 @@ from sqlalchemy import select
 from sqlalchemy.engine import Engine
 
 from include.carrier_optimization import schema as s
+from include.carrier_optimization.engines.result import proven_from_stored
 from include.carrier_optimization.pipeline import savings_summary
 from include.carrier_optimization.schema import OptimizationStatus
 
@@ -69,6 +70,8 @@ class SessionRow:
     savings: float | None = None
     lower_bound: float | None = None
     gap: float | None = None
+    proven_groups: int | None = None  # comm groups whose result is proven optimal (bound = cost)
+    groups: int | None = None
     has_report: bool = False
     error: str | None = None
 
@@ -248,6 +251,14 @@ def _instance_row(base: dict[str, Any], instance, groups: list[Any], has_report:
         savings=figures["savings"],
         lower_bound=figures["lower_bound"],
         gap=figures["gap"],
+        proven_groups=sum(
+            proven_from_stored(
+                None if g.WinnerCost is None else float(g.WinnerCost),
+                None if g.LowerBound is None else float(g.LowerBound),
+            )
+            for g in groups
+        ),
+        groups=len(groups),
         has_report=has_report,
         error=instance.ErrorMessage,
     )
@@ -317,10 +328,21 @@ def _row_html(row: SessionRow, report_link: str) -> str:
         _cell(_money(row.cost_after), num=True),
         _cell(_money(row.savings) + share, num=True, css="savings" if row.savings else ""),
         _cell(_money(row.lower_bound), num=True),
-        _cell("—" if row.gap is None else f"{row.gap:.3%}", num=True),
+        _cell(_gap_text(row), num=True),
         _cell(report),
     ]
     return "<tr>" + "".join(cells) + "</tr>"
+
+
+def _gap_text(row: SessionRow) -> str:
+    """The gap cell: the gap, then "proven optimal" when every comm group is, else how many are."""
+    if row.gap is None:
+        return "—"
+    if not row.groups:
+        return f"{row.gap:.3%}"
+    if row.proven_groups == row.groups:
+        return f'{row.gap:.3%} <span title="every comm group is proven optimal">proven optimal</span>'
+    return f"{row.gap:.3%} ({row.proven_groups}/{row.groups} groups proven)"
 
 
 def render_sessions_page(

@@ -14,8 +14,9 @@ per-MB overage price ``ρ_g = r_g / q_g``:
    ``ρ_g``) is solved with HiGHS. Its pool duals are new prices: columns that become attractive are added
    until ``L(λ_LP)`` equals the LP value (column generation, at most ``lp_rounds`` LPs).
 3. **Rounding** of the split classes (largest remainders, each plan spread over the class's usage range),
-   then **local search** with exact deltas (pool blocks included) until no single move improves. A small
-   group (``N·P <= milp_max_columns``) still above its bound is finished with the full MILP.
+   then **local search** with exact deltas (pool blocks included) until no single move improves. A group
+   of up to ``exact_max_devices`` SIMs still above its bound is solved by the exact, block-aware MILP of
+   `engines.exact` (warm-started; its dual bound certifies the result, "proven optimal" at gap 0).
 4. **Relabelling**: identical devices swap plans so that devices keep their current plan, and devices move
    back to their current plan whenever that changes the cost by nothing.
 """
@@ -25,18 +26,27 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
 from types import MappingProxyType
 
-import highspy
 import numpy as np
 
-from include.carrier_optimization.cost import evaluate, overage_blocks, own_cost_matrix
+from include.carrier_optimization.cost import evaluate, overage_blocks
 from include.carrier_optimization.domain import GroupProblem, Problem
+from include.carrier_optimization.engines.blockbound import block_aware_bound
+from include.carrier_optimization.engines.dual import (
+    GroupData,
+    lagrangian_bound,
+    maximize_dual,
+    oracle,
+    prepare_group,
+)
+from include.carrier_optimization.engines.exact import solve_exact
+from include.carrier_optimization.engines.highs import highs_status
+from include.carrier_optimization.engines.restricted import reduced_costs, restricted_lp
 from include.carrier_optimization.engines.result import (
+    PROVEN_GAP,
     STATUS_BACKEND,
     STATUS_FINISHED,
-    STATUS_INFEASIBLE,
     STATUS_LIMIT,
     EngineResult,
     GroupResult,
@@ -45,6 +55,7 @@ from include.carrier_optimization.engines.result import (
     count_changes,
     infeasible_result,
 )
+from include.carrier_optimization.engines.search import MOVE_EPS, local_search, pool_excess, relabel
 from include.carrier_optimization.validation import plan_errors
 
 __all__ = ["OPTIONS", "solve_optimal", "highs_status", "lagrangian_bound"]
@@ -60,640 +71,21 @@ OPTIONS = MappingProxyType(
         "lp_rounds": 4,
         "lp_max_classes": 10000,
         "local_search_rounds": 100,
-        "milp_max_columns": 1000,
-        "milp_max_nodes": 1000,
-        "milp_time_limit": 5.0,
+        "exact_max_devices": 2000,
+        "exact_max_nodes": 50000,
+        "exact_time_limit": 8.0,  # HiGHS may overrun its limit by a second or two: 10 s per group in all
+        "target_gap": 2e-4,
+        "exact_large_devices": 10000,
+        "exact_large_time_limit": 3.0,
+        "restricted_delta": 0.02,
+        "restricted_time_limit": 2.0,
+        "block_bound_pools": 3,
+        "block_bound_time_limit": 2.0,
     }
 )
 
-_MOVE_EPS = 1e-9  # a move must save more than this ($) to count as an improvement
-_EQUAL_EPS = 1e-12  # a relabelling move may change the cost by at most this ($)
-
-_HIGHS_STATUS = {
-    "kOptimal": STATUS_FINISHED,
-    "kTimeLimit": STATUS_LIMIT,
-    "kIterationLimit": STATUS_LIMIT,
-    "kInterrupt": STATUS_LIMIT,
-    "kHighsInterrupt": STATUS_LIMIT,
-    "kInfeasible": STATUS_INFEASIBLE,
-}
-
-
-def highs_status(model_status) -> tuple[int, str]:
-    """Translate a HiGHS model status into an engine status and a message keeping the HiGHS code.
-
-    Optimal → 0; time or iteration limit, interrupt → 1; infeasible → 2; anything else (unbounded, solve
-    errors) → 3, and codes HiGHS does not name → 3 with ``"unrecognized status N"``.
-
-    Examples
-    --------
-    >>> highs_status(highspy.HighsModelStatus.kTimeLimit)
-    (1, 'HiGHS status 13: kTimeLimit')
-    >>> highs_status(99)
-    (3, 'HiGHS unrecognized status 99')
-    """
-    code = int(model_status)
-    name = highspy.HighsModelStatus(code).name
-    if not name or name == "???":
-        return STATUS_BACKEND, f"HiGHS unrecognized status {code}"
-    return _HIGHS_STATUS.get(name, STATUS_BACKEND), f"HiGHS status {code}: {name}"
-
-
-# --------------------------------------------------------------------------- data of one group
-
-
-@dataclass(frozen=True, eq=False)
-class _Data:
-    """Matrices of one group used by every phase."""
-
-    group: GroupProblem
-    own: np.ndarray  # (N, P) cost without pool overage
-    pools: np.ndarray  # (G,) local plan index of each pooled plan
-    pool_of_plan: np.ndarray  # (P,) pool index of a plan, -1 for non-pooled
-    excess: np.ndarray  # (N, G) u_i − A_g·f_i
-    rate: np.ndarray  # (G,) r_g
-    block: np.ndarray  # (G,) q_g
-    rho: np.ndarray  # (G,) r_g / q_g
-    best_individual: np.ndarray  # (N,) min over non-pooled plans (inf when none)
-    best_individual_plan: np.ndarray  # (N,) its local index (-1 when none)
-
-
-def _prepare(group: GroupProblem) -> _Data:
-    t = group.table
-    own = own_cost_matrix(group)
-    pools = np.flatnonzero(t.pooled)
-    individual = np.flatnonzero(~t.pooled)
-    pool_of_plan = np.full(group.n_plans, -1, dtype=np.int64)
-    pool_of_plan[pools] = np.arange(len(pools))
-    excess = group.usage_mb[:, None] - group.proration[:, None] * t.included_mb[None, pools]
-    if individual.size:
-        pick = np.argmin(own[:, individual], axis=1)
-        best_individual = own[np.arange(group.n_devices), individual[pick]]
-        best_individual_plan = individual[pick]
-    else:
-        best_individual = np.full(group.n_devices, np.inf)
-        best_individual_plan = np.full(group.n_devices, -1, dtype=np.int64)
-    return _Data(
-        group=group,
-        own=own,
-        pools=pools,
-        pool_of_plan=pool_of_plan,
-        excess=np.ascontiguousarray(excess),
-        rate=t.overage_rate[pools],
-        block=t.overage_block_mb[pools],
-        rho=t.overage_rate[pools] / t.overage_block_mb[pools],
-        best_individual=best_individual,
-        best_individual_plan=best_individual_plan.astype(np.int64),
-    )
-
-
-def _pool_cost(data: _Data, excess_sum) -> np.ndarray:
-    """Pool overage ``r_g·k(E_g, q_g)`` for pool excesses ``E`` (any shape ending in G)."""
-    return data.rate * overage_blocks(excess_sum, data.block)
-
-
-# --------------------------------------------------------------------------- the Lagrangian dual
-
-
-def _oracle(data: _Data, lam: np.ndarray):
-    """``L(λ)``, a supergradient (pool excess of the argmin) and the argmin plan of each device."""
-    n = data.group.n_devices
-    if len(data.pools) == 0:
-        return float(data.best_individual.sum()), np.zeros(0), data.best_individual_plan.copy()
-    reduced = data.own[:, data.pools] + data.excess * lam
-    pick = np.argmin(reduced, axis=1)
-    best_pool = reduced[np.arange(n), pick]
-    use_pool = best_pool <= data.best_individual
-    value = float(np.where(use_pool, best_pool, data.best_individual).sum())
-    chosen = np.where(use_pool, pick, -1)
-    gradient = np.bincount(
-        chosen[use_pool],
-        weights=data.excess[np.flatnonzero(use_pool), pick[use_pool]],
-        minlength=len(data.pools),
-    )
-    plan = np.where(use_pool, data.pools[pick], data.best_individual_plan)
-    return value, gradient, plan
-
-
-def _lagrangian_bound_iv(group, prices):
-    if not isinstance(group, GroupProblem):
-        raise TypeError("`group` must be a GroupProblem")
-    prices = np.ascontiguousarray(prices, dtype=np.float64)
-    n_pools = int(group.table.pooled.sum())
-    if prices.shape != (n_pools,) or not np.all(np.isfinite(prices)):
-        raise ValueError(f"`prices` must be {n_pools} finite numbers (one per pooled plan)")
-    return group, prices
-
-
-def lagrangian_bound(group: GroupProblem, prices) -> float:
-    """Lagrangian lower bound for given pool prices.
-
-    ``L(λ) = Σ_i min_p ĉ_ip(λ)``, valid (``L(λ) <= cost`` of every assignment) for every
-    ``λ_g ∈ [0, r_g/q_g]``; prices are clipped into that box.
-
-    Parameters
-    ----------
-    group : GroupProblem
-        The comm group.
-    prices : array_like of float
-        ``λ`` in $/MB, one per pooled plan in plan order.
-
-    Returns
-    -------
-    float
-        The bound.
-
-    Raises
-    ------
-    ValueError
-        When ``prices`` does not hold one finite number per pooled plan.
-    """
-    group, prices = _lagrangian_bound_iv(group, prices)
-    data = _prepare(group)
-    return _oracle(data, np.clip(prices, 0.0, data.rho))[0]
-
-
-def _run_lp(
-    cost,
-    col_lower,
-    col_upper,
-    row_lower,
-    row_upper,
-    start,
-    index,
-    value,
-    time_limit,
-    maximize=False,
-    integer=False,
-    warm_start=None,
-    options=None,
-):
-    """Solve one LP (or MILP when ``integer``) with HiGHS; returns (model status, x, row duals, objective)."""
-    h = highspy.Highs()
-    h.setOptionValue("output_flag", False)
-    if time_limit is not None:
-        h.setOptionValue("time_limit", max(float(time_limit), 1e-3))
-    for key, option in (options or {}).items():
-        h.setOptionValue(key, option)
-    lp = highspy.HighsLp()
-    lp.num_col_ = len(cost)
-    lp.num_row_ = len(row_lower)
-    lp.col_cost_ = np.asarray(cost, dtype=np.float64)
-    lp.col_lower_ = np.asarray(col_lower, dtype=np.float64)
-    lp.col_upper_ = np.asarray(col_upper, dtype=np.float64)
-    lp.row_lower_ = np.asarray(row_lower, dtype=np.float64)
-    lp.row_upper_ = np.asarray(row_upper, dtype=np.float64)
-    lp.a_matrix_.format_ = highspy.MatrixFormat.kColwise
-    lp.a_matrix_.start_ = np.asarray(start, dtype=np.int32)
-    lp.a_matrix_.index_ = np.asarray(index, dtype=np.int32)
-    lp.a_matrix_.value_ = np.asarray(value, dtype=np.float64)
-    if maximize:
-        lp.sense_ = highspy.ObjSense.kMaximize
-    if integer:
-        lp.integrality_ = [highspy.HighsVarType.kInteger] * len(cost)
-    h.passModel(lp)
-    if warm_start is not None:
-        solution = highspy.HighsSolution()
-        solution.col_value = list(map(float, warm_start))
-        solution.value_valid = True
-        h.setSolution(solution)
-    h.run()
-    status = h.getModelStatus()
-    solution = h.getSolution()
-    return (
-        status,
-        np.asarray(solution.col_value),
-        np.asarray(solution.row_dual),
-        h.getInfo().objective_function_value,
-    )
-
-
-class _CuttingPlaneModel:
-    """``max t`` s.t. ``t <= L_k + g_k·(μ − μ_k)`` for every cut and ``μ`` in a box (warm-started HiGHS)."""
-
-    def __init__(self, n_pools: int):
-        self.n_pools = n_pools
-        self.columns = np.arange(n_pools + 1, dtype=np.int32)
-        self.highs = highspy.Highs()
-        self.highs.setOptionValue("output_flag", False)
-        self.highs.changeObjectiveSense(highspy.ObjSense.kMaximize)
-        inf = highspy.kHighsInf
-        self.highs.addVars(n_pools + 1, np.r_[np.zeros(n_pools), -inf], np.r_[np.ones(n_pools), inf])
-        self.highs.changeColsCost(n_pools + 1, self.columns, np.r_[np.zeros(n_pools), 1.0])
-
-    def add_cut(self, mu: np.ndarray, value: float, gradient: np.ndarray) -> None:
-        """``t − g·μ' <= L − g·μ``."""
-        coefficients = np.r_[-gradient, 1.0]
-        self.highs.addRow(
-            -highspy.kHighsInf, float(value - gradient @ mu), len(coefficients), self.columns, coefficients
-        )
-
-    def solve(self, lower: np.ndarray, upper: np.ndarray):
-        """Maximise the model over the box; returns (HiGHS status, μ, model value)."""
-        self.highs.changeColsBounds(self.n_pools, self.columns[:-1], lower, upper)
-        self.highs.run()
-        status = self.highs.getModelStatus()
-        x = np.asarray(self.highs.getSolution().col_value)
-        return status, x[: self.n_pools], self.highs.getInfo().objective_function_value
-
-
-def _maximize_dual(data: _Data, deadline, options, trace):
-    """Box-step cutting planes on ``μ = λ/ρ ∈ [0, 1]^G``; returns the best λ, L(λ) and its argmin.
-
-    The model (the minimum of the cuts) over a box around the current center proposes the next point; a
-    step that realises at least a tenth of the predicted increase moves the center (and widens the box
-    when it touched it), otherwise the box shrinks. When the model predicts no increase inside the box
-    the box grows; the method stops when the model over the whole ``[0, 1]^G`` predicts no increase (the
-    best value is then the maximum up to the tolerance) or at the iteration or time limit.
-    """
-    n_pools = len(data.pools)
-    rho = data.rho
-    center = np.full(n_pools, 0.5)
-    center_value, gradient, plan = _oracle(data, center * rho)
-    best = (center * rho, center_value, plan)
-    model = _CuttingPlaneModel(n_pools)
-    model.add_cut(center, center_value, gradient * rho)
-    evaluations = 1
-    step = 0.25
-    tolerance = options["dual_tolerance"]
-    for _ in range(options["dual_iterations"]):
-        if deadline is not None and time.perf_counter() > deadline:
-            trace["dual_stopped"] = "time limit"
-            break
-        lower = np.maximum(center - step, 0.0)
-        upper = np.minimum(center + step, 1.0)
-        status, mu, model_value = model.solve(lower, upper)
-        code, text = highs_status(status)
-        if code != STATUS_FINISHED:
-            trace["dual_stopped"] = f"cutting-plane LP: {text}"
-            trace["dual_failure"] = (code, text)
-            break
-        mu = np.clip(mu, 0.0, 1.0)
-        predicted = model_value - center_value
-        if predicted <= tolerance * max(1.0, abs(center_value)):
-            if step >= 1.0:  # the model over the whole box proves optimality
-                trace["dual_stopped"] = "converged"
-                break
-            step = min(1.0, 4 * step)  # optimal inside the box only: look wider
-            continue
-        value, gradient, plan = _oracle(data, mu * rho)
-        evaluations += 1
-        model.add_cut(mu, value, gradient * rho)
-        if value > best[1]:
-            best = (mu * rho, value, plan)
-        if value - center_value >= 0.1 * predicted:  # serious step
-            touched = np.any((np.abs(mu - lower) < 1e-12) & (lower > 0)) or np.any(
-                (np.abs(mu - upper) < 1e-12) & (upper < 1)
-            )
-            center, center_value = mu, value
-            if touched:
-                step = min(1.0, 2 * step)
-        else:  # null step: the cut improves the model; look closer
-            step = max(1e-6, 0.5 * step)
-    trace["dual_iterations"] = evaluations
-    return best
-
-
-# --------------------------------------------------------------------------- restricted LP
-
-
-def _reduced_costs(data: _Data, lam: np.ndarray) -> np.ndarray:
-    reduced = data.own.copy()
-    if len(data.pools):
-        reduced[:, data.pools] += data.excess * lam
-    return reduced
-
-
-def _tie_classes(data: _Data, candidates: np.ndarray, ties: np.ndarray, max_classes: int):
-    """Aggregate tie devices into at most about ``max_classes`` classes.
-
-    Devices are grouped by candidate set, proration and (when a plan prices SMS) SMS count; inside a group
-    identical devices share a class. When that gives more than ``max_classes`` classes, each group is split
-    into buckets of consecutive usage instead, and a class's columns carry its members' mean cost and
-    excess. Returns the class of each tie device (classes ordered by key, then usage).
-    """
-    group = data.group
-    n_plans = group.n_plans
-    if n_plans < 62:
-        pattern = (candidates[ties] * (1 << np.arange(n_plans, dtype=np.int64))).sum(axis=1).astype(float)
-    else:
-        pattern = np.unique(candidates[ties], axis=0, return_inverse=True)[1].ravel().astype(float)
-    sms = group.sms[ties] if np.any(group.table.sms_rate != 0) else np.zeros(len(ties))
-    _, key = np.unique(np.column_stack([pattern, group.proration[ties], sms]), axis=0, return_inverse=True)
-    key = key.ravel()
-    usage = group.usage_mb[ties]
-    _, exact = np.unique(np.column_stack([key, usage]), axis=0, return_inverse=True)
-    exact = exact.ravel()
-    if exact.max() < max_classes:  # identical devices merged: the LP is exact
-        return exact
-    order = np.lexsort((ties, usage, key))
-    # bucket by a position that grows with both the device count and the usage mass, so buckets are
-    # narrow where devices are many and heavy devices (which move pool totals most) stay nearly alone
-    sorted_usage = usage[order]
-    position = np.arange(1, len(ties) + 1) / len(ties) + np.cumsum(sorted_usage) / max(
-        sorted_usage.sum(), 1e-12
-    )
-    budget = max(1, max_classes // 2)
-    bucket_sorted = np.minimum((position * budget).astype(np.int64), 2 * budget)
-    # a bucket never spans two keys: number buckets by (key, bucket) pairs
-    _, cls_sorted = np.unique(np.column_stack([key[order], bucket_sorted]), axis=0, return_inverse=True)
-    classes = np.empty(len(ties), dtype=np.int64)
-    classes[order] = cls_sorted.ravel()
-    return classes
-
-
-def _restricted_lp(data: _Data, candidates: np.ndarray, deadline, options, trace):
-    """Solve the LP over the candidate plans; returns (assignment, λ_LP, LP value, failure)."""
-    group = data.group
-    n_candidates = candidates.sum(axis=1)
-    fixed = n_candidates == 1
-    assignment = np.where(fixed, np.argmax(candidates, axis=1), -1)
-    constant = float(data.own[fixed, assignment[fixed]].sum())
-    n_pools = len(data.pools)
-    fixed_pool = np.where(fixed, data.pool_of_plan[np.maximum(assignment, 0)], -1)
-    inside = np.flatnonzero(fixed_pool >= 0)
-    fixed_excess = np.bincount(
-        fixed_pool[inside], weights=data.excess[inside, fixed_pool[inside]], minlength=n_pools
-    )
-    ties = np.flatnonzero(~fixed)
-    trace["lp_tie_devices"] = int(ties.size)
-    if ties.size == 0:
-        return assignment, None, None, None
-
-    member_class = _tie_classes(data, candidates, ties, options["lp_max_classes"])
-    n_classes = int(member_class.max()) + 1
-    weight = np.bincount(member_class, minlength=n_classes)
-    trace["lp_classes"] = n_classes
-    representative = ties[np.unique(member_class, return_index=True)[1]]
-    cls, plan = np.nonzero(candidates[representative])  # columns, ordered by class
-    n_cols = len(cls)
-    # class means of cost and pool excess per column
-    mean_cost = np.empty(n_cols)
-    mean_excess = np.zeros(n_cols)
-    for p in range(group.n_plans):
-        cols = np.flatnonzero(plan == p)
-        if cols.size == 0:
-            continue
-        total = np.bincount(member_class, weights=data.own[ties, p], minlength=n_classes)
-        mean_cost[cols] = total[cls[cols]] / weight[cls[cols]]
-        g = data.pool_of_plan[p]
-        if g >= 0:
-            total = np.bincount(member_class, weights=data.excess[ties, g], minlength=n_classes)
-            mean_excess[cols] = total[cls[cols]] / weight[cls[cols]]
-    pool = data.pool_of_plan[plan]
-    pooled_col = pool >= 0
-    # column j: assignment row cls[j] and, when pooled, the pool row (mean excess); overage columns o_g
-    # (MB over the pool allowance) have pool row coefficient -1 and cost ρ_g
-    start, index, value = _csc_columns(cls, pool, mean_excess[pooled_col], n_classes, -np.ones(n_pools))
-    remaining = None if deadline is None else deadline - time.perf_counter()
-    status, x, row_dual, objective = _run_lp(
-        cost=np.r_[mean_cost, data.rho],
-        col_lower=np.zeros(n_cols + n_pools),
-        col_upper=np.full(n_cols + n_pools, highspy.kHighsInf),
-        row_lower=np.r_[weight.astype(float), np.full(n_pools, -highspy.kHighsInf)],
-        row_upper=np.r_[weight.astype(float), -fixed_excess],
-        start=start,
-        index=index,
-        value=value,
-        time_limit=remaining,
-    )
-    code, text = highs_status(status)
-    trace["lp_status"] = text
-    if code != STATUS_FINISHED or len(x) != n_cols + n_pools:
-        return None, None, None, (code, text)
-    lam = np.clip(-row_dual[n_classes:], 0.0, data.rho)
-    counts = _round_counts(x[:n_cols], cls, weight)
-    # hand out the counts: each plan spread evenly over the class's usage range
-    label = np.repeat(plan, counts)
-    label_class = np.repeat(cls, counts)
-    k = np.arange(len(label)) - np.repeat(np.cumsum(counts) - counts, counts)
-    slot = (k + 0.5) / np.repeat(np.maximum(counts, 1), counts)
-    label = label[np.lexsort((slot, label_class))]
-    members = ties[np.lexsort((ties, group.usage_mb[ties], member_class))]
-    assignment[members] = label
-    return assignment, lam, constant + objective, None
-
-
-def _round_counts(y: np.ndarray, cls: np.ndarray, weight: np.ndarray) -> np.ndarray:
-    """Integer counts per column: floors, then each class's remainder to its largest fractions."""
-    counts = np.floor(y + 1e-9).astype(np.int64)
-    counts = np.maximum(counts, 0)
-    remainder = weight - np.bincount(cls, weights=counts, minlength=len(weight)).astype(np.int64)
-    for k in np.flatnonzero(remainder != 0):
-        cols = np.flatnonzero(cls == k)
-        if remainder[k] > 0:
-            fractions = y[cols] - counts[cols]
-            for j in cols[np.argsort(-fractions, kind="stable")][: remainder[k]]:
-                counts[j] += 1
-        else:  # floors overshoot only through the 1e-9 slack: take from the largest counts
-            for j in cols[np.argsort(-counts[cols], kind="stable")][: -remainder[k]]:
-                counts[j] -= 1
-    return counts
-
-
-def _milp_time_limit(deadline: float | None, cap: float) -> float:
-    """Seconds the exact MILP finish may take: its own cap, and never past the engine's deadline."""
-    return cap if deadline is None else min(cap, deadline - time.perf_counter())
-
-
-def _csc_columns(assign_row, pool, pool_coeff, n_assign_rows, overage_coeff):
-    """Column-wise sparse matrix of the assignment model (HiGHS ``start``/``index``/``value``).
-
-    Column ``j`` has 1.0 in assignment row ``assign_row[j]`` and, when ``pool[j] >= 0``, ``pool_coeff``
-    (one entry per pooled column, in order) in pool row ``n_assign_rows + pool[j]``; then one overage
-    column per pool with ``overage_coeff[g]`` in pool row ``n_assign_rows + g``.
-    """
-    pooled = pool >= 0
-    start = np.r_[0, np.cumsum(1 + pooled.astype(np.int64))]
-    index = np.empty(start[-1], dtype=np.int64)
-    value = np.empty(start[-1])
-    index[start[:-1]] = assign_row
-    value[start[:-1]] = 1.0
-    second = start[:-1][pooled] + 1
-    index[second] = n_assign_rows + pool[pooled]
-    value[second] = pool_coeff
-    n_pools = len(overage_coeff)
-    start = np.r_[start, start[-1] + 1 + np.arange(n_pools)]
-    index = np.r_[index, n_assign_rows + np.arange(n_pools)]
-    value = np.r_[value, overage_coeff]
-    return start, index, value
-
-
-def _exact_milp(data: _Data, assignment: np.ndarray, deadline, options, trace) -> np.ndarray:
-    """Full MILP of a small group (binary ``x_ip``, integer blocks ``k_g``), warm-started from ``assignment``.
-
-    ``min Σ c_ip·x_ip + Σ_g r_g·k_g`` s.t. ``Σ_p x_ip = 1`` and ``q_g·k_g ≥ Σ_i (u_i − A_g·f_i)·x_ig``. The
-    node limit keeps it deterministic; the caller keeps the result only if the cost model finds it cheaper.
-    """
-    n, n_plans = data.own.shape
-    n_pools = len(data.pools)
-    device = np.repeat(np.arange(n), n_plans)
-    plan = np.tile(np.arange(n_plans), n)
-    pool = data.pool_of_plan[plan]
-    pooled_col = pool >= 0
-    excess = -data.excess[device[pooled_col], pool[pooled_col]]
-    start, index, value = _csc_columns(device, pool, excess, n, data.block)
-    warm = np.zeros(n * n_plans + n_pools)
-    warm[np.arange(n) * n_plans + assignment] = 1.0
-    warm[n * n_plans :] = overage_blocks(_pool_excess(data, assignment), data.block)
-    status, x, _, _ = _run_lp(
-        cost=np.r_[data.own.ravel(), data.rate],
-        col_lower=np.zeros(n * n_plans + n_pools),
-        col_upper=np.r_[np.ones(n * n_plans), np.full(n_pools, highspy.kHighsInf)],
-        row_lower=np.r_[np.ones(n), np.zeros(n_pools)],
-        row_upper=np.r_[np.ones(n), np.full(n_pools, highspy.kHighsInf)],
-        start=start,
-        index=index,
-        value=value,
-        time_limit=_milp_time_limit(deadline, options["milp_time_limit"]),
-        integer=True,
-        warm_start=warm,
-        options={"mip_rel_gap": 0.0, "mip_max_nodes": options["milp_max_nodes"]},
-    )
-    trace["milp_status"] = highs_status(status)[1]
-    if len(x) != n * n_plans + n_pools:
-        return assignment
-    return np.argmax(x[: n * n_plans].reshape(n, n_plans), axis=1).astype(np.int64)
-
-
-# --------------------------------------------------------------------------- local search and relabel
-
-
-def _pool_excess(data: _Data, assignment: np.ndarray) -> np.ndarray:
-    pool = data.pool_of_plan[assignment]
-    inside = pool >= 0
-    return np.bincount(pool[inside], weights=data.excess[inside, pool[inside]], minlength=len(data.pools))
-
-
-def _move_delta(data: _Data, excess_sum, device: int, source: int, target: int) -> float:
-    """Exact cost change of moving one device, pool blocks included."""
-    delta = data.own[device, target] - data.own[device, source]
-    g = data.pool_of_plan[source]
-    if g >= 0:
-        after = excess_sum[g] - data.excess[device, g]
-        delta += data.rate[g] * (_blocks(after, data.block[g]) - _blocks(excess_sum[g], data.block[g]))
-    h = data.pool_of_plan[target]
-    if h >= 0:
-        after = excess_sum[h] + data.excess[device, h]
-        delta += data.rate[h] * (_blocks(after, data.block[h]) - _blocks(excess_sum[h], data.block[h]))
-    return float(delta)
-
-
-def _blocks(excess: float, block: float) -> float:
-    return float(overage_blocks(excess, block))
-
-
-def _local_search(data: _Data, assignment: np.ndarray, deadline, options, trace) -> np.ndarray:
-    """Single moves with exact deltas until none improves (batched where moves are independent)."""
-    assignment = assignment.copy()
-    n = data.group.n_devices
-    rows = np.arange(n)
-    moves = 0
-    for _ in range(options["local_search_rounds"]):
-        if deadline is not None and time.perf_counter() > deadline:
-            trace["local_search_stopped"] = "time limit"
-            break
-        excess_sum = _pool_excess(data, assignment)
-        pool_now = _pool_cost(data, excess_sum)
-        delta = data.own - data.own[rows, assignment][:, None]
-        source_pool = data.pool_of_plan[assignment]
-        in_pool = source_pool >= 0
-        if len(data.pools):
-            leave = np.zeros(n)
-            g = source_pool[in_pool]
-            leave[in_pool] = (
-                data.rate[g] * overage_blocks(excess_sum[g] - data.excess[in_pool, g], data.block[g])
-                - pool_now[g]
-            )
-            delta += leave[:, None]
-            join = _pool_cost(data, excess_sum + data.excess) - pool_now
-            delta[:, data.pools] += join
-        delta[rows, assignment] = np.inf
-        target = np.argmin(delta, axis=1)
-        gain = delta[rows, target]
-        improving = gain < -_MOVE_EPS
-        if not improving.any():
-            break
-        touches_pool = in_pool | (data.pool_of_plan[target] >= 0)
-        free = improving & ~touches_pool
-        assignment[free] = target[free]
-        moves += int(free.sum())
-        pooled_moves = np.flatnonzero(improving & touches_pool)
-        pooled_moves = pooled_moves[np.argsort(gain[pooled_moves], kind="stable")]
-        for device in pooled_moves[:5000]:
-            source, dest = assignment[device], target[device]
-            change = _move_delta(data, excess_sum, device, source, dest)
-            if change < -_MOVE_EPS:
-                _apply_move(data, excess_sum, device, source, dest)
-                assignment[device] = dest
-                moves += 1
-    trace["local_search_moves"] = moves
-    return assignment
-
-
-def _apply_move(data: _Data, excess_sum: np.ndarray, device: int, source: int, target: int) -> None:
-    g, h = data.pool_of_plan[source], data.pool_of_plan[target]
-    if g >= 0:
-        excess_sum[g] -= data.excess[device, g]
-    if h >= 0:
-        excess_sum[h] += data.excess[device, h]
-
-
-def _relabel(data: _Data, assignment: np.ndarray, trace) -> np.ndarray:
-    """Keep devices on their current plan where the cost allows it (never raising the cost)."""
-    group = data.group
-    current = group.current_plan
-    assignment = _relabel_identical(group, assignment)
-    excess_sum = _pool_excess(data, assignment)
-    candidates = np.flatnonzero((current >= 0) & (current != assignment))
-    touches_pool = (data.pool_of_plan[assignment[candidates]] >= 0) | (
-        data.pool_of_plan[current[candidates]] >= 0
-    )
-    free = candidates[~touches_pool]
-    equal = data.own[free, current[free]] - data.own[free, assignment[free]] <= _EQUAL_EPS
-    assignment[free[equal]] = current[free[equal]]
-    moved = int(equal.sum())
-    for device in candidates[touches_pool]:
-        source, target = assignment[device], current[device]
-        if _move_delta(data, excess_sum, device, source, target) <= _EQUAL_EPS:
-            _apply_move(data, excess_sum, device, source, target)
-            assignment[device] = target
-            moved += 1
-    trace["relabel_moves"] = moved
-    return assignment
-
-
-def _relabel_identical(group: GroupProblem, assignment: np.ndarray) -> np.ndarray:
-    """Permute plans among identical devices (same u, f, m) so that most keep their current plan."""
-    n = group.n_devices
-    if n == 0:
-        return assignment
-    keys = np.column_stack([group.usage_mb, group.proration, group.sms])
-    _, cls = np.unique(keys, axis=0, return_inverse=True)
-    cls = cls.ravel()
-    n_plans = group.n_plans
-    pair = cls * n_plans + assignment  # (class, assigned plan) slots
-    slots = np.bincount(pair, minlength=(cls.max() + 1) * n_plans)
-    current = group.current_plan
-    has_current = current >= 0
-    want = np.where(has_current, cls * n_plans + np.maximum(current, 0), -1)
-    # rank of each device among devices of the same class wanting the same plan
-    order = np.lexsort((np.arange(n), want))
-    sorted_want = want[order]
-    first = np.searchsorted(sorted_want, sorted_want, side="left")
-    rank = np.empty(n, dtype=np.int64)
-    rank[order] = np.arange(n) - first
-    keep = has_current & (rank < slots[np.maximum(want, 0)])
-    result = np.empty_like(assignment)
-    result[keep] = current[keep]
-    used = np.bincount(want[keep], minlength=len(slots))
-    left = slots - used
-    # remaining slots go to the other devices, class by class
-    others = np.flatnonzero(~keep)
-    others = others[np.argsort(cls[others], kind="stable")]
-    labels = np.repeat(np.arange(len(slots)) % n_plans, left)  # ordered by class, then plan
-    result[others] = labels
-    return result
+#: Options that switch every MILP off (the Lagrangian, LP and block-aware bounds remain).
+NO_MILP = MappingProxyType({"exact_max_devices": 0, "exact_large_devices": 0, "restricted_time_limit": 0.0})
 
 
 # --------------------------------------------------------------------------- the engine
@@ -701,7 +93,16 @@ def _relabel_identical(group: GroupProblem, assignment: np.ndarray) -> np.ndarra
 
 def _solve_optimal_iv(problem, time_limit, options):
     merged = check_solve_arguments(problem, time_limit, options, OPTIONS)
-    real = {"dual_tolerance", "tie_tolerance", "milp_time_limit"}
+    real = {
+        "dual_tolerance",
+        "tie_tolerance",
+        "exact_time_limit",
+        "target_gap",
+        "exact_large_time_limit",
+        "restricted_delta",
+        "restricted_time_limit",
+        "block_bound_time_limit",
+    }
     for key in sorted(set(OPTIONS) - real):
         if not isinstance(merged[key], int) or merged[key] < 0:
             raise ValueError(f"`options`: {key} must be an integer >= 0; got {merged[key]!r}")
@@ -727,14 +128,21 @@ def solve_optimal(
     time_limit : float, optional
         Seconds for the whole call; phases stop early and the best assignment so far is kept (status 1).
     seed : int, optional
-        Unused: the engine is deterministic; accepted for the common engine signature.
+        Unused: the engine is deterministic (a MILP stopped by its time limit rather than by its node
+        limit may depend on the machine's speed); accepted for the common engine signature.
     options : mapping, optional
         ``dual_iterations`` (400), ``dual_tolerance`` (1e-9, relative), ``tie_tolerance`` (1e-6 $),
         ``lp_rounds`` (4 column-generation rounds), ``lp_max_classes`` (10000: above that, tie devices are
-        aggregated into usage buckets), ``local_search_rounds`` (100), ``milp_max_columns`` (1000) and
-        ``milp_max_nodes`` (1000): a group with ``N·P`` up to that size whose gap is still above 1e-9 is
-        finished with the full MILP (HiGHS, node-limited, warm-started; kept only if cheaper), for at most
-        ``milp_time_limit`` seconds (5.0).
+        aggregated into usage buckets), ``local_search_rounds`` (100), ``exact_max_devices`` (2000):
+        a group of up to that many SIMs whose gap is above `PROVEN_GAP` is solved by the exact MILP
+        (HiGHS, warm-started, kept only if cheaper, its dual bound kept if higher), stopped after
+        ``exact_max_nodes`` (50000) nodes or ``exact_time_limit`` seconds (8.0). Above that size, while
+        the gap exceeds ``target_gap`` (2e-4): the exact MILP for ``exact_large_time_limit`` seconds (3.0)
+        up to ``exact_large_devices`` SIMs (10000), else the MILP restricted to the plans within
+        ``restricted_delta`` $ (0.02) of each device's best reduced cost for ``restricted_time_limit``
+        seconds (2.0). Then, while the gap exceeds ``target_gap``, the block-aware bound branches on the
+        blocks of at most ``block_bound_pools`` (3) pools for at most ``block_bound_time_limit`` s (2.0).
+        `NO_MILP` switches every MILP off.
 
     Returns
     -------
@@ -759,7 +167,10 @@ def solve_optimal(
     >>> result = solve_optimal(Problem((g,)))
     >>> result.cost   # both on the pool: 5 + 5, and 14 MB fit in the pool's 20 MB
     10.0
-    >>> round(result.lower_bound, 2)   # the LP may put 40 % of the idle SIM in the pool
+    >>> round(result.lower_bound, 2), result.groups[0].proven   # the exact MILP proves it
+    (10.0, True)
+    >>> lp_only = solve_optimal(Problem((g,)), options=NO_MILP)
+    >>> round(lp_only.lower_bound, 2)   # the LP alone may put 40 % of the idle SIM in the pool
     7.6
     """
     problem, time_limit, options = _solve_optimal_iv(problem, time_limit, options)
@@ -784,52 +195,16 @@ def _solve_group(group: GroupProblem, deadline, options) -> tuple[GroupResult, s
     began = time.perf_counter()
     trace: dict[str, object] = {}
     status, message = STATUS_FINISHED, ""
-    data = _prepare(group)
+    data = prepare_group(group)
     if len(data.pools) == 0 or group.n_devices == 0:
         # no pools: the problem separates, the per-device argmin is optimal and L equals its cost
         lam = np.zeros(len(data.pools))
-        bound, _, assignment = _oracle(data, lam)
+        bound, _, assignment = oracle(data, lam)
         trace["dual_iterations"] = 1
     else:
-        lam, bound, assignment = _maximize_dual(data, deadline, options, trace)
-        if trace.get("dual_stopped") == "time limit":
-            status = STATUS_LIMIT
-        if "dual_failure" in trace:  # the bound stays valid: it is the best L(λ) evaluated
-            code, message = trace.pop("dual_failure")
-            status = STATUS_BACKEND if code != STATUS_LIMIT else STATUS_LIMIT
-        candidates = _reduced_costs(data, lam)
-        candidates = candidates <= candidates.min(axis=1, keepdims=True) + options["tie_tolerance"]
-        for round_ in range(options["lp_rounds"]):
-            if deadline is not None and time.perf_counter() > deadline:
-                status = STATUS_LIMIT
-                break
-            trace["lp_rounds"] = round_ + 1
-            lp_assignment, lp_lam, lp_value, failure = _restricted_lp(
-                data, candidates, deadline, options, trace
-            )
-            if failure is not None:
-                status = max(status, STATUS_BACKEND if failure[0] != STATUS_LIMIT else STATUS_LIMIT)
-                message = failure[1]
-                break
-            assignment = lp_assignment
-            if lp_lam is None:  # no ties: the argmin is optimal for the relaxation
-                break
-            value, _, _ = _oracle(data, lp_lam)
-            if value > bound:
-                lam, bound = lp_lam, value
-            trace["lp_value"] = lp_value
-            if lp_value - value <= 1e-7 * max(1.0, abs(value)):
-                break
-            reduced = _reduced_costs(data, lp_lam)
-            candidates |= reduced <= reduced.min(axis=1, keepdims=True) + options["tie_tolerance"]
-        assignment = _local_search(data, assignment, deadline, options, trace)
-        cost = evaluate(group, assignment).total
-        small = group.n_devices * group.n_plans <= options["milp_max_columns"]
-        if small and compute_gap(cost, bound) > 1e-9 and (deadline is None or time.perf_counter() < deadline):
-            candidate = _exact_milp(data, assignment, deadline, options, trace)
-            if evaluate(group, candidate).total < cost - _MOVE_EPS:
-                assignment = _local_search(data, candidate, deadline, options, trace)
-    assignment = _relabel(data, np.asarray(assignment, dtype=np.int64), trace)
+        lam, bound, assignment, status, message = _solve_pooled(data, deadline, options, trace)
+        assignment, bound = _certify(data, lam, assignment, bound, deadline, options, trace)
+    assignment = relabel(data, np.asarray(assignment, dtype=np.int64), trace)
     if trace.get("local_search_stopped") == "time limit":
         status = max(status, STATUS_LIMIT)
     cost = evaluate(group, assignment).total
@@ -859,3 +234,103 @@ def _solve_group(group: GroupProblem, deadline, options) -> tuple[GroupResult, s
         ),
         message,
     )
+
+
+def _solve_pooled(data: GroupData, deadline, options, trace):
+    """Dual, restricted LP rounds, local search; returns (λ, bound, assignment, status, message)."""
+    status, message = STATUS_FINISHED, ""
+    lam, bound, assignment = maximize_dual(data, deadline, options, trace)
+    if trace.get("dual_stopped") == "time limit":
+        status = STATUS_LIMIT
+    if "dual_failure" in trace:  # the bound stays valid: it is the best L(λ) evaluated
+        code, message = trace.pop("dual_failure")
+        status = STATUS_BACKEND if code != STATUS_LIMIT else STATUS_LIMIT
+    candidates = reduced_costs(data, lam)
+    candidates = candidates <= candidates.min(axis=1, keepdims=True) + options["tie_tolerance"]
+    for round_ in range(options["lp_rounds"]):
+        if deadline is not None and time.perf_counter() > deadline:
+            status = STATUS_LIMIT
+            break
+        trace["lp_rounds"] = round_ + 1
+        lp_assignment, lp_lam, lp_value, failure = restricted_lp(data, candidates, deadline, options, trace)
+        if failure is not None:
+            status = max(status, STATUS_BACKEND if failure[0] != STATUS_LIMIT else STATUS_LIMIT)
+            message = failure[1]
+            break
+        assignment = lp_assignment
+        if lp_lam is None:  # no ties: the argmin is optimal for the relaxation
+            break
+        value, _, _ = oracle(data, lp_lam)
+        if value > bound:
+            lam, bound = lp_lam, value
+        trace["lp_value"] = lp_value
+        if lp_value - value <= 1e-7 * max(1.0, abs(value)):
+            break
+        reduced = reduced_costs(data, lp_lam)
+        candidates |= reduced <= reduced.min(axis=1, keepdims=True) + options["tie_tolerance"]
+    assignment = local_search(data, assignment, deadline, options, trace)
+    return lam, bound, assignment, status, message
+
+
+def _certify(data: GroupData, lam, assignment: np.ndarray, bound: float, deadline, options, trace):
+    """Close the gap of a group with a MILP (`_milp_finish`), then the block-aware bound.
+
+    A MILP's assignment is kept only if the cost model finds it cheaper; the exact MILP's dual bound and
+    the block-aware bound of `engines.blockbound` replace the bound when higher (all are valid). Returns
+    (assignment, bound).
+    """
+    group = data.group
+    cost = evaluate(group, assignment).total
+    trace["bound_source"] = "lagrangian"
+    outcome = _milp_finish(data, lam, assignment, compute_gap(cost, bound), deadline, options, trace)
+    if outcome is not None and outcome.assignment is not None:
+        if evaluate(group, outcome.assignment).total < cost - MOVE_EPS:
+            assignment = local_search(data, outcome.assignment, deadline, options, trace)
+            cost = evaluate(group, assignment).total
+    if outcome is not None and outcome.lower_bound is not None and outcome.lower_bound > bound:
+        bound = outcome.lower_bound
+        trace["bound_source"] = "milp"
+    bound = min(bound, cost) if bound - cost <= 1e-9 * max(1.0, abs(cost)) else bound
+    if compute_gap(cost, bound) > options["target_gap"] and _time_left(deadline, 1.0) > 0:
+        blocks = overage_blocks(pool_excess(data, assignment), data.block)
+        better = block_aware_bound(data, blocks, bound, cost, deadline, options, trace)
+        if better > bound:
+            bound = better
+            trace["bound_source"] = "block-aware"
+    return assignment, bound
+
+
+def _milp_finish(data: GroupData, lam, assignment, gap: float, deadline, options, trace):
+    """The MILP a group's size and gap call for, or None.
+
+    Up to ``exact_max_devices`` SIMs: the exact MILP until proven (``exact_time_limit``). Above, only
+    while the gap exceeds ``target_gap``: the exact MILP for its cuts and bound up to
+    ``exact_large_devices`` SIMs (``exact_large_time_limit``), else the MILP restricted to the plans
+    within ``restricted_delta`` $ of each device's best reduced cost (``restricted_time_limit``).
+    """
+    n = data.group.n_devices
+    if _time_left(deadline, 1.0) <= 0 or gap <= PROVEN_GAP:
+        return None
+    nodes = options["exact_max_nodes"]
+    if n <= options["exact_max_devices"]:
+        limit = _time_left(deadline, options["exact_time_limit"])
+    elif gap > options["target_gap"] and n <= options["exact_large_devices"]:
+        limit = _time_left(deadline, options["exact_large_time_limit"])
+    elif gap > options["target_gap"] and options["restricted_time_limit"] > 0:
+        reduced = reduced_costs(data, lam)
+        allowed = reduced <= reduced.min(axis=1, keepdims=True) + options["restricted_delta"]
+        outcome = solve_exact(
+            data, assignment, _time_left(deadline, options["restricted_time_limit"]), nodes, allowed
+        )
+        trace["restricted_status"] = outcome.status
+        return outcome
+    else:
+        return None
+    outcome = solve_exact(data, assignment, limit, nodes)
+    trace["exact_status"] = outcome.status
+    return outcome
+
+
+def _time_left(deadline: float | None, cap: float) -> float:
+    """Seconds a phase may take: its own cap, and never past the engine's deadline."""
+    return cap if deadline is None else min(cap, deadline - time.perf_counter())

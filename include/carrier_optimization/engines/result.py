@@ -16,10 +16,12 @@ __all__ = [
     "STATUS_INFEASIBLE",
     "STATUS_BACKEND",
     "STATUS_MESSAGES",
+    "PROVEN_GAP",
     "GroupResult",
     "EngineResult",
     "compute_gap",
     "infeasible_result",
+    "proven_from_stored",
 ]
 
 STATUS_FINISHED = 0
@@ -37,6 +39,9 @@ STATUS_MESSAGES = MappingProxyType(
     }
 )
 
+#: A result whose gap to its certified lower bound is at most this is reported "proven optimal".
+PROVEN_GAP = 1e-9
+
 
 def compute_gap(cost: float | None, lower_bound: float | None) -> float | None:
     """Relative optimality gap: ``gap = max(0, cost − lower_bound) / max(|cost|, 1e-12)``.
@@ -52,6 +57,20 @@ def compute_gap(cost: float | None, lower_bound: float | None) -> float | None:
     if cost is None or lower_bound is None:
         return None
     return max(0.0, cost - lower_bound) / max(abs(cost), 1e-12)
+
+
+def proven_from_stored(cost: float | None, lower_bound: float | None) -> bool:
+    """Whether stored (rounded) figures show a proven optimum: the bound reaches the cost to the cent.
+
+    The engines store a proven group's bound equal to its cost, so this reads `GroupResult.proven` back
+    from a database row (money is rounded there).
+
+    Examples
+    --------
+    >>> proven_from_stored(1234.5678, 1234.5678), proven_from_stored(100.0, 99.98)
+    (True, False)
+    """
+    return cost is not None and lower_bound is not None and cost - lower_bound < 0.005
 
 
 @dataclass(frozen=True, eq=False)
@@ -97,6 +116,11 @@ class GroupResult:
     pool_prices: Mapping[int, float] = field(default_factory=dict)
     details: Mapping[str, object] = field(default_factory=dict)
 
+    @property
+    def proven(self) -> bool:
+        """True when the lower bound certifies the cost as optimal (``gap <= PROVEN_GAP``)."""
+        return self.gap is not None and self.gap <= PROVEN_GAP
+
 
 @dataclass(frozen=True, eq=False)
 class EngineResult:
@@ -140,6 +164,11 @@ class EngineResult:
     groups: tuple[GroupResult, ...]
     seconds: float
     changes: int | None
+
+    @property
+    def proven(self) -> bool:
+        """True when every group is proven optimal (see `GroupResult.proven`)."""
+        return self.lower_bound is not None and all(g.proven for g in self.groups)
 
     @property
     def pool_prices(self) -> tuple[Mapping[int, float], ...]:

@@ -15,7 +15,7 @@ from include.carrier_optimization.notify import FAILURE_SUBJECT
 from include.carrier_optimization.repository import AmopRepository
 from include.carrier_optimization.schema import OptimizationStatus
 from include.carrier_optimization.storage import make_engine
-from plugins.callbacks import instance_failure_callback, mark_instance_failed
+from plugins.callbacks import instance_failure_callback, mark_instance_failed, run_failure_callback
 from plugins.hooks.amop_api import AmopApiHook
 
 TENANT = TenantSpec(tenant_id=6, name="cb", service_provider_id=601)
@@ -121,3 +121,46 @@ def test_an_instance_ended_by_its_step_keeps_its_own_message(amop, api_errors, t
     assert [e["message"] for e in api_errors] == ["plan_id 7 invalid"]
     (mail,) = outbox(tmp_path)
     assert "plan_id 7 invalid" in mail
+
+
+def run_context(run_id: str = "run", reason: str = "task_failure") -> dict:
+    """What the dag-processor passes a DAG's failure callback: the DAG, the run, the last task."""
+    return {
+        "dag": SimpleNamespace(dag_id=DAG_ID),
+        "run_id": run_id,
+        "reason": reason,
+        "ti": SimpleNamespace(task_id="optimize", dag_id=DAG_ID, run_id=run_id),
+    }
+
+
+def test_a_run_whose_killed_task_ran_no_callback_marks_its_instance_once(amop, api_errors, tmp_path):
+    session, instance_id = started(amop)  # opened by run "run" (run key carrier_optimization__cb/run)
+    callback = run_failure_callback(alert_emails=["ops@cb.example"])
+    callback(run_context())
+    instance = AmopRepository(amop).instance(instance_id)
+    assert instance["RunStatusId"] == int(OptimizationStatus.CompleteWithErrors)
+    assert instance["ErrorMessage"] == "Run run failed (task_failure) at task optimize"
+    assert [e["session_id"] for e in api_errors] == [session["session_id"]]
+    (mail,) = outbox(tmp_path)
+    assert FAILURE_SUBJECT.format(dag_id=DAG_ID) in mail and f"instance {instance_id}" in mail
+    callback(run_context())  # a second failure of the same run: the instance has ended, nothing more
+    assert len(outbox(tmp_path)) == 1 and len(api_errors) == 1
+
+
+def test_a_run_whose_task_callback_already_reported_adds_nothing(amop, api_errors, tmp_path):
+    session, instance_id = started(amop)
+    instance_failure_callback(alert_emails=["ops@cb.example"])(context(session, "database gone"))
+    run_failure_callback(alert_emails=["ops@cb.example"])(run_context())
+    assert AmopRepository(amop).instance(instance_id)["ErrorMessage"] == "Task optimize failed: database gone"
+    assert len(outbox(tmp_path)) == 1 and len(api_errors) == 1
+
+
+def test_a_failed_run_that_never_opened_a_session_or_succeeded_is_left_alone(amop, api_errors, tmp_path):
+    run_failure_callback(alert_emails=["ops@cb.example"])(run_context(run_id="never-started"))
+    _, instance_id = started(amop)
+    pipeline.select_winners(amop, instance_id=instance_id)
+    run_failure_callback(alert_emails=["ops@cb.example"])(run_context())
+    assert AmopRepository(amop).instance(instance_id)["RunStatusId"] == int(
+        OptimizationStatus.CompleteWithSuccess
+    )
+    assert outbox(tmp_path) == [] and api_errors == []

@@ -85,6 +85,47 @@ def random_group(
     )
 
 
+def hard_group(rng: np.random.Generator, *, n_devices: int, n_plans: int) -> GroupProblem:
+    """A tiny group of the hard kinds: pooled plans with big blocks, SMS rates, a pay-as-you-go zero-MB
+    plan, ties (repeated usages, equal prices) and mid-period activations (proration)."""
+    plans = [RatePlan(100, "PAYG", 0.5, 0.0, 1.0, 1.0, pooled=False, sms_rate=0.05)]
+    for j in range(1, n_plans):
+        plans.append(
+            RatePlan(
+                plan_id=100 + j,
+                code=f"H{j}",
+                monthly_charge=float(rng.choice([2.0, 5.0, 5.0, 12.0])),
+                included_mb=float(rng.choice([0.0, 10.0, 50.0, 100.0])),
+                overage_rate=float(rng.choice([5.0, 10.0, 25.0])),
+                overage_block_mb=float(rng.choice([10.0, 100.0, 1024.0])),
+                pooled=bool(rng.random() < 0.7),
+                sms_rate=float(rng.choice([0.0, 0.02])),
+            )
+        )
+    usage = rng.choice([0.0, 0.0, 3.0, 12.5, 40.0, 95.0, 160.0], n_devices)
+    return GroupProblem(
+        key=",".join(str(p.plan_id) for p in plans),
+        comm_plans=("cp0",),
+        plans=tuple(plans),
+        device_ids=[f"h{i}" for i in range(n_devices)],
+        usage_mb=usage,
+        sms=rng.choice([0, 0, 20, 200], n_devices),
+        proration=np.where(rng.random(n_devices) < 0.3, rng.integers(1, 30, n_devices) / 30, 1.0),
+        comm_plan_index=np.zeros(n_devices, dtype=np.int64),
+        current_plan=rng.integers(-1, n_plans, n_devices),
+    )
+
+
+@pytest.fixture(scope="session")
+def make_hard_group():
+    """Factory of hard tiny groups: ``make_hard_group(seed, n_devices=..., n_plans=...)``."""
+
+    def make(seed: int, **kwargs) -> GroupProblem:
+        return hard_group(np.random.default_rng(seed), **kwargs)
+
+    return make
+
+
 @pytest.fixture(scope="session")
 def make_group():
     """Factory of random groups: ``make_group(seed, n_devices=..., n_plans=...)``."""

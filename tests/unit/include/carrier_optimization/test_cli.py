@@ -53,13 +53,18 @@ def test_optimize_writes_assignment_and_summary(inputs, capsys, engine):
     summary = json.loads((inputs / "out" / "summary.json").read_text())
     table = pd.read_csv(inputs / "out" / "assignment.csv")
     assert summary["engine"] == engine and len(table) == 5
-    assert table.cost.sum() == pytest.approx(summary["total_cost"], abs=0.05)
+    assert round(table.cost.sum() * 100) == round(summary["total_cost"] * 100)  # to the cent
     assert set(table.plan_id) <= {1, 2, 3}
     if engine == "legacy":
         assert summary["lower_bound"] is None and summary["gap"] is None
-    else:
+        assert summary["proven_optimal"] is False and summary["proven_groups"] == 0
+    else:  # a tiny fleet: the exact MILP proves every comm group
         assert summary["lower_bound"] <= summary["total_cost"] + 1e-9
-    assert f"engine {engine}: total cost" in capsys.readouterr().out
+        assert summary["proven_optimal"] is True
+        assert all(g["proven_optimal"] for g in summary["comm_groups"])
+    out = capsys.readouterr().out
+    assert f"engine {engine}: total cost" in out
+    assert f"({summary['proven_groups']} proven optimal)" in out
 
 
 def test_malformed_file_gives_a_clear_error_and_exit_code_2(inputs, capsys):

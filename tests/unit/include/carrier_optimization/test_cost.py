@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 from include.carrier_optimization.cost import (
     days_active_in_period,
     evaluate,
+    largest_remainder_cents,
     overage_blocks,
     overage_matrix,
     own_cost_matrix,
@@ -218,3 +219,32 @@ def test_docstring_examples():
 
     failures, tried = doctest.testmod(importlib.import_module("include.carrier_optimization.cost"))
     assert tried > 0 and failures == 0
+
+
+class TestDeviceCents:
+    def test_a_pools_overage_is_split_by_largest_remainder(self):
+        plan = RatePlan(1, "POOL", 1.0, 0.0, 10.0, 100.0, pooled=True)
+        group = GroupProblem(
+            "1", ("cp",), (plan,), ["a", "b", "c"], [30.0, 30.0, 30.0], [0] * 3, [1] * 3, [0] * 3, [-1] * 3
+        )
+        breakdown = evaluate(group, [0, 0, 0])
+        fixed, overage, sms = breakdown.device_cents()
+        assert overage.tolist() == [334, 333, 333] and fixed.tolist() == [100] * 3 and sms.tolist() == [0] * 3
+        assert int((fixed + overage + sms).sum()) == round(breakdown.total * 100) == 1300
+
+    @settings(max_examples=60, deadline=None)
+    @given(seed=st.integers(0, 2**32 - 1), n_devices=st.integers(1, 200), n_plans=st.integers(1, 6))
+    def test_device_cents_add_up_to_the_invoice(self, make_group, seed, n_devices, n_plans):
+        group = make_group(seed, n_devices=n_devices, n_plans=n_plans, sms_rates=True)
+        assignment = np.random.default_rng(seed).integers(0, n_plans, n_devices)
+        breakdown = evaluate(group, assignment)
+        fixed, overage, sms = breakdown.device_cents()
+        assert int((fixed + overage + sms).sum()) == round(breakdown.total * 100)
+        assert np.all(np.abs((fixed + overage + sms) / 100 - breakdown.device_total) < 0.035)
+        assert np.all(fixed >= 0) and np.all(sms >= 0)
+
+    def test_largest_remainder_cents(self):
+        assert largest_remainder_cents([0.015, 0.015, 0.015], 5).tolist() == [2, 2, 1]
+        assert largest_remainder_cents([0.29, 0.57], 86).tolist() == [29, 57]
+        assert largest_remainder_cents([1.0, 2.0], 299).tolist() == [100, 199]  # taken from the largest
+        assert largest_remainder_cents([], 0).tolist() == []

@@ -199,7 +199,9 @@ class TestWriters:
         assert table.columns.tolist() == ["device_id", "plan_id", "cost"]
         assert sorted(table.device_id) == ["0001", "0002", "0003", "0004"]
         expected = sum(reference(g, a) for g, a in zip(problem.groups, result.assignment, strict=True))
-        assert table.cost.sum() == pytest.approx(expected, abs=0.01 * len(table))
+        invoice = sum(round(g.cost * 100) for g in result.groups)
+        assert round(table.cost.sum() * 100) == invoice  # to the cent
+        assert table.cost.sum() == pytest.approx(expected, abs=0.01 * len(problem.groups))
         allowed = {d: set(g.plan_ids.tolist()) for g in problem.groups for d in g.device_ids}
         assert all(p in allowed[d] for d, p in zip(table.device_id, table.plan_id, strict=True))
 
@@ -214,6 +216,9 @@ class TestWriters:
         assert document["total_cost"] == pytest.approx(round(expected, 2))
         assert document["engine"] == "optimal"
         assert [g["comm_group"] for g in document["comm_groups"]] == ["1,2,3", "3"]
+        assert round(document["total_cost"] * 100) == invoice
+        assert document["proven_optimal"] is True and document["proven_groups"] == 2
         for group in document["comm_groups"]:
-            assert {"total_cost", "lower_bound", "gap", "engine", "seconds"} <= set(group)
+            assert {"total_cost", "lower_bound", "gap", "engine", "seconds", "proven_optimal"} <= set(group)
+            assert group["proven_optimal"] is True
             assert group["lower_bound"] <= group["total_cost"] + 0.01

@@ -128,3 +128,22 @@ def test_empty_tenant_page_says_so(db_engine):
 def test_list_sessions_iv(tenant, limit, match):
     with pytest.raises(ValueError, match=match):
         list_sessions(None, tenant, limit=limit)
+
+
+def test_gap_cell_says_which_comm_groups_are_proven_optimal():
+    from include.carrier_optimization.sessions_view import SessionRow, _gap_text
+
+    base = dict(
+        session_id=1,
+        session_guid="g",
+        tenant_id=1,
+        created=None,
+        progress=100,
+        service_provider_id=1,
+        service_provider="sp",
+    )
+    assert _gap_text(SessionRow(**base, gap=0.0, proven_groups=3, groups=3)).endswith("proven optimal</span>")
+    assert (
+        _gap_text(SessionRow(**base, gap=0.0002, proven_groups=1, groups=3)) == "0.020% (1/3 groups proven)"
+    )
+    assert _gap_text(SessionRow(**base)) == "—"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import highspy
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -45,7 +46,7 @@ def test_reaches_the_brute_force_optimum_on_tiny_groups(make_group, reference, b
 @pytest.mark.parametrize("seed", range(6))
 def test_larger_groups_are_priced_by_the_cost_model_and_bounded(make_group, reference, seed):
     group = make_group(seed, n_devices=400, n_plans=8, pooled_share=0.6)
-    result = solve_optimal(Problem((group,)), options={"milp_max_columns": 0})
+    result = solve_optimal(Problem((group,)), options=optimal.NO_MILP)
     (group_result,) = result.groups
     assert group_result.cost == pytest.approx(reference(group, group_result.assignment), rel=1e-12)
     assert group_result.lower_bound <= group_result.cost + 1e-9
@@ -61,7 +62,7 @@ def test_larger_groups_are_priced_by_the_cost_model_and_bounded(make_group, refe
 def test_lower_bound_never_exceeds_a_feasible_cost(make_group, reference, seed, n_devices, n_plans):
     group = make_group(seed, n_devices=n_devices, n_plans=n_plans)
     rng = np.random.default_rng(seed)
-    result = solve_optimal(Problem((group,)), options={"milp_max_columns": 0})
+    result = solve_optimal(Problem((group,)), options=optimal.NO_MILP)
     assignments = [rng.integers(0, n_plans, n_devices) for _ in range(20)] + [result.assignment[0]]
     for prices in (None, rng.uniform(0, 1, int(group.table.pooled.sum()))):
         bound = result.lower_bound if prices is None else lagrangian_bound(group, prices * 10)
@@ -153,7 +154,7 @@ class TestStatuses:
 
     def test_backend_failure_falls_back_with_a_valid_bound(self, make_group, reference, monkeypatch):
         monkeypatch.setattr(
-            optimal.highspy.Highs, "getModelStatus", lambda self: optimal.highspy.HighsModelStatus.kSolveError
+            highspy.Highs, "getModelStatus", lambda self: highspy.HighsModelStatus.kSolveError
         )
         group = make_group(4, n_devices=300, n_plans=6, pooled_share=0.8)
         result = solve_optimal(Problem((group,)))
@@ -164,7 +165,7 @@ class TestStatuses:
 
 
 def test_highs_status_mapping():
-    status = optimal.highspy.HighsModelStatus
+    status = highspy.HighsModelStatus
     assert highs_status(status.kOptimal) == (0, "HiGHS status 7: kOptimal")
     assert highs_status(status.kTimeLimit)[0] == 1 and highs_status(status.kIterationLimit)[0] == 1
     assert highs_status(status.kInfeasible)[0] == 2
@@ -202,3 +203,25 @@ def test_docstring_examples():
 
     failures, tried = doctest.testmod(importlib.import_module("include.carrier_optimization.engines.optimal"))
     assert tried > 0 and failures == 0
+
+
+@pytest.mark.parametrize("seed", range(30))
+def test_hard_tiny_groups_reach_the_brute_force_optimum_proven(make_hard_group, reference, brute, seed):
+    rng = np.random.default_rng(5000 + seed)
+    group = make_hard_group(5000 + seed, n_devices=int(rng.integers(2, 8)), n_plans=int(rng.integers(2, 5)))
+    optimum, _ = brute(group)
+    result = solve_optimal(Problem((group,)))
+    (group_result,) = result.groups
+    assert reference(group, group_result.assignment) == pytest.approx(optimum, abs=1e-9)
+    assert group_result.lower_bound <= optimum + 1e-9
+    assert group_result.proven and result.proven
+    # without the MILP, the Lagrangian and block-aware bounds still never exceed the optimum
+    heuristic = solve_optimal(Problem((group,)), options=optimal.NO_MILP).groups[0]
+    assert heuristic.lower_bound <= optimum + 1e-9 <= heuristic.cost + 2e-9
+
+
+def test_same_input_gives_the_same_assignment(make_hard_group):
+    problem = Problem((make_hard_group(77, n_devices=400, n_plans=5),))
+    first, second = solve_optimal(problem), solve_optimal(problem)
+    assert np.array_equal(first.assignment[0], second.assignment[0])
+    assert (first.cost, first.lower_bound) == (second.cost, second.lower_bound)

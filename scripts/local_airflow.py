@@ -302,10 +302,17 @@ class LocalAirflow:
 
         wait_until(healthy, timeout=timeout, what="the Airflow components to report healthy", interval=1)
         wanted = {t.dag_id for t in load_tenants(TENANTS_FILE)} | _other_dag_ids()
+
+        def parsed() -> bool:
+            self._check_alive()
+            if errors := api.import_errors():
+                raise RuntimeError(f"DAG files failed to import: {errors}")
+            return wanted <= set(api.dag_ids())
+
         wait_until(
-            lambda: self._check_alive() or wanted <= set(api.dag_ids()),
+            parsed,
             timeout=timeout,
-            what=lambda: f"the DAGs {sorted(wanted)} to be parsed (import errors: {api.import_errors()})",
+            what=lambda: f"the DAGs {sorted(wanted)} to be parsed",
             interval=1,
         )
         for dag_id in sorted(wanted - set(keep_paused)):

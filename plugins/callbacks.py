@@ -101,6 +101,12 @@ def mark_instance_failed(
     error = str(context.get("exception") or "task failed")
     message = f"Task {ti.task_id} failed: {error}"[:4000]
     session = _best_effort(ti, "read the session", lambda: ti.xcom_pull(task_ids="session"))
+    if not isinstance(session, dict):  # run by the dag-processor for a killed task: find it by its run
+        session = _best_effort(
+            ti,
+            "find the session",
+            lambda: _repository(amop_conn_id).session_for_run(f"{ti.dag_id}/{ti.run_id}"),
+        )
     session = session if isinstance(session, dict) else {}
     instance_id = None
     if session:
@@ -149,7 +155,7 @@ def _report_and_alert(
 
 def _mark_unended_instance(amop_conn_id: str, run_key: str, message: str) -> tuple[dict, int] | None:
     """End the run's unended instance ``CompleteWithErrors``; ``(session, instance id)`` or None."""
-    repo = AmopRepository(AmopDatabaseHook(amop_conn_id=amop_conn_id).get_conn())
+    repo = _repository(amop_conn_id)
     session = repo.session_for_run(run_key)
     instance_id = repo.instance_id_for_session(session["session_id"]) if session else None
     ended = (OptimizationStatus.CompleteWithSuccess, OptimizationStatus.CompleteWithErrors)
@@ -165,7 +171,7 @@ def _mark_instance(amop_conn_id: str, session_id: int, message: str) -> tuple[in
     An instance that already ended with errors keeps its message (the first cause, e.g. the legacy
     invalid-plans text). Returns the instance id, whether it had succeeded, and the message it holds.
     """
-    repo = AmopRepository(AmopDatabaseHook(amop_conn_id=amop_conn_id).get_conn())
+    repo = _repository(amop_conn_id)
     instance_id = repo.instance_id_for_session(session_id)
     if instance_id is not None:
         instance = repo.instance(instance_id)
@@ -182,6 +188,10 @@ def _mark_instance(amop_conn_id: str, session_id: int, message: str) -> tuple[in
             return instance_id, False, ended_with or message
         return instance_id, True, message
     return None, False, message
+
+
+def _repository(amop_conn_id: str) -> AmopRepository:
+    return AmopRepository(AmopDatabaseHook(amop_conn_id=amop_conn_id).get_conn())
 
 
 def _best_effort(who: Any, what: str, action: Callable[[], Any]) -> Any:

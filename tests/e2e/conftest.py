@@ -23,7 +23,14 @@ from typing import Any
 import pytest
 
 from scripts.airflow_api import AirflowApi
-from scripts.local_airflow import POSTGRES, WINDOW_DAG_ID, LocalAirflow, create_database, drop_database, free_port
+from scripts.local_airflow import (
+    POSTGRES,
+    WINDOW_DAG_ID,
+    LocalAirflow,
+    create_database,
+    drop_database,
+    free_port,
+)
 from scripts.local_services import TENANTS_FILE, seed_amop
 from tests.conftest import IN_CI
 

@@ -94,8 +94,14 @@ def test_an_optimize_index_killed_until_its_retries_run_out_then_cleared_ends_as
     run = api.wait_for_run(dag_id, run_id, timeout=RUN_TIMEOUT)
     killed = tis(deployment, run_id)[key]
     assert run["state"] == "failed" and killed["state"] == "failed" and killed["try_number"] == retries + 1
-    assert instance_status(deployment) == ERRORS
-    assert subjects(deployment).count(FAILURE_SUBJECT.format(dag_id=dag_id)) == 1
+    alert = FAILURE_SUBJECT.format(dag_id=dag_id)
+    wait_until(  # the dag-processor runs the callbacks of a killed task, a little after the run ends
+        lambda: instance_status(deployment) == ERRORS and alert in subjects(deployment),
+        timeout=120,
+        what="the instance to end CompleteWithErrors with an alert",
+    )
+    time.sleep(10)  # a second alert would come within seconds
+    assert subjects(deployment).count(alert) == 1
     assert results_subject(deployment) not in subjects(deployment)
 
     cleared = api.clear(dag_id, run_id, [list(key)], downstream=True)

@@ -164,3 +164,18 @@ def test_a_failed_run_that_never_opened_a_session_or_succeeded_is_left_alone(amo
         OptimizationStatus.CompleteWithSuccess
     )
     assert outbox(tmp_path) == [] and api_errors == []
+
+
+def test_a_task_callback_run_by_the_dag_processor_finds_the_session_by_its_run(amop, api_errors, tmp_path):
+    session, instance_id = started(amop)
+
+    def no_xcom(task_ids):
+        raise RuntimeError("no supervisor to ask")
+
+    ti = SimpleNamespace(task_id="optimize", dag_id=DAG_ID, run_id="run", xcom_pull=no_xcom)
+    mark_instance_failed({"ti": ti, "exception": None}, alert_emails=["ops@cb.example"])
+    run_failure_callback(alert_emails=["ops@cb.example"])(run_context())
+    instance = AmopRepository(amop).instance(instance_id)
+    assert instance["RunStatusId"] == int(OptimizationStatus.CompleteWithErrors)
+    assert instance["ErrorMessage"] == "Task optimize failed: task failed"
+    assert len(outbox(tmp_path)) == 1 and [e["session_id"] for e in api_errors] == [session["session_id"]]

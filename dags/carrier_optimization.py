@@ -6,9 +6,11 @@ far from the optimum the result can at most be (lower bound and gap).
 
 **request → session → sync → count → write_queues[] → optimize[] + engine[] → winners → report**
 
+- *A request on the tenant's SQS queue* (portal, legacy scheduler, the `carrier_optimization_window`
+  DAG): the queue's asset watcher starts a run within seconds; the message is the run's triggering
+  asset event and its request; a redelivered message never runs twice.
 - *Trigger with config* (the form): the form is the request; no wait.
-- *Scheduled*: in the last days of the billing period (legacy window) a request is published, then the
-  run takes this tenant's request from its SQS queue (also the portal's requests).
+- There are no scheduled runs: the hourly window DAG publishes the legacy request when it is due.
 - *Resume*: clear the failed task (or the run from a point); every step continues from what is done.
 
 Tenants are listed in `dags/tenants.yaml`.
@@ -23,8 +25,10 @@ import pendulum
 from airflow.sdk import DAG, Param, get_parsing_context, task
 
 from include.carrier_optimization.tenants import ENGINES, PORTAL_TYPES, TenantConfig, load_tenants
+from plugins.assets import request_asset
 from plugins.callbacks import instance_failure_callback, run_failure_callback
 from plugins.operators.device_sync import DeviceSyncRequestOperator
+from plugins.operators.intake import OptimizationIntakeOperator
 from plugins.operators.optimization import (
     OptimizationCacheCheckOperator,
     OptimizationCountOperator,
@@ -35,7 +39,7 @@ from plugins.operators.optimization import (
     OptimizationSessionOperator,
     OptimizationWinnersOperator,
 )
-from plugins.sensors.sqs import OptimizationRequestSqsSensor, TenantRequestSqsSensor
+from plugins.sensors.sqs import OptimizationRequestSqsSensor
 
 TENANTS = load_tenants(Path(__file__).with_name("tenants.yaml"))
 ENGINE_NAMES = {
@@ -79,13 +83,6 @@ def tenant_params(tenant: TenantConfig) -> dict[str, Param]:
             type="boolean",
             title="Devices already synced",
             description="Skip the device sync and optimize the devices as they are.",
-            section="Request",
-        ),
-        "wait_for_request": Param(
-            False,
-            type="boolean",
-            title="Wait for an SQS request",
-            description="Ignore this form's request and take the tenant's next request from its queue.",
             section="Request",
         ),
         "session_id": Param(
@@ -153,7 +150,7 @@ def build_tenant_dag(tenant: TenantConfig) -> DAG:
         dag_id=tenant.dag_id,
         description=f"Carrier rate plan optimization of {tenant.name}",
         doc_md=__doc__,
-        schedule=tenant.schedule,
+        schedule=request_asset(tenant),
         start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
         catchup=False,
         max_active_runs=1,
@@ -167,18 +164,7 @@ def build_tenant_dag(tenant: TenantConfig) -> DAG:
             "on_failure_callback": instance_failure_callback(alert_emails=tenant.alert_emails),
         },
     ) as dag:
-        request = TenantRequestSqsSensor(
-            task_id="request",
-            sqs_queue=tenant.request_queue,
-            dead_letter_queue=tenant.dead_letter_queue,
-            tenant_id=tenant.tenant_id,
-            billing_time_zone=tenant.billing_time_zone,
-            start_hours={sp.id: sp.start_hour for sp in tenant.service_providers},
-            poke_interval=5,
-            timeout=45 * 60,
-            soft_fail=True,
-            deferrable=True,
-        )
+        request = OptimizationIntakeOperator(task_id="request", tenant_id=tenant.tenant_id)
         cache_check = OptimizationCacheCheckOperator(task_id="cache_check")
         session = OptimizationSessionOperator(
             task_id="session", request=request.output, alert_emails=tenant.alert_emails
@@ -194,6 +180,7 @@ def build_tenant_dag(tenant: TenantConfig) -> DAG:
             tenant_id=tenant.tenant_id,
             session_id="{{ ti.xcom_pull(task_ids='session')['session_id'] }}",
             require_synced=True,
+            stop_on_sync_error=True,
             poke_interval=5,
             timeout=6 * 3600,
             deferrable=True,

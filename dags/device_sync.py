@@ -1,17 +1,18 @@
 """
 ### Device sync, one DAG per tenant
 
-Worker side of DESIGN §6 step 4: takes a device-sync request of one of the tenant's service providers
-from the tenant's device-sync SQS queue, pages the carrier API (Jasper REST) into the staging tables,
-merges them into the devices, and publishes the completion message (`HasSynced=True`, the session,
-the billing period) that lets the waiting optimization continue.
+Worker side of DESIGN §6 step 4: a device-sync request of one of the tenant's service providers on
+the tenant's device-sync SQS queue starts a run within seconds (the queue's asset watcher, no polling
+runs); the run pages the carrier API (Jasper REST) into the staging tables, merges them into the
+devices, and publishes the completion message (`HasSynced=True`, the session, the billing period) that
+lets the waiting optimization continue.
 
 **request → sync_devices → merge → complete**, and **failed** when a step fails for good
 
 - *Resume*: a retried or cleared `sync_devices` continues after the last completed page; `merge` is
   one transaction; `complete` publishes once per request.
 - *Failure*: the sync-error e-mail goes out and the optimization session is stopped (deleted, inactive),
-  as the legacy system does; the optimization's own wait then times out with errors.
+  as the legacy system does; the optimization's `sync_wait` then fails at once with the sync's error.
 
 Carrier accounts are `http` connections named by `carrier_api_conn_id` in `dags/tenants.yaml`.
 """
@@ -25,6 +26,7 @@ import pendulum
 from airflow.sdk import DAG, get_parsing_context
 
 from include.carrier_optimization.tenants import TenantConfig, load_tenants
+from plugins.assets import device_sync_asset
 from plugins.compat import TriggerRule
 from plugins.operators.device_sync import (
     DeviceSyncCompleteOperator,
@@ -32,10 +34,9 @@ from plugins.operators.device_sync import (
     DeviceSyncMergeOperator,
     DeviceSyncPagesOperator,
 )
-from plugins.sensors.sqs import DeviceSyncRequestSqsSensor
+from plugins.operators.intake import DeviceSyncIntakeOperator
 
 TENANTS = load_tenants(Path(__file__).with_name("tenants.yaml"))
-SCHEDULE = "*/5 * * * *"  # each run waits up to 4.5 min for a request, then ends skipped
 SYNC_STEPS = ("sync_devices", "merge", "complete")
 
 
@@ -51,7 +52,7 @@ def build_device_sync_dag(tenant: TenantConfig) -> DAG:
         dag_id=sync_dag_id(tenant),
         description=f"Carrier device sync of {tenant.name}",
         doc_md=__doc__,
-        schedule=SCHEDULE,
+        schedule=device_sync_asset(tenant),
         start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
         catchup=False,
         max_active_runs=1,
@@ -62,16 +63,7 @@ def build_device_sync_dag(tenant: TenantConfig) -> DAG:
             "retry_delay": timedelta(seconds=30),
         },
     ) as dag:
-        request = DeviceSyncRequestSqsSensor(
-            task_id="request",
-            sqs_queue=tenant.device_sync_queue,
-            dead_letter_queue=tenant.dead_letter_queue,
-            service_provider_ids=[sp.id for sp in providers],
-            tenant_id=tenant.tenant_id,
-            poke_interval=5,
-            timeout=270,
-            soft_fail=True,
-        )
+        request = DeviceSyncIntakeOperator(task_id="request", tenant_id=tenant.tenant_id)
         sync_devices = DeviceSyncPagesOperator(
             task_id="sync_devices",
             request=request.output,

@@ -46,6 +46,11 @@ except ImportError:  # pragma: no cover - MWAA 3.0.6
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent  # noqa: E402  (same path on 3.0 and 3.3)
 
+try:  # event-driven scheduling: Airflow 3.0+ (AssetWatcher triggers must be BaseEventTrigger)
+    from airflow.triggers.base import BaseEventTrigger
+except ImportError:  # pragma: no cover - before 3.0
+    BaseEventTrigger = BaseTrigger  # type: ignore[misc,assignment]
+
 __all__ = [
     "AIRFLOW_VERSION",
     "AIRFLOW_V_3_0_PLUS",
@@ -57,6 +62,7 @@ __all__ = [
     "BaseHook",
     "BaseOperator",
     "BaseSensorOperator",
+    "BaseEventTrigger",
     "BaseTrigger",
     "Context",
     "Param",

@@ -31,6 +31,7 @@ from include.carrier_optimization.cost import (
 from include.carrier_optimization.domain import GroupProblem, RatePlan
 from include.carrier_optimization.engines import legacy
 from include.carrier_optimization.repository import AmopRepository, utcnow
+from include.carrier_optimization.run_records import RunRecords
 from include.carrier_optimization.schema import OptimizationStatus
 from include.carrier_optimization.storage import bulk_insert
 from include.carrier_optimization.validation import plan_errors
@@ -71,6 +72,13 @@ class Request:
     has_synced: bool = False
     portal_type_id: int = 0
     message_id: str | None = None
+    #: A person's request (the trigger form): explicit like one naming its session.
+    manual: bool = False
+
+    @property
+    def explicit(self) -> bool:
+        """Whether the request names its session or comes from a person (the guard lets it re-run)."""
+        return self.session_id is not None or self.manual
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form (the XCom of the request step)."""
@@ -98,6 +106,7 @@ def request_from_params(params: Any, *, tenant_id: int) -> dict[str, Any]:
         session_id=optional("session_id"),
         has_synced=bool(params.get("has_synced", False)),
         portal_type_id=int(params.get("portal_type_id") or 0),
+        manual=True,
     ).to_dict()
 
 
@@ -107,16 +116,18 @@ def request_from_params(params: Any, *, tenant_id: int) -> dict[str, Any]:
 def open_session(
     engine: Engine, request: Request, *, run_key: str, now: dt.datetime | None = None
 ) -> dict[str, Any]:
-    """Resume the request's session or start one, refusing while another optimization of the tenant runs.
+    """Resume the request's session or start one, with the legacy guard (:func:`check_guard`).
 
     ``run_key`` identifies the Airflow run: a retried step finds the session it opened before.
     Returns ``{session_id, session_guid, billing_period_id, resumed}``. Another run's request naming a
-    session whose instance ended ``CompleteWithSuccess`` raises `SessionFinished`.
+    session whose instance ended ``CompleteWithSuccess`` raises `SessionFinished`; a refused request
+    raises `RunRefused` before anything is written.
     """
     repo = AmopRepository(engine)
     if repo.service_provider(request.service_provider_id) is None:
         raise RequestError(f"service provider {request.service_provider_id} does not exist")
-    period = _billing_period(repo, request, now or utcnow())
+    now = now or utcnow()
+    period = _billing_period(repo, request, now)
     ses = s.optimization_session
     with engine.connect() as conn:
         mine = conn.execute(select(ses.c.Id, ses.c.SessionGuid).where(ses.c.AirflowRunId == run_key)).first()
@@ -146,21 +157,50 @@ def open_session(
                 f"optimization session {request.session_id} already finished (instance {done.Id} "
                 f"CompleteWithSuccess); request {request.message_id or '(form)'} not run again"
             )
+        check_guard(engine, request, billing_period_id=period["id"], now=now)
         return {
             "session_id": int(found["Id"]),
             "session_guid": found["SessionGuid"],
             "billing_period_id": period["id"],
             "resumed": True,
         }
-    running = repo.running_session_id(request.tenant_id)
-    if running is not None:
-        raise RunRefused(
-            f"Optimization Is Already Running for tenant {request.tenant_id} (session {running})"
-        )
+    check_guard(engine, request, billing_period_id=period["id"], now=now)
     created = repo.create_session(request.tenant_id, request.service_provider_id, period["id"])
     with engine.begin() as conn:
         conn.execute(update(ses).where(ses.c.Id == created["session_id"]).values(AirflowRunId=run_key))
     return {**created, "billing_period_id": period["id"], "resumed": False}
+
+
+def check_guard(engine: Engine, request: Request, *, billing_period_id: int, now: dt.datetime) -> None:
+    """The legacy ``IsOptimizationRunning`` guard; raises `RunRefused` when the request must not start.
+
+    - Every request: refused while an optimization of the tenant is in progress (another session
+      with an unfinished instance).
+    - A request without a session id that no person made (the scheduled window, the legacy scheduler):
+      also refused while a session of the tenant is syncing, or when a session already optimized this
+      provider's billing period without errors. One scheduled optimization per provider and period;
+      after ``CompleteWithErrors`` the next one runs.
+    - Explicit requests (the form, a portal request with its ``OptimizationSessionId``) start or resume
+      their session otherwise: a person can always re-run after a finished optimization.
+    """
+    records = RunRecords(engine)
+    tenant, own = request.tenant_id, request.session_id
+    optimizing = AmopRepository(engine).running_session_id(tenant, exclude_session_id=own)
+    if optimizing is not None:
+        raise RunRefused(f"Optimization Is Already Running for tenant {tenant} (session {optimizing})")
+    if request.explicit:
+        return
+    syncing = records.syncing_session(tenant, now=now, exclude_session_id=own)
+    if syncing is not None:
+        raise RunRefused(
+            f"Optimization Is Already Running for tenant {tenant} (session {syncing} is syncing devices)"
+        )
+    done = records.finished_well_session(tenant, request.service_provider_id, billing_period_id)
+    if done is not None:
+        raise RunRefused(
+            f"Optimization Is Already Running for tenant {tenant}: session {done} already optimized "
+            f"service provider {request.service_provider_id} in billing period {billing_period_id}"
+        )
 
 
 def _billing_period(repo: AmopRepository, request: Request, now: dt.datetime) -> dict[str, Any]:

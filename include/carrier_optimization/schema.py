@@ -369,6 +369,35 @@ checkpoint = Table(
     Column("UpdatedDate", DateTime, nullable=False, server_default=func.current_timestamp()),
 )
 
+# Our additions for the event-driven run model (DESIGN §6 "What starts a run"):
+# every SQS request a run took, by MessageId, so a redelivered copy never starts a second run;
+processed_message = Table(
+    "AirflowProcessedMessage",
+    metadata,
+    Column("MessageId", String(100), primary_key=True),
+    Column("QueueName", String(400), nullable=False),
+    Column("TenantId", Integer, nullable=False),
+    Column("ServiceProviderId", Integer, nullable=True),
+    Column("BillingPeriodId", Integer, nullable=True),
+    Column("OptimizationSessionId", BigInteger, nullable=True),
+    Column("AirflowRunId", String(250), nullable=False),
+    Column("ReceivedDate", DateTime, nullable=False, server_default=func.current_timestamp()),
+)
+
+# and each request the scheduled window published (the legacy IsTimeToRun decision written down).
+schedule_decision = Table(
+    "AirflowScheduleDecision",
+    metadata,
+    Column("Id", BigId, primary_key=True),
+    Column("TenantId", Integer, nullable=False),
+    Column("ServiceProviderId", Integer, nullable=False),
+    Column("BillingPeriodId", Integer, nullable=False),
+    Column("DecidedAt", DateTime, nullable=False),
+    Column("Reason", String(400), nullable=False),
+    Column("MessageId", String(100), nullable=True),
+    Index("ix_AirflowScheduleDecision_Period", "ServiceProviderId", "BillingPeriodId"),
+)
+
 # Jasper DB staging tables, cleared per provider before a sync (legacy-system.md §2.5).
 jasper_device_staging = Table(
     "JasperDeviceStaging",

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 from collections.abc import Sequence
 from datetime import timedelta
 from functools import cached_property, partial
@@ -10,10 +9,8 @@ from typing import Any, ClassVar
 
 from airflow.providers.amazon.aws.hooks.sqs import SqsHook
 
-from include.carrier_optimization import pipeline
 from include.carrier_optimization.messages import (
     OptimizationRequest,
-    build_request_attributes,
     poke_steps,
     receive_params,
     run_steps,
@@ -21,8 +18,6 @@ from include.carrier_optimization.messages import (
     validate_filter,
 )
 from include.carrier_optimization.queues import resolve_queue_url
-from include.carrier_optimization.repository import AmopRepository
-from include.carrier_optimization.schedule import is_time_to_run, local_billing_time
 from include.carrier_optimization.sync_messages import (
     DeviceSyncRequest,
     split_sync_batch,
@@ -36,7 +31,11 @@ from plugins.compat import (
     Context,
     default_deferrable,
 )
-from plugins.triggers.sqs import DeviceSyncRequestSqsTrigger, OptimizationRequestSqsTrigger
+from plugins.triggers.sqs import (
+    DeviceSyncRequestSqsTrigger,
+    OptimizationRequestSqsTrigger,
+    session_sync_error,
+)
 
 #: SQS limits of ``receive_message``.
 MAX_MESSAGES_LIMIT = 10
@@ -241,6 +240,9 @@ class OptimizationRequestSqsSensor(_FilteringSqsSensor):
     :param deferrable: wait in the triggerer; ``None`` reads ``[operators] default_deferrable``
         (default ``None``).
     :param poke_interval: seconds between pokes, and between trigger polls (default 60).
+    :param stop_on_sync_error: with ``session_id``, fail at once (no retries) with the sync's error when
+        the session's device sync failed: the sync stopped the session (default ``False``).
+    :param amop_conn_id: AMOP database connection read for that (default ``amop_db``).
     """
 
     template_fields: Sequence[str] = ("dead_letter_queue", "session_id", "sqs_queue", "tenant_id")
@@ -267,6 +269,8 @@ class OptimizationRequestSqsSensor(_FilteringSqsSensor):
         max_messages: int = MAX_MESSAGES_LIMIT,
         deferrable: bool | None = None,
         poke_interval: float = 60,
+        stop_on_sync_error: bool = False,
+        amop_conn_id: str = "amop_db",
         **kwargs: Any,
     ) -> None:
         super().__init__(
@@ -286,6 +290,8 @@ class OptimizationRequestSqsSensor(_FilteringSqsSensor):
         self.session_id = session_id
         self.require_synced = require_synced
         self.dead_letter_queue = dead_letter_queue
+        self.stop_on_sync_error = stop_on_sync_error
+        self.amop_conn_id = amop_conn_id
         if self.require_synced is not None and not isinstance(self.require_synced, bool):
             raise ValueError(f"`require_synced` must be True, False or None, got {self.require_synced!r}")
 
@@ -303,75 +309,40 @@ class OptimizationRequestSqsSensor(_FilteringSqsSensor):
             "require_synced": flt.require_synced,
         }
 
+    def _trigger_filter_kwargs(self, filter_kwargs: dict[str, Any]) -> dict[str, Any]:
+        return {
+            **filter_kwargs,
+            "stop_on_sync_error": self.stop_on_sync_error,
+            "amop_conn_id": self.amop_conn_id,
+        }
+
     def _log_no_match(self, filter_kwargs: dict[str, Any]) -> None:
         self.log.info("No request for tenant %s on %s", filter_kwargs["tenant_id"], self.sqs_queue)
 
-
-class TenantRequestSqsSensor(OptimizationRequestSqsSensor):
-    """Intake of the tenant DAG: the form of a manual run is the request; other runs take one from SQS.
-
-    - A manual run (trigger with config) returns its form as the request at once, unless the form's
-      ``wait_for_request`` asks to wait for the queue instead.
-    - A scheduled run first publishes, for each service provider whose legacy window is open (the last
-      days of the billing period, from the provider's start hour in local billing time), the request the
-      legacy scheduler would send; then, like every other run, it takes this tenant's next request from
-      the queue (its own, or one from the portal).
-
-    :param billing_time_zone: IANA zone of the billing periods (default ``UTC``).
-    :param start_hours: ``{service_provider_id: start hour or None}`` of the scheduled window.
-    :param amop_conn_id: AMOP database connection, read for the current billing periods.
-    """
-
-    def __init__(
-        self,
-        *,
-        billing_time_zone: str = "UTC",
-        start_hours: dict[int, int | None] | None = None,
-        amop_conn_id: str = "amop_db",
-        **kwargs: Any,
-    ) -> None:
-        super().__init__(**kwargs)
-        self.billing_time_zone = billing_time_zone
-        self.start_hours = start_hours or {}
-        self.amop_conn_id = amop_conn_id
+    def _fail_on_sync_error(self) -> None:
+        """End the wait for a sync completion at once when the session's sync failed (no retries)."""
+        session_id = self._filter_kwargs()["session_id"]
+        if not self.stop_on_sync_error or session_id is None:
+            return
+        error = session_sync_error(self.amop_conn_id, session_id)
+        if error is not None:
+            raise AirflowFailException(f"Device sync of session {session_id} failed: {error}")
 
     def execute(self, context: Context) -> dict[str, Any] | None:
-        """Return the form's request, or publish what the schedule owes and wait for a request."""
-        params = context["params"]
-        run_type = getattr(context["dag_run"], "run_type", "")
-        run_type = str(getattr(run_type, "value", run_type))
-        if run_type == "manual" and not params.get("wait_for_request"):
-            request = pipeline.request_from_params(params, tenant_id=int(self.tenant_id))
-            self.log.info("Manual run: the form is the request %s", request)
-            return request
-        if run_type == "scheduled":
-            self._publish_due_requests()
+        """As the base class, after failing at once on a failed sync."""
+        self._fail_on_sync_error()
         return super().execute(context)
 
-    def _publish_due_requests(self) -> None:
-        from plugins.hooks.amop import AmopDatabaseHook
+    def poke(self, context: Context) -> bool:
+        """As the base class, after failing at once on a failed sync."""
+        self._fail_on_sync_error()
+        return super().poke(context)
 
-        repo = AmopRepository(AmopDatabaseHook(amop_conn_id=self.amop_conn_id).get_conn())
-        now_local = local_billing_time(dt.datetime.now(dt.UTC), self.billing_time_zone)
-        client = self.hook.get_conn()
-        for provider_id, start_hour in self.start_hours.items():
-            period = repo.current_billing_period(int(provider_id), now_local)
-            if period is None or not is_time_to_run(period["BillingCycleEndDate"], now_local, start_hour):
-                continue
-            end = period["BillingCycleEndDate"]
-            client.send_message(
-                QueueUrl=resolve_queue_url(client, self.sqs_queue),
-                MessageBody=f"Carrier to optimize is for Billing Period {end.year}/{end.month}",
-                MessageAttributes=build_request_attributes(
-                    tenant_id=int(self.tenant_id),
-                    service_provider_id=int(provider_id),
-                    bill_period_id=period["id"],
-                    has_synced=False,
-                    bill_year=end.year,
-                    bill_month=end.month,
-                ),
-            )
-            self.log.info("Window open for provider %s: request published", provider_id)
+    def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> dict[str, Any]:
+        """As the base class; a ``sync_failed`` event fails the task without retries."""
+        if event is not None and event.get("status") == "sync_failed":
+            raise AirflowFailException(event.get("message", "Device sync failed"))
+        return super().execute_complete(context, event)
 
 
 class DeviceSyncRequestSqsSensor(_FilteringSqsSensor):

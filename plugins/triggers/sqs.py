@@ -15,6 +15,10 @@ from include.carrier_optimization.sync_messages import split_sync_batch
 from plugins.compat import BaseTrigger, TriggerEvent
 
 
+class SyncFailed(Exception):
+    """The device sync of the awaited session failed (the session was stopped with its error)."""
+
+
 class _FilteringSqsTrigger(BaseTrigger):
     """Poll an SQS queue until a wanted message arrives, then fire once (base of the request triggers).
 
@@ -112,6 +116,9 @@ class _FilteringSqsTrigger(BaseTrigger):
         """Poll until a wanted message is taken; yield one success or error event."""
         try:
             request = await self._wait_for_request()
+        except SyncFailed as failed:
+            yield TriggerEvent({"status": "sync_failed", "message": str(failed)})
+            return
         except Exception as error:
             self.log.exception("Waiting for %s on %s failed", self.wanted, self.sqs_queue)
             yield TriggerEvent(
@@ -156,6 +163,9 @@ class OptimizationRequestSqsTrigger(_FilteringSqsTrigger):
     :param visibility_timeout: visibility timeout of received messages in seconds; ``None`` for the queue's.
     :param max_messages: messages received per round, 1 to 10 (default 10).
     :param poll_interval: seconds to sleep between rounds without a match (default 60).
+    :param stop_on_sync_error: with ``session_id``, end at once with a ``sync_failed`` event when the
+        session's device sync failed (the session stopped with its error) (default ``False``).
+    :param amop_conn_id: AMOP database connection read for that (default ``amop_db``).
     """
 
     split_function = staticmethod(split_batch)
@@ -176,6 +186,8 @@ class OptimizationRequestSqsTrigger(_FilteringSqsTrigger):
         visibility_timeout: int | None = None,
         max_messages: int = 10,
         poll_interval: float = 60.0,
+        stop_on_sync_error: bool = False,
+        amop_conn_id: str = "amop_db",
     ) -> None:
         super().__init__(
             sqs_queue=sqs_queue,
@@ -190,6 +202,16 @@ class OptimizationRequestSqsTrigger(_FilteringSqsTrigger):
         self.tenant_id = tenant_id
         self.session_id = session_id
         self.require_synced = require_synced
+        self.stop_on_sync_error = stop_on_sync_error
+        self.amop_conn_id = amop_conn_id
+
+    async def poke(self, client: Any) -> dict[str, Any] | None:
+        """Raise `SyncFailed` when the awaited session's sync failed; else one round of the base poke."""
+        if self.stop_on_sync_error and self.session_id is not None:
+            error = await asyncio.to_thread(session_sync_error, self.amop_conn_id, self.session_id)
+            if error is not None:
+                raise SyncFailed(f"Device sync of session {self.session_id} failed: {error}")
+        return await super().poke(client)
 
     def _filter_kwargs(self) -> dict[str, Any]:
         return {
@@ -261,3 +283,11 @@ class DeviceSyncRequestSqsTrigger(_FilteringSqsTrigger):
             f"Accepted device-sync request {request['message_id']} for service provider "
             f"{request['service_provider_id']}"
         )
+
+
+def session_sync_error(amop_conn_id: str, session_id: int) -> str | None:
+    """The error of the session's failed device sync, or None (blocking; the sensor shares it)."""
+    from include.carrier_optimization.run_records import RunRecords
+    from plugins.hooks.amop import AmopDatabaseHook
+
+    return RunRecords(AmopDatabaseHook(amop_conn_id=amop_conn_id).get_conn()).sync_error(int(session_id))

@@ -92,6 +92,35 @@ def test_task_graph_is_the_design_pipeline(dagbag, tenant):
 
 
 @pytest.mark.parametrize("tenant", TENANTS, ids=lambda t: t.slug)
+def test_tenant_dags_start_on_their_queue_s_asset_watcher_not_on_a_clock(dagbag, tenant):
+    from plugins.triggers.intake import SqsRequestWatcherTrigger
+
+    for dag_id, queue, kind in (
+        (tenant.dag_id, tenant.request_queue, "optimization"),
+        (f"device_sync__{tenant.slug}", tenant.device_sync_queue, "device_sync"),
+    ):
+        dag = dagbag.dags[dag_id]
+        asset = dag.timetable.asset_condition
+        assert type(asset).__name__ == "Asset", f"{dag_id} must be scheduled on exactly its queue's asset"
+        (watcher,) = asset.watchers
+        assert isinstance(watcher.trigger, SqsRequestWatcherTrigger)
+        assert (watcher.trigger.sqs_queue, watcher.trigger.kind) == (queue, kind)
+        assert watcher.trigger.dead_letter_queue == tenant.dead_letter_queue
+        assert type(dag.get_task("request")).__name__.endswith("IntakeOperator")
+
+
+def test_the_window_dag_is_hourly_with_one_quick_task_per_tenant(dagbag):
+    dag = dagbag.dags["carrier_optimization_window"]
+    assert dag.max_active_runs == 1 and dag.catchup is False
+    assert dag.timetable.expression in ("@hourly", "0 * * * *")
+    assert set(dag.task_ids) == {f"window__{t.slug}" for t in TENANTS}
+    for tenant in TENANTS:
+        task = dag.get_task(f"window__{tenant.slug}")
+        assert task.request_queue == tenant.request_queue and task.retries >= 2
+        assert task.start_hours == {sp.id: sp.start_hour for sp in tenant.service_providers}
+
+
+@pytest.mark.parametrize("tenant", TENANTS, ids=lambda t: t.slug)
 def test_params_defaults_are_valid_and_typed(dagbag, tenant):
     dag = dagbag.dags[tenant.dag_id]
     params = dag.params

@@ -31,7 +31,7 @@ from include.carrier_optimization.messages import parse_request
 from include.carrier_optimization.repository import AmopRepository
 from include.carrier_optimization.sync import SYNC_ERROR_SUBJECT
 from include.carrier_optimization.sync_messages import build_sync_request_attributes
-from tests.dags.conftest import ACME, ACME_SPEC, FLEET_SEED, FLEET_SIZE
+from tests.dags.conftest import ACME, ACME_SPEC, FLEET_SEED, FLEET_SIZE, take_from_queue
 
 pytestmark = [pytest.mark.dags, pytest.mark.integration("sqs")]
 
@@ -49,6 +49,15 @@ def load_sync_dag(*, retries: int = 0, poke_interval: float = 0.2):
     from datetime import timedelta
 
     dag = runpy.run_path(str(DAG_FILE))[DAG_ID]
+    take_from_queue(
+        dag,
+        timeout=60,
+        sqs_queue=ACME.device_sync_queue,
+        tenant_id=ACME.tenant_id,
+        kind="device_sync",
+        service_provider_ids=[sp.id for sp in ACME.service_providers],
+        dead_letter_queue=ACME.dead_letter_queue,
+    )
     for task in dag.tasks:
         task.retries = retries
         task.retry_delay = timedelta(seconds=0)
@@ -180,9 +189,9 @@ def test_one_sync_dag_per_tenant_with_the_policies():
         assert downstream["merge"] == {"complete", "failed"}
         assert downstream["complete"] == {"failed"}
         assert dag.get_task("failed").trigger_rule == "one_failed"
-        request = dag.get_task("request")
-        assert request.service_provider_ids == [sp.id for sp in tenant.service_providers]
-        assert request.sqs_queue == tenant.device_sync_queue
+        (watcher,) = dag.timetable.asset_condition.watchers  # started by its queue's requests
+        assert watcher.trigger.service_provider_ids == [sp.id for sp in tenant.service_providers]
+        assert watcher.trigger.sqs_queue == tenant.device_sync_queue
         assert dag.get_task("complete").sqs_queue == tenant.request_queue
 
 
@@ -293,7 +302,10 @@ import json, runpy, sys
 from datetime import timedelta
 from airflow.utils import db
 db.resetdb()  # its own metadata database (dag.test() needs the ORM set up in this process)
+from tests.dags.conftest import ACME, take_from_queue
 dag = runpy.run_path(sys.argv[1])[sys.argv[2]]
+take_from_queue(dag, timeout=240, sqs_queue=ACME.device_sync_queue, tenant_id=ACME.tenant_id,
+                kind="device_sync", service_provider_ids=[sp.id for sp in ACME.service_providers])
 for task in dag.tasks:
     task.retries, task.retry_delay = 0, timedelta(0)
     if hasattr(task, "poke_interval"):

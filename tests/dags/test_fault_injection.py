@@ -41,6 +41,7 @@ from tests.dags.conftest import (
     PACKAGE_CONNECTIONS,
     ROOT,
     current_period_end,
+    take_from_queue,
 )
 from tests.dags.test_optimization_dag import assert_optimized, rows, task_states
 
@@ -504,10 +505,10 @@ def test_duplicated_sync_completion_does_no_harm(
 ):
     """The device-sync worker publishes the session's completion twice.
 
-    The run takes one (its sync wait); the other is released and stays on the request queue. A second
-    run that takes it finds the session finished: its session step skips (no e-mail), so nothing after
-    it runs (no queue evaluated, no row rewritten, no second report), and the message is consumed. The
-    end state stays the reference's.
+    The run takes one (its sync wait); the other is released and stays on the request queue. The
+    watcher takes it (its session no longer waits for a sync) and a second run finds the session
+    finished: its session step skips (no e-mail), so nothing after it runs (no queue evaluated, no row
+    rewritten, no second report), and the message is consumed. The end state stays the reference's.
     """
     from include.carrier_optimization.notify import RESULTS_SUBJECT
     from tests.dags.test_optimization_dag import DeviceSyncWorker, drain, send_request, text
@@ -539,7 +540,9 @@ def test_duplicated_sync_completion_does_no_harm(
     assert [e["subject"] for e in amop.emails()].count(results_mail) == 1
 
     calls = counted_batches(monkeypatch)
-    second = load_dag().test(run_conf={**CONF, "wait_for_request": True})
+    dag = load_dag()
+    take_from_queue(dag, sqs_queue=tenant_queues["request"], tenant_id=ACME.tenant_id)
+    second = dag.test(run_conf=CONF)  # as if the queue's watcher had started it with the duplicate
 
     assert drain(sqs_client, tenant_queues["request"]) == [], "the duplicate was not taken"
     states = task_states(second)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import uuid
 
 import pytest
 
@@ -23,14 +22,9 @@ LONG_VISIBILITY = 300
 
 
 @pytest.fixture
-def queues(sqs_client):
+def queues(fresh_queue):
     """A fresh request queue and dead-letter queue on the local endpoint."""
-    name = f"requests-{uuid.uuid4().hex[:8]}"
-    queue = sqs_client.create_queue(QueueName=name)["QueueUrl"]
-    dlq = sqs_client.create_queue(QueueName=f"{name}-dlq")["QueueUrl"]
-    yield queue, dlq
-    sqs_client.delete_queue(QueueUrl=queue)
-    sqs_client.delete_queue(QueueUrl=dlq)
+    return fresh_queue
 
 
 def send(client, queue: str, body: str = "Carrier to optimize", **fields) -> str:

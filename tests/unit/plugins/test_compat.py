@@ -46,6 +46,7 @@ CLASSES = {
     "BaseSensorOperator": "BaseOperator",
     "BaseHook": None,
     "BaseTrigger": None,
+    "BaseEventTrigger": "BaseTrigger",
     "TriggerEvent": None,
     "Param": None,
     "Context": None,

@@ -137,6 +137,8 @@ class TestDeferral:
             "visibility_timeout": None,
             "max_messages": 10,
             "poll_interval": 30.0,
+            "stop_on_sync_error": False,
+            "amop_conn_id": "amop_db",
         }
 
     def test_rendered_empty_values_become_none(self):

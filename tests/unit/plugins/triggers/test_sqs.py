@@ -26,6 +26,8 @@ KWARGS = {
     "visibility_timeout": 30,
     "max_messages": 10,
     "poll_interval": 5.0,
+    "stop_on_sync_error": False,
+    "amop_conn_id": "amop_db",
 }
 PRIMITIVES = (str, int, float, bool, type(None))
 
@@ -67,6 +69,8 @@ class TestOptimizationRequestSqsTrigger:
             "visibility_timeout": None,
             "max_messages": 10,
             "poll_interval": 60.0,
+            "stop_on_sync_error": False,
+            "amop_conn_id": "amop_db",
         }
 
     def test_constructor_builds_no_client(self):

@@ -105,9 +105,9 @@ def duplicates(keys) -> list:
     return [k for k, n in Counter(keys).items() if n > 1]
 
 
-def assert_same_end_state(engine, reference: dict) -> dict:
+def assert_same_end_state(engine, reference: dict, *, devices: int = FLEET_SIZE) -> dict:
     """The run's end state equals the reference run's, field by field (readable failures)."""
-    state = end_state(engine)
+    state = end_state(engine, devices=devices)
     for name in reference:
         if name in ("plans", "charges"):
             differ = {

@@ -29,4 +29,5 @@ PY
 "$VENV/bin/python" -m pytest -q -p no:cacheprovider -k sqlite \
   tests/unit/include/carrier_optimization/test_pipeline.py \
   tests/unit/include/carrier_optimization/test_schema.py \
-  tests/unit/include/carrier_optimization/test_repository.py
+  tests/unit/include/carrier_optimization/test_repository.py \
+  tests/unit/include/carrier_optimization/test_session_guard.py

@@ -1114,7 +1114,12 @@ def select_winners(engine: Engine, *, instance_id: int) -> dict[str, Any]:
         conn.execute(
             update(s.optimization_instance)
             .where(s.optimization_instance.c.Id == instance_id)
-            .values(RunStatusId=int(OptimizationStatus.CompleteWithSuccess), RunEndTime=utcnow())
+            # a run resumed after a failure (a cleared task) ends without the error of its failed try
+            .values(
+                RunStatusId=int(OptimizationStatus.CompleteWithSuccess),
+                RunEndTime=utcnow(),
+                ErrorMessage=None,
+            )
         )
     return savings_summary(instance_id, groups)
 

@@ -134,8 +134,12 @@ class OptimizationIntakeOperator(_SqsIntakeOperator):
         return Request
 
     def without_event(self, context: Context) -> dict[str, Any]:
-        """A manual run: its trigger form is the request."""
+        """A manual run: its trigger form is the request (an asset event without a message: skipped)."""
         from include.carrier_optimization.pipeline import request_from_params
+
+        run_type = getattr(context.get("dag_run"), "run_type", "manual")
+        if str(getattr(run_type, "value", run_type)) == "asset_triggered":
+            raise AirflowSkipException("Asset-triggered run without an SQS request: nothing to run")
 
         request = request_from_params(context["params"], tenant_id=int(self.tenant_id))
         self.log.info("Manual run: the form is the request %s", request)

@@ -105,9 +105,9 @@ def duplicates(keys) -> list:
     return [k for k, n in Counter(keys).items() if n > 1]
 
 
-def assert_same_end_state(engine, reference: dict) -> dict:
+def assert_same_end_state(engine, reference: dict, *, devices: int = FLEET_SIZE) -> dict:
     """The run's end state equals the reference run's, field by field (readable failures)."""
-    state = end_state(engine)
+    state = end_state(engine, devices=devices)
     for name in reference:
         if name in ("plans", "charges"):
             differ = {
@@ -506,9 +506,9 @@ def test_duplicated_sync_completion_does_no_harm(
     """The device-sync worker publishes the session's completion twice.
 
     The run takes one (its sync wait); the other is released and stays on the request queue. The
-    watcher takes it (its session no longer waits for a sync) and a second run finds the session finished: its session step skips (no e-mail), so nothing after
-    it runs (no queue evaluated, no row rewritten, no second report), and the message is consumed. The
-    end state stays the reference's.
+    watcher takes it (its session no longer waits for a sync) and a second run finds the session
+    finished: its session step skips (no e-mail), so nothing after it runs (no queue evaluated, no row
+    rewritten, no second report), and the message is consumed. The end state stays the reference's.
     """
     from include.carrier_optimization.notify import RESULTS_SUBJECT
     from tests.dags.test_optimization_dag import DeviceSyncWorker, drain, send_request, text

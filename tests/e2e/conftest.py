@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import time
 import uuid
 from dataclasses import dataclass
 from email import policy
@@ -49,7 +50,7 @@ FORM = {
     "has_synced": True,
     "session_id": None,
     "engine": "legacy",
-    "batch_size": 1000,
+    "batch_size": 2500,
     "queues_per_instance": 5,
     "time_budget_seconds": 600,
 }
@@ -60,6 +61,20 @@ SETTINGS = {
     "AIRFLOW__SCHEDULER__TASK_QUEUED_TIMEOUT": "90",
 }
 EXECUTORS = {"LocalExecutor": (6, "local"), "CeleryExecutor": (8, "celery")}
+#: Figures the scenarios measure (latencies, suite time), printed at the end of the test session.
+FIGURES: list[str] = []
+
+
+def record_figure(text: str) -> None:
+    """Keep one measured figure for the end-of-session summary."""
+    FIGURES.append(text)
+
+
+def pytest_terminal_summary(terminalreporter) -> None:
+    if FIGURES:
+        terminalreporter.section("end-to-end figures")
+        for line in FIGURES:
+            terminalreporter.write_line(line)
 
 
 @dataclass
@@ -154,13 +169,16 @@ def deployment(request, tmp_path_factory):
         sims=SIMS,
         settings=SETTINGS,
     )
+    started = time.monotonic()
     try:
         airflow.prepare(fresh=True)
         airflow.start()
         api = airflow.wait_ready(keep_paused=(WINDOW_DAG_ID,))
+        record_figure(f"[{request.param}] Airflow up in {time.monotonic() - started:.0f} s")
         yield E2EDeployment(airflow, api, amop_url, load_tenants(TENANTS_FILE))
     finally:
         airflow.stop()
+        record_figure(f"[{request.param}] deployment's whole time {time.monotonic() - started:.0f} s")
         if not os.environ.get("CARRIER_OPT_E2E_KEEP"):  # keep them to look at a failure
             drop_database(metadata_db)
             drop_database(amop_db)

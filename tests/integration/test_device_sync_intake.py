@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import uuid
 from datetime import timedelta
 
 import pytest
@@ -23,13 +22,8 @@ SINCE = "2026-10-27T00:00:00Z"
 
 
 @pytest.fixture
-def queues(sqs_client):
-    name = f"device-sync-{uuid.uuid4().hex[:8]}"
-    queue = sqs_client.create_queue(QueueName=name)["QueueUrl"]
-    dlq = sqs_client.create_queue(QueueName=f"{name}-dlq")["QueueUrl"]
-    yield queue, dlq
-    sqs_client.delete_queue(QueueUrl=queue)
-    sqs_client.delete_queue(QueueUrl=dlq)
+def queues(fresh_queue):
+    return fresh_queue
 
 
 def send(client, queue, provider, **fields) -> str:

@@ -216,3 +216,9 @@ def test_a_repeated_event_of_a_released_message_never_deletes_it():
     plan = plan_claims([first, second, second_again], taken_by=lambda _: None, run_id="r")
     assert plan.claim == first and plan.duplicates == []
     assert plan.release == [second_again]  # the newest receipt handle
+
+
+def test_an_asset_event_without_a_message_runs_nothing(amop):
+    ctx = context([], run_id="asset_triggered__9") | {"dag_run": SimpleNamespace(run_type="asset_triggered")}
+    with pytest.raises(AirflowSkipException, match="without an SQS request"):
+        intake().execute(ctx)

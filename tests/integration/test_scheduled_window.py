@@ -106,3 +106,14 @@ def test_closed_window_ends_in_seconds_and_publishes_nothing(
     assert tick(start_hour) == []
     assert time.monotonic() - start < 5
     assert drain(sqs_client, queue) == []
+
+
+def test_a_request_that_started_nothing_is_published_again_but_not_one_still_queued(amop, queue, sqs_client):
+    period_id = write_period(amop, days_to_end=3)
+    (first,) = tick()
+    assert tick() == []  # its run has not taken it yet: nothing more
+    request = {"tenant_id": TENANT.tenant_id, "service_provider_id": TENANT.service_provider_id}
+    RunRecords(amop).claim_message(first["message_id"], queue=QUEUE, request=request, run_id="run_1")
+    (again,) = tick()  # taken, refused by the guard: no session, no instance, nothing running
+    assert "started no optimization" in again["reason"] and again["billing_period_id"] == period_id
+    assert len(drain(sqs_client, queue)) == 2

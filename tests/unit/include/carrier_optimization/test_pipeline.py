@@ -375,3 +375,15 @@ def test_fixed_plans_are_validated_again_on_a_rerun(db_engine, session, fleet):
     rerun = prepare(db_engine, session)
     assert rerun.error is None and rerun.device_count == len(fleet.devices)
     assert counts(db_engine)["OptimizationInstance"] == 1
+
+
+def test_winners_of_a_run_resumed_after_a_failure_clear_its_error(db_engine, session):
+    plan = prepare(db_engine, session)
+    repo = AmopRepository(db_engine)
+    repo.set_instance_status(plan.instance_id, OptimizationStatus.CompleteWithErrors, error="optimize killed")
+    for batch in plan.batches:  # the cleared tasks run again
+        pipeline.write_queue_batch(db_engine, **batch)
+        pipeline.run_optimizer_batch(db_engine, queues_per_instance=5, **batch)
+    pipeline.select_winners(db_engine, instance_id=plan.instance_id)
+    instance = repo.instance(plan.instance_id)
+    assert (instance["RunStatusId"], instance["ErrorMessage"]) == (SUCCESS, None)

@@ -7,22 +7,9 @@ import datetime as dt
 import pytest
 
 from include.carrier_optimization import schedule
-from include.carrier_optimization.schema import create_schema
-from include.carrier_optimization.storage import make_engine
 from plugins.operators.window import OptimizationWindowOperator
 
 TENANT, PROVIDER = 9, 901
-
-
-@pytest.fixture
-def amop(monkeypatch, sqlite_url):
-    """The embedded AMOP database the operator's hook finds (no ``amop_db`` connection)."""
-    monkeypatch.setenv("CARRIER_OPT_DB_URL", sqlite_url)
-    monkeypatch.delenv("AIRFLOW_CONN_AMOP_DB", raising=False)
-    engine = make_engine(sqlite_url)
-    create_schema(engine)
-    yield engine
-    engine.dispose()
 
 
 @pytest.fixture

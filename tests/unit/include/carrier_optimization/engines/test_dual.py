@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from include.carrier_optimization.domain import GroupProblem, RatePlan
+from include.carrier_optimization.domain import RatePlan
 from include.carrier_optimization.engines.dual import (
     lagrangian_bound,
     maximize_dual,
@@ -19,23 +19,8 @@ POOL = RatePlan(1, "POOL", 2.0, 10.0, 1.0, 1.0, pooled=True)
 FLAT = RatePlan(2, "FLAT", 3.0, 100.0, 1.0, 1.0, pooled=False)
 
 
-def _group(plans, usage, proration=None) -> GroupProblem:
-    n = len(usage)
-    return GroupProblem(
-        ",".join(str(p.plan_id) for p in plans),
-        ("cp",),
-        tuple(plans),
-        [f"d{i}" for i in range(n)],
-        usage,
-        [0] * n,
-        proration if proration is not None else [1.0] * n,
-        [0] * n,
-        [-1] * n,
-    )
-
-
-def test_prepare_group_indexes_pools_and_the_best_individual_plan():
-    data = prepare_group(_group([FLAT, POOL], [4.0, 25.0], proration=[1.0, 0.5]))
+def test_prepare_group_indexes_pools_and_the_best_individual_plan(make_tiny_group):
+    data = prepare_group(make_tiny_group([FLAT, POOL], [4.0, 25.0], proration=[1.0, 0.5]))
     assert data.pools.tolist() == [1]
     assert data.pool_of_plan.tolist() == [-1, 0]
     # excess u − A·f: 4 − 10, 25 − 10·0.5
@@ -45,14 +30,14 @@ def test_prepare_group_indexes_pools_and_the_best_individual_plan():
     assert data.best_individual.tolist() == pytest.approx([3.0, 1.5])  # prorated monthly charge
 
 
-def test_without_individual_plans_the_best_individual_is_infinite():
-    data = prepare_group(_group([POOL], [1.0]))
+def test_without_individual_plans_the_best_individual_is_infinite(make_tiny_group):
+    data = prepare_group(make_tiny_group([POOL], [1.0]))
     assert np.isinf(data.best_individual).all() and data.best_individual_plan.tolist() == [-1]
 
 
-def test_pool_cost_charges_whole_blocks_of_positive_excess_only():
+def test_pool_cost_charges_whole_blocks_of_positive_excess_only(make_tiny_group):
     block = RatePlan(3, "BLK", 0.0, 0.0, 5.0, 10.0, pooled=True)
-    data = prepare_group(_group([block], [0.0]))
+    data = prepare_group(make_tiny_group([block], [0.0]))
     assert pool_cost(data, np.array([[-3.0], [0.0], [0.5], [10.0], [10.5]])).ravel().tolist() == [
         0.0,
         0.0,
@@ -62,14 +47,14 @@ def test_pool_cost_charges_whole_blocks_of_positive_excess_only():
     ]
 
 
-def test_oracle_without_pools_is_the_sum_of_best_individual_costs():
-    data = prepare_group(_group([FLAT], [1.0, 2.0]))
+def test_oracle_without_pools_is_the_sum_of_best_individual_costs(make_tiny_group):
+    data = prepare_group(make_tiny_group([FLAT], [1.0, 2.0]))
     value, gradient, plan = oracle(data, np.zeros(0))
     assert value == pytest.approx(6.0) and gradient.size == 0 and plan.tolist() == [0, 0]
 
 
-def test_oracle_prices_pool_excess_and_returns_its_supergradient():
-    data = prepare_group(_group([FLAT, POOL], [0.0, 12.0]))
+def test_oracle_prices_pool_excess_and_returns_its_supergradient(make_tiny_group):
+    data = prepare_group(make_tiny_group([FLAT, POOL], [0.0, 12.0]))
     # at λ=0 both devices take the pool (2 < 3): excesses −10 and +2
     value, gradient, plan = oracle(data, np.array([0.0]))
     assert value == pytest.approx(4.0) and plan.tolist() == [1, 1]
@@ -89,8 +74,8 @@ def test_the_bound_is_below_the_optimum_for_any_prices(make_hard_group, brute, s
         assert lagrangian_bound(group, prices) <= optimum + 1e-9
 
 
-def test_lagrangian_bound_checks_its_arguments():
-    group = _group([FLAT, POOL], [1.0])
+def test_lagrangian_bound_checks_its_arguments(make_tiny_group):
+    group = make_tiny_group([FLAT, POOL], [1.0])
     with pytest.raises(ValueError, match="one per pooled plan"):
         lagrangian_bound(group, [0.0, 0.0])
     with pytest.raises(ValueError, match="finite"):
@@ -115,8 +100,8 @@ def test_maximize_dual_beats_every_grid_point_and_stays_a_valid_bound(make_group
     assert trace["dual_iterations"] >= 1 and len(plan) == group.n_devices
 
 
-def test_maximize_dual_stops_at_a_past_deadline():
-    data = prepare_group(_group([FLAT, POOL], [0.0, 12.0]))
+def test_maximize_dual_stops_at_a_past_deadline(make_tiny_group):
+    data = prepare_group(make_tiny_group([FLAT, POOL], [0.0, 12.0]))
     trace: dict = {}
     maximize_dual(data, 0.0, dict(OPTIONS), trace)
     assert trace["dual_stopped"] == "time limit" and trace["dual_iterations"] == 1

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from include.carrier_optimization.domain import GroupProblem, RatePlan
+from include.carrier_optimization.domain import RatePlan
 from include.carrier_optimization.engines.dual import prepare_group
 from include.carrier_optimization.engines.optimal import OPTIONS
 from include.carrier_optimization.engines.search import local_search, pool_excess, relabel
@@ -15,23 +15,8 @@ SAME = RatePlan(2, "SAME", 1.0, 10.0, 1.0, 1.0, pooled=False)
 POOL = RatePlan(3, "POOL", 0.5, 10.0, 2.0, 1.0, pooled=True)
 
 
-def _group(plans, usage, current) -> GroupProblem:
-    n = len(usage)
-    return GroupProblem(
-        ",".join(str(p.plan_id) for p in plans),
-        ("cp",),
-        tuple(plans),
-        [f"d{i}" for i in range(n)],
-        usage,
-        [0] * n,
-        [1.0] * n,
-        [0] * n,
-        current,
-    )
-
-
-def test_pool_excess_sums_the_excess_of_the_pool_members():
-    data = prepare_group(_group([CHEAP, POOL], [4.0, 25.0, 7.0], [-1, -1, -1]))
+def test_pool_excess_sums_the_excess_of_the_pool_members(make_tiny_group):
+    data = prepare_group(make_tiny_group([CHEAP, POOL], [4.0, 25.0, 7.0]))
     assert pool_excess(data, np.array([1, 1, 0])).tolist() == pytest.approx([(4 - 10) + (25 - 10)])
     assert pool_excess(data, np.array([0, 0, 0])).tolist() == [0.0]
 
@@ -54,23 +39,23 @@ def test_local_search_never_raises_the_cost_and_ends_in_a_local_optimum(make_har
     assert trace["local_search_moves"] >= 0
 
 
-def test_local_search_moves_devices_to_the_cheaper_plan():
+def test_local_search_moves_devices_to_the_cheaper_plan(make_tiny_group):
     expensive = RatePlan(9, "DEAR", 5.0, 10.0, 1.0, 1.0, pooled=False)
-    data = prepare_group(_group([expensive, CHEAP], [1.0, 2.0], [-1, -1]))
+    data = prepare_group(make_tiny_group([expensive, CHEAP], [1.0, 2.0]))
     trace: dict = {}
     assert local_search(data, np.array([0, 0]), None, dict(OPTIONS), trace).tolist() == [1, 1]
     assert trace["local_search_moves"] == 2
 
 
-def test_local_search_stops_at_a_past_deadline():
-    data = prepare_group(_group([SAME, CHEAP], [1.0], [-1]))
+def test_local_search_stops_at_a_past_deadline(make_tiny_group):
+    data = prepare_group(make_tiny_group([SAME, CHEAP], [1.0]))
     trace: dict = {}
     assert local_search(data, np.array([0]), 0.0, dict(OPTIONS), trace).tolist() == [0]
     assert trace["local_search_stopped"] == "time limit"
 
 
-def test_relabel_keeps_the_current_plan_when_it_costs_the_same(reference):
-    group = _group([CHEAP, SAME], [1.0, 2.0, 3.0], [1, -1, 0])
+def test_relabel_keeps_the_current_plan_when_it_costs_the_same(make_tiny_group, reference):
+    group = make_tiny_group([CHEAP, SAME], [1.0, 2.0, 3.0], current=[1, -1, 0])
     data = prepare_group(group)
     trace: dict = {}
     result = relabel(data, np.array([0, 1, 1]), trace)
@@ -79,18 +64,18 @@ def test_relabel_keeps_the_current_plan_when_it_costs_the_same(reference):
     assert trace["relabel_moves"] >= 1
 
 
-def test_relabel_swaps_identical_devices_so_both_keep_their_plan():
+def test_relabel_swaps_identical_devices_so_both_keep_their_plan(make_tiny_group):
     dear = RatePlan(9, "DEAR", 5.0, 10.0, 1.0, 1.0, pooled=False)
-    group = _group([CHEAP, dear], [2.0, 2.0], [1, 0])
+    group = make_tiny_group([CHEAP, dear], [2.0, 2.0], current=[1, 0])
     data = prepare_group(group)
     # one identical device on each plan: swapping labels keeps the cost and both current plans
     assert relabel(data, np.array([1, 0]), {}).tolist() == [1, 0]
     assert relabel(data, np.array([0, 1]), {}).tolist() == [1, 0]
 
 
-def test_relabel_never_moves_a_device_back_when_it_costs_more(reference):
+def test_relabel_never_moves_a_device_back_when_it_costs_more(make_tiny_group, reference):
     dear = RatePlan(9, "DEAR", 5.0, 10.0, 1.0, 1.0, pooled=False)
-    group = _group([CHEAP, dear, POOL], [2.0, 30.0], [1, 2])
+    group = make_tiny_group([CHEAP, dear, POOL], [2.0, 30.0], current=[1, 2])
     data = prepare_group(group)
     trace: dict = {}
     result = relabel(data, np.array([0, 0]), trace)

@@ -122,6 +122,21 @@ def db_engine(request):
 
 
 @pytest.fixture
+def amop(monkeypatch, tmp_path):
+    """An AMOP SQLite database with the schema; the hooks' embedded default (no ``amop_db`` connection)."""
+    from include.carrier_optimization.schema import create_schema
+    from include.carrier_optimization.storage import make_engine
+
+    url = f"sqlite:///{tmp_path / 'amop.sqlite'}"
+    monkeypatch.setenv("CARRIER_OPT_DB_URL", url)
+    monkeypatch.delenv("AIRFLOW_CONN_AMOP_DB", raising=False)
+    engine = make_engine(url)
+    create_schema(engine)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture
 def redis_client():
     """A client of the real local Redis on a test database, flushed before and after."""
     import redis

@@ -27,6 +27,13 @@ SYNC_PROGRESS = 20
 SYNC_HORIZON = dt.timedelta(hours=6)
 
 
+class SyncFailedError(RuntimeError):
+    """The device sync of an awaited session failed: the session was stopped with its error.
+
+    See :meth:`RunRecords.sync_error`; the sync-wait trigger raises it to end its wait at once.
+    """
+
+
 class RunRecords:
     """Reads and writes of the run model on the AMOP database (SQLAlchemy Core, no Airflow)."""
 

@@ -11,12 +11,9 @@ from typing import Any, ClassVar
 from airflow.providers.amazon.aws.hooks.sqs import SqsHook
 
 from include.carrier_optimization.messages import arun_steps, poke_steps, receive_params, split_batch
+from include.carrier_optimization.run_records import SyncFailedError
 from include.carrier_optimization.sync_messages import split_sync_batch
 from plugins.compat import BaseTrigger, TriggerEvent
-
-
-class SyncFailed(Exception):
-    """The device sync of the awaited session failed (the session was stopped with its error)."""
 
 
 class _FilteringSqsTrigger(BaseTrigger):
@@ -116,7 +113,7 @@ class _FilteringSqsTrigger(BaseTrigger):
         """Poll until a wanted message is taken; yield one success or error event."""
         try:
             request = await self._wait_for_request()
-        except SyncFailed as failed:
+        except SyncFailedError as failed:
             yield TriggerEvent({"status": "sync_failed", "message": str(failed)})
             return
         except Exception as error:
@@ -206,11 +203,11 @@ class OptimizationRequestSqsTrigger(_FilteringSqsTrigger):
         self.amop_conn_id = amop_conn_id
 
     async def poke(self, client: Any) -> dict[str, Any] | None:
-        """Raise `SyncFailed` when the awaited session's sync failed; else one round of the base poke."""
+        """Raise `SyncFailedError` when the awaited session's sync failed; else one round of the base poke."""
         if self.stop_on_sync_error and self.session_id is not None:
             error = await asyncio.to_thread(session_sync_error, self.amop_conn_id, self.session_id)
             if error is not None:
-                raise SyncFailed(f"Device sync of session {self.session_id} failed: {error}")
+                raise SyncFailedError(f"Device sync of session {self.session_id} failed: {error}")
         return await super().poke(client)
 
     def _filter_kwargs(self) -> dict[str, Any]:

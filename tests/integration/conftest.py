@@ -1,25 +1,10 @@
-"""Fixtures of the run-model tests: the embedded AMOP database the operators find, fresh SQS queues."""
+"""Fixtures of the run-model tests: fresh SQS queues (the AMOP database is ``amop`` of tests/conftest.py)."""
 
 from __future__ import annotations
 
 import uuid
 
 import pytest
-
-
-@pytest.fixture
-def amop(monkeypatch, tmp_path):
-    """An AMOP SQLite database with the schema; the hooks' embedded default (no ``amop_db`` connection)."""
-    from include.carrier_optimization.schema import create_schema
-    from include.carrier_optimization.storage import make_engine
-
-    url = f"sqlite:///{tmp_path / 'amop.sqlite'}"
-    monkeypatch.setenv("CARRIER_OPT_DB_URL", url)
-    monkeypatch.delenv("AIRFLOW_CONN_AMOP_DB", raising=False)
-    engine = make_engine(url)
-    create_schema(engine)
-    yield engine
-    engine.dispose()
 
 
 @pytest.fixture

@@ -146,3 +146,25 @@ def reference():
 def brute():
     """`brute_force`: the optimum over all assignments of a tiny group."""
     return brute_force
+
+
+def tiny_group(plans, usage, *, proration=None, current=None) -> GroupProblem:
+    """A group of one comm plan over ``plans``; devices ``d0..`` with ``usage``, no SMS, full periods."""
+    n = len(usage)
+    return GroupProblem(
+        key=",".join(str(p.plan_id) for p in plans),
+        comm_plans=("cp",),
+        plans=tuple(plans),
+        device_ids=[f"d{i}" for i in range(n)],
+        usage_mb=usage,
+        sms=[0] * n,
+        proration=[1.0] * n if proration is None else proration,
+        comm_plan_index=[0] * n,
+        current_plan=[-1] * n if current is None else current,
+    )
+
+
+@pytest.fixture(scope="session")
+def make_tiny_group():
+    """`tiny_group`: a hand-written group of one comm plan."""
+    return tiny_group

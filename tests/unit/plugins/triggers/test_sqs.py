@@ -7,7 +7,9 @@ import json
 
 import pytest
 
+from include.carrier_optimization.run_records import SyncFailedError
 from plugins.compat import TriggerEvent
+from plugins.triggers import sqs as sqs_triggers
 from plugins.triggers.sqs import OptimizationRequestSqsTrigger
 from tests.conftest import free_port
 
@@ -118,3 +120,29 @@ class TestOptimizationRequestSqsTrigger:
         )
         assert "Could not connect to the endpoint URL" in payload["message"]
         assert "request" not in payload
+
+
+class TestSyncFailure:
+    """``stop_on_sync_error``: a failed sync of the awaited session ends the wait with ``sync_failed``."""
+
+    @pytest.fixture(autouse=True)
+    def failed_sync(self, monkeypatch):
+        errors = {901: "carrier API 401"}
+        monkeypatch.setattr(
+            sqs_triggers, "session_sync_error", lambda conn_id, session_id: errors.get(session_id)
+        )
+
+    def trigger(self, session_id: int) -> OptimizationRequestSqsTrigger:
+        return OptimizationRequestSqsTrigger(
+            **(KWARGS | {"stop_on_sync_error": True, "session_id": session_id})
+        )
+
+    def test_poke_raises_sync_failed_error_before_any_sqs_call(self):
+        with pytest.raises(SyncFailedError, match="Device sync of session 901 failed: carrier API 401"):
+            asyncio.run(self.trigger(901).poke(client=None))
+
+    def test_run_yields_one_sync_failed_event(self):
+        events = asyncio.run(collect(self.trigger(901)))
+        assert [event.payload for event in events] == [
+            {"status": "sync_failed", "message": "Device sync of session 901 failed: carrier API 401"}
+        ]

@@ -72,8 +72,8 @@ def mark_instance_failed(
     _best_effort(
         ti,
         "send the alert e-mail",
-        lambda: NotificationEmailHook().send(
-            Email(tuple(alert_emails), FAILURE_SUBJECT.format(dag_id=ti.dag_id), body)
+        lambda: NotificationEmailHook().send_or_log(  # undeliverable: the alert goes to the task log
+            Email(tuple(alert_emails), FAILURE_SUBJECT.format(dag_id=ti.dag_id), body), LOG
         ),
     )
 

@@ -44,6 +44,7 @@ try:
 except ImportError:  # pragma: no cover - MWAA 3.0.6
     from airflow.configuration import conf  # type: ignore[no-redef]
 
+from airflow.exceptions import AirflowNotFoundException  # noqa: E402  (same class on 3.0 and 3.3)
 from airflow.triggers.base import BaseTrigger, TriggerEvent  # noqa: E402  (same path on 3.0 and 3.3)
 
 __all__ = [
@@ -53,6 +54,7 @@ __all__ = [
     "DAG",
     "AirflowException",
     "AirflowFailException",
+    "AirflowNotFoundException",
     "AirflowSkipException",
     "BaseHook",
     "BaseOperator",

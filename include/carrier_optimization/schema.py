@@ -25,6 +25,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     func,
+    inspect,
 )
 from sqlalchemy.engine import Engine
 
@@ -433,6 +434,12 @@ def create_schema(engine: Engine) -> None:
         missing = [{"Id": int(s), "Name": s.name} for s in OptimizationStatus if int(s) not in present]
         if missing:
             conn.execute(optimization_status.insert(), missing)
+
+
+def missing_tables(engine: Engine) -> list[str]:
+    """Tables of the schema that the database lacks (a read-only check; nothing is created)."""
+    present = set(inspect(engine).get_table_names())
+    return sorted(name for name in metadata.tables if name not in present)
 
 
 def drop_schema(engine: Engine) -> None:

@@ -432,7 +432,7 @@ class DeviceSyncFailedOperator(DeviceSyncBaseOperator):
                 )
             except Exception:
                 self.log.exception("Could not report the sync error of session %s to AMOP", session_id)
-        where = self.mail.send(
+        where = self.mail.send_or_log(  # undeliverable: the alert goes to the task log
             sync_error_email(
                 recipients=tuple(self.alert_emails),
                 provider_name=provider,

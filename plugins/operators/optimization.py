@@ -127,7 +127,7 @@ class OptimizationSessionOperator(AmopBaseOperator):
         try:
             session = pipeline.open_session(self.db.get_conn(), request, run_key=run_key)
         except pipeline.RunRefused as refused:
-            self.mail.send(
+            self.mail.send_or_log(
                 Email(
                     tuple(self.alert_emails), ALREADY_RUNNING_SUBJECT, f"{refused}. Request: {self.request}"
                 )
@@ -259,7 +259,7 @@ class OptimizationCountOperator(AmopBaseOperator):
             f"Redis is configured but unreachable ({message}). Optimization session {session['session_id']}, "
             f"instance {instance_id} continues without the cache (database-only checkpoints)."
         )
-        self.mail.send(
+        self.mail.send_or_log(  # undeliverable: the alert goes to the task log
             Email(tuple(self.alert_emails), CACHE_ISSUE_SUBJECT.format(ou="Carrier Optimization"), body)
         )
         store.put(marker, {"sent": True})

@@ -121,3 +121,28 @@ def test_an_instance_ended_by_its_step_keeps_its_own_message(amop, api_errors, t
     assert [e["message"] for e in api_errors] == ["plan_id 7 invalid"]
     (mail,) = outbox(tmp_path)
     assert "plan_id 7 invalid" in mail
+
+
+def test_an_undeliverable_alert_goes_to_the_task_log(amop, tmp_path, monkeypatch, caplog):
+    """Outside local mode with SMTP down: retries, then the alert is logged in full (nothing raises)."""
+    import json
+    import logging
+
+    from tests.conftest import free_port
+
+    session, instance_id = started(amop)
+    db = {"conn_type": "sqlite", "host": str(tmp_path / "amop.sqlite")}
+    monkeypatch.setenv("AIRFLOW_CONN_AMOP_DB", json.dumps(db))
+    smtp = {"conn_type": "smtp", "host": "127.0.0.1", "port": free_port()}  # nothing listens
+    monkeypatch.setenv("AIRFLOW_CONN_SMTP_NOTIFICATIONS", json.dumps(smtp))
+    monkeypatch.delenv("CARRIER_OPT_LOCAL_MODE")
+    monkeypatch.setattr("plugins.hooks.email.time.sleep", lambda seconds: None)
+    with caplog.at_level(logging.ERROR, logger="plugins.callbacks"):
+        mark_instance_failed(context(session, "disk full"), alert_emails=["ops@cb.example"])
+    assert AmopRepository(amop).instance(instance_id)["RunStatusId"] == int(
+        OptimizationStatus.CompleteWithErrors
+    )
+    alert = "\n".join(r.getMessage() for r in caplog.records if r.name == "plugins.callbacks")
+    assert "'smtp_notifications' (e-mail) could not deliver" in alert
+    assert "disk full" in alert and "ops@cb.example" in alert and f"instance {instance_id}" in alert
+    assert outbox(tmp_path) == []

@@ -11,6 +11,7 @@ from sqlalchemy import make_url, select
 from sqlalchemy.exc import OperationalError
 
 import plugins.hooks.amop as amop_module
+from include.carrier_optimization.local_mode import LOCAL_MODE_ENV, ConnectionNotUsable
 from include.carrier_optimization.schema import OptimizationStatus, drop_schema, metadata, optimization_status
 from include.carrier_optimization.storage import make_engine
 from plugins.compat import BaseHook
@@ -214,10 +215,11 @@ class TestPostgres:
             CONN_ENV, json.dumps({"conn_type": "postgres", "host": "127.0.0.1", "port": port, "login": "x"})
         )
         hook = AmopDatabaseHook(amop_conn_id=CONN_ID)
-        with pytest.raises(OperationalError):
+        with pytest.raises(ConnectionNotUsable, match=rf"^Connection '{CONN_ID}' \(AMOP database\) cannot"):
             hook.get_conn()
-        with pytest.raises(OperationalError):
+        with pytest.raises(ConnectionNotUsable) as raised:
             hook.get_conn()  # still unreachable: must fail again, not hand out a schema-less engine
+        assert isinstance(raised.value.__cause__, OperationalError) and hook.engine is None
 
 
 class TestMsSql:
@@ -275,3 +277,52 @@ class TestUnknownType:
         ):
             hook.get_conn()
         assert hook.engine is None
+
+
+class TestProductionMode:
+    """``CARRIER_OPT_LOCAL_MODE`` off: no embedded fallback, no DDL, errors name the connection."""
+
+    @pytest.fixture(autouse=True)
+    def _production(self, monkeypatch):
+        monkeypatch.delenv(LOCAL_MODE_ENV)
+
+    def test_missing_connection_fails_naming_it(self, embedded, schema_calls):
+        hook = AmopDatabaseHook(amop_conn_id=CONN_ID)
+        with pytest.raises(
+            ConnectionNotUsable, match=rf"^Connection '{CONN_ID}' \(AMOP database\) is not defined"
+        ):
+            hook.get_conn()
+        assert not embedded.exists() and schema_calls == [] and hook.engine is None
+
+    def test_typo_in_the_flag_is_an_error(self, embedded, monkeypatch):
+        monkeypatch.setenv(LOCAL_MODE_ENV, "ture")
+        with pytest.raises(ValueError, match=rf"^{LOCAL_MODE_ENV}='ture' is not a boolean"):
+            AmopDatabaseHook(amop_conn_id=CONN_ID).get_conn()
+        assert not embedded.exists()
+
+    def test_empty_database_is_refused_without_ddl(self, monkeypatch, tmp_path, schema_calls):
+        path = tmp_path / "prod.sqlite"
+        monkeypatch.setenv(CONN_ENV, json.dumps({"conn_type": "sqlite", "host": str(path)}))
+        hook = AmopDatabaseHook(amop_conn_id=CONN_ID)
+        with pytest.raises(
+            ConnectionNotUsable, match=r"lacks the tables .*OptimizationQueue.*mssql_migration"
+        ):
+            hook.get_conn()
+        assert schema_calls == [] and sa_inspect(make_engine(f"sqlite:///{path}")).get_table_names() == []
+
+    def test_complete_schema_is_used_as_is(self, monkeypatch, tmp_path, schema_calls):
+        from include.carrier_optimization.schema import create_schema
+
+        path = tmp_path / "prod.sqlite"
+        create_schema(make_engine(f"sqlite:///{path}"))
+        monkeypatch.setenv(CONN_ENV, json.dumps({"conn_type": "sqlite", "host": str(path)}))
+        engine = AmopDatabaseHook(amop_conn_id=CONN_ID).get_conn()
+        assert engine.dialect.name == "sqlite" and schema_calls == []
+        assert _schema_is_complete(engine)
+
+    def test_unreachable_database_names_the_connection(self, monkeypatch):
+        monkeypatch.setenv(
+            CONN_ENV, json.dumps({"conn_type": "postgres", "host": "127.0.0.1", "port": free_port()})
+        )
+        with pytest.raises(ConnectionNotUsable, match=rf"^Connection '{CONN_ID}' \(AMOP database\) cannot"):
+            AmopDatabaseHook(amop_conn_id=CONN_ID).get_conn()

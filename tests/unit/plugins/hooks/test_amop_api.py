@@ -9,6 +9,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
+from include.carrier_optimization.local_mode import LOCAL_MODE_ENV, ConnectionNotUsable
 from include.carrier_optimization.progress import ERROR_PATH, PROGRESS_PATH, error_payload, progress_payload
 from plugins.compat import BaseHook
 from plugins.hooks.amop_api import AmopApiHook
@@ -243,3 +244,25 @@ class TestFailures:
         api.status = 200
         assert hook.send_progress(session_id=1, session_guid=None, progress=50) is True
         assert [r["body"]["data"]["Progress"] for r in api.requests] == [40, 50]
+
+
+class TestProductionMode:
+    """``CARRIER_OPT_LOCAL_MODE`` off: the API connection is required; a rejected call still never fails."""
+
+    @pytest.fixture(autouse=True)
+    def _production(self, monkeypatch):
+        monkeypatch.delenv(LOCAL_MODE_ENV)
+
+    def test_missing_connection_fails_naming_it(self, no_connection, hook_logs):
+        hook = AmopApiHook(amop_api_conn_id=CONN_ID)
+        with pytest.raises(
+            ConnectionNotUsable, match=rf"^Connection '{CONN_ID}' \(AMOP progress API\) is not defined"
+        ):
+            hook.send_progress(session_id=SESSION_ID, session_guid=None, progress=20)
+        with pytest.raises(ConnectionNotUsable):  # not cached as "log only" after the first failure
+            hook.get_conn()
+
+    def test_configured_connection_posts(self, api):
+        hook = AmopApiHook(amop_api_conn_id=CONN_ID)
+        assert hook.send_progress(session_id=SESSION_ID, session_guid="g", progress=30) is True
+        assert len(api.requests) == 1

@@ -30,6 +30,7 @@ from include.carrier_optimization.cost import (
 )
 from include.carrier_optimization.domain import GroupProblem, RatePlan
 from include.carrier_optimization.engines import legacy
+from include.carrier_optimization.messages import portal_type_problem
 from include.carrier_optimization.repository import AmopRepository, utcnow
 from include.carrier_optimization.schema import OptimizationStatus
 from include.carrier_optimization.storage import bulk_insert

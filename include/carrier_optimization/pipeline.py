@@ -73,6 +73,10 @@ class Request:
     portal_type_id: int = 0
     message_id: str | None = None
 
+    def __post_init__(self) -> None:
+        if (problem := portal_type_problem(self.portal_type_id)) is not None:
+            raise ValueError(f"`PortalTypeId` {problem}")
+
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form (the XCom of the request step)."""
         return asdict(self)

@@ -53,12 +53,22 @@ class AmopApiHook(BaseHook):
         return self._http
 
     def send_progress(
-        self, *, session_id: int, session_guid: str | None, progress: int, device_count: int = 0
+        self,
+        *,
+        session_id: int,
+        session_guid: str | None,
+        progress: int,
+        device_count: int = 0,
+        additional: dict[str, Any] | None = None,
     ) -> bool:
-        """Report ``progress``; returns whether the API accepted it (False when not configured)."""
+        """Report ``progress`` (and a new session's ``AdditionalJson``); returns whether it was accepted."""
         self.log.info("Optimization session %s: progress %d%% (%d SIMs)", session_id, progress, device_count)
         payload = progress_payload(
-            session_id=session_id, session_guid=session_guid, progress=progress, device_count=device_count
+            session_id=session_id,
+            session_guid=session_guid,
+            progress=progress,
+            device_count=device_count,
+            additional=additional,
         )
         return self._post(payload)
 

@@ -17,7 +17,9 @@ from include.carrier_optimization.notify import (
     RESULTS_SUBJECT,
     Email,
 )
+from include.carrier_optimization.progress import additional_json, is_auto_carrier_optimization
 from include.carrier_optimization.report import ReportError, build_report, store_result_file
+from include.carrier_optimization.repository import AmopRepository
 from include.carrier_optimization.tenants import ENGINES
 from plugins.compat import AirflowFailException, AirflowSkipException, BaseOperator, Context
 from plugins.hooks.amop import AmopDatabaseHook
@@ -90,13 +92,21 @@ class AmopBaseOperator(BaseOperator):
         return NotificationEmailHook(smtp_conn_id=self.smtp_conn_id)
 
     def progress(self, session: dict[str, Any], value: int, device_count: int = 0) -> None:
-        """Store and report the session's progress; never fails the task."""
+        """Store the session's progress; report it to AMOP only for an auto carrier optimization."""
         pipeline.set_progress(self.db.get_conn(), session["session_id"], value)
+        if not session.get("auto", True):
+            self.log.info(
+                "Session %s: progress %d%% stored; not sent to AMOP (the portal reports this request)",
+                session["session_id"],
+                value,
+            )
+            return
         self.api.send_progress(
             session_id=session["session_id"],
             session_guid=session.get("session_guid"),
             progress=value,
             device_count=device_count,
+            additional=session.get("additional_json"),
         )
 
 
@@ -138,8 +148,24 @@ class OptimizationSessionOperator(AmopBaseOperator):
             raise AirflowSkipException(str(finished)) from finished
         except pipeline.RequestError as error:
             raise AirflowFailException(str(error)) from error
+        session = {**session, **self._progress_fields(session, request)}
         self.progress(session, 0)
         return {**session, "request": request.to_dict()}
+
+    def _progress_fields(self, session: dict[str, Any], request: pipeline.Request) -> dict[str, Any]:
+        """``auto`` (legacy isAutoCarrierOptimization) and the ``additional_json`` sent with progress.
+
+        ``additional_json`` is set when the request has no session id (it started the session), as the
+        legacy builds ``additionalData``.
+        """
+        auto = is_auto_carrier_optimization(session_id=request.session_id, has_synced=request.has_synced)
+        additional = None
+        if request.session_id is None:
+            period = AmopRepository(self.db.get_conn()).billing_period(session["billing_period_id"])
+            additional = additional_json(
+                tenant_id=request.tenant_id, service_provider_id=request.service_provider_id, period=period
+            )
+        return {"auto": auto, "additional_json": additional}
 
 
 CACHE_OK, CACHE_DEGRADED, CACHE_ABSENT = "ok", "degraded", "absent"

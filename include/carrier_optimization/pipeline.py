@@ -242,6 +242,7 @@ def prepare_instance(
         service_provider_id=request.service_provider_id,
         billing_period=period,
         portal_type_id=request.portal_type_id,
+        sqs_message_id=request.message_id,
     )
     reopen_instance(engine, instance_id)
     instance = repo.instance(instance_id)
@@ -530,9 +531,19 @@ def _insert_queue(conn: Connection, instance, request: Request, group_id: int, k
                 SequenceIndex=index,
                 RunStartTime=utcnow(),
                 CreatedDate=utcnow(),
+                **_queue_source(conn, instance),
             )
         ).inserted_primary_key[0]
     )
+
+
+def _queue_source(conn: Connection, instance: Any) -> dict[str, Any]:
+    """Queue columns taken as the legacy does: the provider's ``UsesProration``, the ``SqsMessageId``."""
+    sp = s.service_provider
+    prorates = conn.execute(
+        select(sp.c.UsesProration).where(sp.c.id == instance["ServiceProviderId"])
+    ).scalar_one_or_none()
+    return {"UsesProration": bool(prorates), "SqsMessageId": instance["SqsMessageId"]}
 
 
 def group_plans(conn: Connection, comm_group_id: int) -> tuple[tuple[RatePlan, ...], list[int]]:
@@ -577,6 +588,7 @@ def write_queue_batch(engine: Engine, *, comm_group_id: int, start: int, stop: i
             select(s.optimization_instance).where(s.optimization_instance.c.Id == grp)
         ).one()
         plans, group_plan_ids = group_plans(conn, comm_group_id)
+        source = _queue_source(conn, instance._mapping)
         in_range = and_(
             q.c.CommPlanGroupId == comm_group_id,
             q.c.QueueKind == KIND_SEQUENCE,
@@ -594,13 +606,13 @@ def write_queue_batch(engine: Engine, *, comm_group_id: int, start: int, stop: i
                     "CommPlanGroupId": comm_group_id,
                     "RunStatusId": int(OptimizationStatus.NotStarted),
                     "ServiceProviderId": instance.ServiceProviderId,
-                    "UsesProration": False,
                     "IsBillInAdvance": False,
                     "QueueKind": KIND_SEQUENCE,
                     "SequenceIndex": i,
                     "IsDeleted": False,
                     "CreatedBy": s.CREATED_BY,
                     "CreatedDate": now,
+                    **source,
                 }
                 for i in range(start, stop)
                 if i not in present

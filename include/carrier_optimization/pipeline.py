@@ -21,7 +21,13 @@ from sqlalchemy import and_, delete, func, insert, select, update
 from sqlalchemy.engine import Connection, Engine
 
 from include.carrier_optimization import schema as s
-from include.carrier_optimization.commgroups import DEFAULT_PLAN_LIMIT, build_problem, parse_plan_list
+from include.carrier_optimization.checkpoints import DatabaseCheckpointStore
+from include.carrier_optimization.commgroups import (
+    DEFAULT_PLAN_LIMIT,
+    build_problem,
+    describe_skipped,
+    parse_plan_list,
+)
 from include.carrier_optimization.cost import (
     days_active_in_period,
     evaluate,
@@ -41,6 +47,7 @@ LOG = logging.getLogger(__name__)
 BYTES_PER_MB = 1024 * 1024
 SEQUENCE_CAP = 5040
 MAX_BATCHES = 128
+SETUP_FACTS_TTL = 62 * 24 * 3600  # skipped groups and SIM counts of an instance, for its count step reruns
 KIND_BASE, KIND_SEQUENCE, KIND_ENGINE = "base", "sequence", "engine"
 NO_PLANS_MESSAGE = "No Comm Groups and/or Rate Plans for this Instance"
 INVALID_PLANS_MESSAGE = "One or more Rate Plans have invalid Data per Overage Charge or Overage Rate"
@@ -207,6 +214,7 @@ class InstancePlan:
     batches: list[dict[str, int]]
     skipped: list[str]
     error: str | None = None
+    sim_counts: dict[str, int] | None = None  # {"expected", "actual"} when fewer SIMs were set up
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form (small: ids, counts, ranges)."""
@@ -344,7 +352,23 @@ def _set_up_instance(engine, repo, instance, request, period, now, plan_limit) -
         )
     for skipped in problem.skipped:
         LOG.warning("Instance %s: comm group %s skipped: %s", instance_id, skipped.key, skipped.reason)
+    DatabaseCheckpointStore(engine).put(
+        _setup_key(instance_id),
+        {"skipped": describe_skipped(problem), "expected": len(devices), "actual": problem.n_devices},
+        ttl_seconds=SETUP_FACTS_TTL,
+    )
     return None
+
+
+def _setup_key(instance_id: int) -> str:
+    return f"carrier_opt:setup:{instance_id}"
+
+
+def _setup_facts(engine: Engine, instance_id: int) -> tuple[list[str], dict[str, int] | None]:
+    """The skipped groups and, when fewer SIMs were set up than expected, the SIM counts."""
+    facts = DatabaseCheckpointStore(engine).get(_setup_key(instance_id)) or {}
+    counts = {"expected": int(facts.get("expected", 0)), "actual": int(facts.get("actual", 0))}
+    return list(facts.get("skipped", [])), counts if counts["actual"] < counts["expected"] else None
 
 
 def rate_plans_from_frame(frame: pd.DataFrame) -> tuple[RatePlan, ...]:
@@ -505,7 +529,8 @@ def _instance_plan(engine, instance_id, batch_size, engine_name, max_batches, se
                 {"comm_group_id": g["comm_group_id"], "start": a, "stop": min(a + size, n)}
                 for a in range(0, n, size)
             ]
-    return InstancePlan(instance_id, int(device_count), groups, batches, [])
+    skipped, sim_counts = _setup_facts(engine, instance_id)
+    return InstancePlan(instance_id, int(device_count), groups, batches, skipped, sim_counts=sim_counts)
 
 
 # -- queues -----------------------------------------------------------------------------------------

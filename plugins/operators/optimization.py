@@ -16,6 +16,8 @@ from include.carrier_optimization.notify import (
     CACHE_ISSUE_SUBJECT,
     RESULTS_SUBJECT,
     Email,
+    sim_count_email,
+    skipped_groups_email,
 )
 from include.carrier_optimization.progress import additional_json, is_auto_carrier_optimization
 from include.carrier_optimization.report import ReportError, build_report, store_result_file
@@ -200,8 +202,10 @@ class OptimizationCacheCheckOperator(BaseOperator):
 class OptimizationCountOperator(AmopBaseOperator):
     """Start the instance, validate plans, build comm groups, snapshot and count SIMs (progress 30).
 
-    Returns ``{instance_id, device_count, groups, batches}``: the comm group ids and the batch
-    descriptors (``comm_group_id, start, stop``) the mapped tasks fan out over. Invalid
+    Returns ``{instance_id, device_count, groups, batches, skipped}``: the comm group ids, the batch
+    descriptors (``comm_group_id, start, stop``) the mapped tasks fan out over and the comm groups left
+    out (over the rate plan limit; the "Rate Plans limit exceeded" e-mail goes out once per instance, as
+    does "SIM Counts not Expected" when fewer SIMs were set up than the provider has). Invalid
     plans end the instance ``CompleteWithErrors``, send the ``ErrorMessage`` and fail the task.
 
     :param session: the session step's dict (templated; an XComArg in the DAG).
@@ -258,6 +262,7 @@ class OptimizationCountOperator(AmopBaseOperator):
         )
         if isinstance(cache, dict) and cache.get("status") == CACHE_DEGRADED:
             self._alert_cache_issue(session, plan.instance_id, str(cache.get("message")))
+        self._alert_set_up(plan)
         self.progress(self.session, 30, plan.device_count)
         if not plan.batches:  # no sequence queues to write: the instance's queues are complete
             self.progress(self.session, 40, plan.device_count)
@@ -273,21 +278,37 @@ class OptimizationCountOperator(AmopBaseOperator):
             "device_count": plan.device_count,
             "groups": [g["comm_group_id"] for g in plan.groups],
             "batches": plan.batches,
+            "skipped": plan.skipped,
         }
 
     def _alert_cache_issue(self, session: dict[str, Any], instance_id: int, message: str) -> None:
-        """The legacy configuration-issue e-mail, exactly once per instance (marker in the database)."""
-        store = DatabaseCheckpointStore(self.db.get_conn())
-        marker = f"carrier_opt:alert:redis:{instance_id}"
-        if store.get(marker) is not None:
-            return
+        """The legacy configuration-issue e-mail, exactly once per instance."""
         body = (
             f"Redis is configured but unreachable ({message}). Optimization session {session['session_id']}, "
             f"instance {instance_id} continues without the cache (database-only checkpoints)."
         )
-        self.mail.send_or_log(  # undeliverable: the alert goes to the task log
-            Email(tuple(self.alert_emails), CACHE_ISSUE_SUBJECT.format(ou="Carrier Optimization"), body)
+        self._alert_once(
+            f"redis:{instance_id}",
+            Email(tuple(self.alert_emails), CACHE_ISSUE_SUBJECT.format(ou="Carrier Optimization"), body),
         )
+
+    def _alert_set_up(self, plan: pipeline.InstancePlan) -> None:
+        """The legacy set-up e-mails, once per instance: skipped comm groups, SIM counts not expected."""
+        to = tuple(self.alert_emails)
+        if plan.skipped:
+            email = skipped_groups_email(to, instance_id=plan.instance_id, skipped=plan.skipped)
+            self._alert_once(f"skipped:{plan.instance_id}", email)
+        if plan.sim_counts:
+            email = sim_count_email(to, instance_id=plan.instance_id, **plan.sim_counts)
+            self._alert_once(f"sims:{plan.instance_id}", email)
+
+    def _alert_once(self, name: str, email: Email) -> None:
+        """Send ``email`` unless already sent for ``name`` (a marker in the database)."""
+        store = DatabaseCheckpointStore(self.db.get_conn())
+        marker = f"carrier_opt:alert:{name}"
+        if store.get(marker) is not None:
+            return
+        self.mail.send_or_log(email)  # undeliverable: the alert goes to the task log
         store.put(marker, {"sent": True})
 
 

@@ -66,3 +66,27 @@ def test_a_form_request_records_no_message_id(db_engine):
     )
     assert AmopRepository(db_engine).instance(plan.instance_id)["SqsMessageId"] is None
     assert {row.SqsMessageId for row in _queues(db_engine, plan.instance_id)} == {None}
+
+
+def test_a_full_set_up_has_no_skipped_groups_and_no_sim_warning(db_engine):
+    tenant = _fleet(db_engine, uses_proration=True)
+    request = pipeline.Request(tenant_id=tenant.tenant_id, service_provider_id=tenant.service_provider_id)
+    session = pipeline.open_session(db_engine, request, run_key="dag/full")
+    plan = pipeline.prepare_instance(
+        db_engine, session_id=session["session_id"], request=request, batch_size=50
+    )
+    assert plan.device_count > 0 and plan.skipped == [] and plan.sim_counts is None
+
+
+def test_a_plan_limit_skips_groups_lists_them_and_counts_the_sims(db_engine):
+    tenant = _fleet(db_engine, uses_proration=True)
+    request = pipeline.Request(tenant_id=tenant.tenant_id, service_provider_id=tenant.service_provider_id)
+    session = pipeline.open_session(db_engine, request, run_key="dag/limit")
+    kwargs = {"session_id": session["session_id"], "request": request, "batch_size": 50, "plan_limit": 1}
+    plan = pipeline.prepare_instance(db_engine, **kwargs)
+    assert plan.skipped and all("over the limit of 1" in line for line in plan.skipped)
+    devices = len(AmopRepository(db_engine).devices(tenant.service_provider_id, tenant.tenant_id))
+    assert plan.sim_counts == {"expected": devices, "actual": plan.device_count}
+    assert plan.device_count < devices
+    again = pipeline.prepare_instance(db_engine, **kwargs)  # a cleared count step: same facts
+    assert (again.skipped, again.sim_counts) == (plan.skipped, plan.sim_counts)

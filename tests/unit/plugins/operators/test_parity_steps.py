@@ -1,4 +1,4 @@
-"""Legacy parity of AMOP progress: isAutoCarrierOptimization per request, AdditionalJson of a new session."""
+"""Legacy parity of the steps: progress gating (isAutoCarrierOptimization), AdditionalJson, set-up e-mails."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from include.carrier_optimization.progress import is_auto_carrier_optimization, 
 from include.carrier_optimization.repository import AmopRepository
 from include.carrier_optimization.storage import make_engine
 from plugins.hooks.amop_api import AmopApiHook
-from plugins.operators.optimization import OptimizationSessionOperator
+from plugins.operators.optimization import OptimizationCountOperator, OptimizationSessionOperator
 
 TENANT = TenantSpec(tenant_id=8, name="gate", service_provider_id=801)
 DAG_ID = "carrier_optimization__gate"
@@ -119,3 +119,26 @@ def test_a_mobility_request_from_the_form_fails_naming_the_portal_type(amop, sen
     assert sent == []
     with pytest.raises(ValueError, match=r"is 2 \(CrossProvider\)"):
         pipeline.Request(tenant_id=8, service_provider_id=801, portal_type_id=2)
+
+
+def test_count_sends_the_limit_and_sim_count_e_mails_once(amop, sent, monkeypatch, tmp_path):
+    import functools
+
+    from include.carrier_optimization.notify import SIM_COUNT_SUBJECT, SKIPPED_GROUP_SUBJECT
+
+    monkeypatch.setattr(
+        pipeline, "prepare_instance", functools.partial(pipeline.prepare_instance, plan_limit=1)
+    )
+    session = run_session({"tenant_id": 8, "service_provider_id": 801, "has_synced": True}, "manual__1")
+    ti = SimpleNamespace(dag_id=DAG_ID, run_id="manual__1", task_id="count", xcom_pull=lambda **kw: None)
+    context = {"dag": SimpleNamespace(dag_id=DAG_ID), "run_id": "manual__1", "ti": ti}
+    count = OptimizationCountOperator(task_id="count", session=session, alert_emails=["ops@gate.example"])
+    first = count.execute(context)
+    count.execute(context)  # a cleared count step sends nothing again
+    mails = sorted(p.read_text() for p in (tmp_path / "outbox").glob("*.eml"))
+    assert len(mails) == 2
+    limit = next(m for m in mails if SKIPPED_GROUP_SUBJECT in m)
+    assert f"Instance {first['instance_id']}" in limit and "over the limit of 1" in limit
+    sims = next(m for m in mails if SIM_COUNT_SUBJECT in m)
+    assert f"{first['device_count']} SIMs were set up for optimization, 20 were expected" in sims
+    assert first["skipped"]

@@ -6,8 +6,6 @@ the same SQL runs against it on SQL Server, where the existing tables are used a
 
 from __future__ import annotations
 
-import enum
-
 from sqlalchemy import (
     BigInteger,
     Boolean,
@@ -29,23 +27,14 @@ from sqlalchemy import (
 )
 from sqlalchemy.engine import Engine
 
+from include.carrier_optimization.statuses import OptimizationStatus, StatusId
+
 metadata = MetaData()
 
 # SQLite only auto-increments an ``INTEGER PRIMARY KEY``; BIGINT elsewhere, as in AMOP.
 BigId = BigInteger().with_variant(Integer, "sqlite")
 Money = Numeric(18, 4)
 CREATED_BY = "carrier_optimization"
-
-
-class OptimizationStatus(enum.IntEnum):
-    """Run status of instances and queues (``OptimizationStatus`` lookup; only NotStarted=1 is evidenced)."""
-
-    NotStarted = 1
-    CommGroupSetup = 2
-    RunningPermutations = 3
-    CleaningUp = 4
-    CompleteWithSuccess = 5
-    CompleteWithErrors = 6
 
 
 FINISHED_STATUSES = (
@@ -180,7 +169,7 @@ optimization_instance = Table(
     "OptimizationInstance",
     metadata,
     Column("Id", BigId, primary_key=True),
-    Column("RunStatusId", Integer, ForeignKey("OptimizationStatus.Id"), nullable=False),
+    Column("RunStatusId", StatusId, ForeignKey("OptimizationStatus.Id"), nullable=False),
     Column("RunStartTime", DateTime, nullable=True),
     Column("RunEndTime", DateTime, nullable=True),
     Column("BillingPeriodStartDate", DateTime, nullable=False),
@@ -242,7 +231,7 @@ optimization_queue = Table(
     Column("Id", BigId, primary_key=True),
     Column("InstanceId", BigInteger, ForeignKey("OptimizationInstance.Id"), nullable=False),
     Column("CommPlanGroupId", BigInteger, ForeignKey("OptimizationCommGroup.Id"), nullable=False),
-    Column("RunStatusId", Integer, ForeignKey("OptimizationStatus.Id"), nullable=False),
+    Column("RunStatusId", StatusId, ForeignKey("OptimizationStatus.Id"), nullable=False),
     Column("ServiceProviderId", Integer, nullable=True),
     Column("UsesProration", Boolean, nullable=False, default=False),
     Column("IsBillInAdvance", Boolean, nullable=False, default=False),

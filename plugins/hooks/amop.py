@@ -12,6 +12,7 @@ from sqlalchemy.exc import DBAPIError
 
 from include.carrier_optimization.local_mode import ConnectionNotUsable, local_mode, missing_connection
 from include.carrier_optimization.schema import create_schema, missing_tables
+from include.carrier_optimization.statuses import bind_status_ids
 from include.carrier_optimization.storage import make_engine, sqlite_url
 from plugins.compat import AirflowNotFoundException, BaseHook
 
@@ -35,7 +36,8 @@ class AmopDatabaseHook(BaseHook):
     :mod:`include.carrier_optimization.local_mode`) a missing connection means the embedded default of
     :func:`embedded_database_url`, and the schema is created on ``postgres``/``sqlite`` if missing.
     Outside local mode no DDL runs: a missing connection, an unreachable database or missing tables
-    fail with :class:`ConnectionNotUsable` naming the connection id.
+    fail with :class:`ConnectionNotUsable` naming the connection id. In both modes the run status ids
+    are read by name from the ``OptimizationStatus`` lookup (:mod:`include.carrier_optimization.statuses`).
     The engine is built on the first ``get_conn()`` and cached.
 
     :param amop_conn_id: Airflow connection id of the AMOP database (default ``amop_db``).
@@ -66,6 +68,9 @@ class AmopDatabaseHook(BaseHook):
                         f"lacks the tables {', '.join(missing)}: create them before running (SQL Server: "
                         f"{MIGRATION_SCRIPT}); nothing is created at task time outside local mode",
                     )
+                self.log.info("Status ids of %s: %s", self.amop_conn_id, bind_status_ids(engine))
+            except LookupError as error:
+                raise ConnectionNotUsable(self.amop_conn_id, "AMOP database", str(error)) from error
             except DBAPIError as error:
                 raise ConnectionNotUsable(
                     self.amop_conn_id, "AMOP database", f"cannot be used: {error.orig or error}"

@@ -196,6 +196,7 @@ class TestPostgres:
         monkeypatch.setenv(CONN_ENV, json.dumps({"conn_type": "postgres", "host": host}))
         hook = AmopDatabaseHook(amop_conn_id=CONN_ID)
         monkeypatch.setattr(amop_module, "create_schema", lambda engine: None)  # not on the admin database
+        monkeypatch.setattr(amop_module, "bind_status_ids", lambda engine: {})
         engine = hook.get_conn()
         assert (engine.url.username, engine.url.port, engine.url.database) == ("postgres", 5432, "postgres")
 
@@ -225,6 +226,8 @@ class TestPostgres:
 class TestMsSql:
     @pytest.fixture(autouse=True)
     def _mssql_connection(self, monkeypatch):
+        self.status_reads = []  # the status lookup read (stubbed: no SQL Server here)
+        monkeypatch.setattr(amop_module, "bind_status_ids", lambda engine: self.status_reads.append(engine))
         self.port = free_port()  # nothing listens: connecting would fail loudly
         monkeypatch.setenv(
             CONN_ENV,
@@ -255,15 +258,24 @@ class TestMsSql:
         assert isinstance(creator.__self__, MsSqlHook)
         assert creator.__self__.mssql_conn_id == CONN_ID
 
-    def test_no_schema_is_created_and_nothing_connects(self, schema_calls, monkeypatch):
+    def test_no_schema_is_created_only_the_status_lookup_is_read(self, schema_calls, monkeypatch):
         from airflow.providers.microsoft.mssql.hooks.mssql import MsSqlHook
 
         connects = []
         monkeypatch.setattr(MsSqlHook, "get_conn", lambda self: connects.append(self) or 1 / 0)
         hook = AmopDatabaseHook(amop_conn_id=CONN_ID)
         engine = hook.get_conn()
-        assert schema_calls == [] and connects == []
-        assert hook.get_conn() is engine
+        assert schema_calls == [] and connects == [] and self.status_reads == [engine]
+        assert hook.get_conn() is engine and self.status_reads == [engine]
+
+    def test_unreachable_server_names_the_connection(self, monkeypatch):
+        from include.carrier_optimization.statuses import bind_status_ids
+
+        monkeypatch.setattr(amop_module, "bind_status_ids", bind_status_ids)  # the real lookup read
+        hook = AmopDatabaseHook(amop_conn_id=CONN_ID)
+        with pytest.raises(ConnectionNotUsable, match=rf"^Connection '{CONN_ID}' \(AMOP database\) cannot"):
+            hook.get_conn()
+        assert hook.engine is None
 
 
 class TestUnknownType:

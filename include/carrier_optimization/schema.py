@@ -35,6 +35,9 @@ metadata = MetaData()
 BigId = BigInteger().with_variant(Integer, "sqlite")
 Money = Numeric(18, 4)
 CREATED_BY = "carrier_optimization"
+# Marks the tables and columns the product adds to the legacy AMOP schema: on SQL Server they come from
+# sql/mssql_migration.sql, generated from these marks by ``python -m scripts.mssql_migration``.
+ADDED = {"added": True}
 
 
 FINISHED_STATUSES = (
@@ -157,10 +160,10 @@ optimization_session = Table(
     Column("OptimizationTypeId", Integer, nullable=False, default=0),
     Column("IsActive", Boolean, nullable=False, default=True),
     Column("IsDeleted", Boolean, nullable=False, default=False),
-    Column("Progress", Integer, nullable=False, default=0),
-    Column("ErrorMessage", Text, nullable=True),
+    Column("Progress", Integer, nullable=False, default=0, info=ADDED),
+    Column("ErrorMessage", Text, nullable=True, info=ADDED),
     # Our addition: the Airflow run that opened the session, so a retried task finds it again.
-    Column("AirflowRunId", String(250), nullable=True, unique=True),
+    Column("AirflowRunId", String(250), nullable=True, unique=True, info=ADDED),
     *_audit(),
     Index("ix_OptimizationSession_Tenant", "TenantId", "CreatedDate"),
 )
@@ -185,8 +188,8 @@ optimization_instance = Table(
     Column("RevCustomerId", String(36), nullable=True),
     Column("AMOPCustomerId", Integer, nullable=True),
     Column("SqsMessageId", String(100), nullable=True),
-    Column("DeviceCount", Integer, nullable=False, default=0),
-    Column("ErrorMessage", Text, nullable=True),
+    Column("DeviceCount", Integer, nullable=False, default=0, info=ADDED),
+    Column("ErrorMessage", Text, nullable=True, info=ADDED),
     Column("IsDeleted", Boolean, nullable=False, default=False),
     *_audit(),
     UniqueConstraint("OptimizationSessionId", "ServiceProviderId", "PortalTypeId"),
@@ -236,8 +239,8 @@ optimization_queue = Table(
     Column("UsesProration", Boolean, nullable=False, default=False),
     Column("IsBillInAdvance", Boolean, nullable=False, default=False),
     # Which candidate the queue evaluates: "base", "engine" or "sequence" (with its index).
-    Column("QueueKind", String(20), nullable=False, default="sequence"),
-    Column("SequenceIndex", Integer, nullable=True),
+    Column("QueueKind", String(20), nullable=False, default="sequence", info=ADDED),
+    Column("SequenceIndex", Integer, nullable=True, info=ADDED),
     Column("RunStartTime", DateTime, nullable=True),
     Column("RunEndTime", DateTime, nullable=True),
     Column("SqsMessageId", String(100), nullable=True),
@@ -347,6 +350,7 @@ comm_group_summary = Table(
     Column("WinnerCost", Money, nullable=True),
     Column("PlanChanges", Integer, nullable=True),
     *_audit(),
+    info=ADDED,
 )
 
 # Checkpoint fallback when Redis is absent or down (DESIGN §7).
@@ -357,6 +361,7 @@ checkpoint = Table(
     Column("Value", Text, nullable=False),
     Column("ExpiresAt", DateTime, nullable=True),
     Column("UpdatedDate", DateTime, nullable=False, server_default=func.current_timestamp()),
+    info=ADDED,
 )
 
 # Jasper DB staging tables, cleared per provider before a sync (legacy-system.md §2.5).

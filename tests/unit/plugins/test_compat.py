@@ -50,7 +50,7 @@ CLASSES = {
     "Param": None,
     "Context": None,
 }
-FUNCTIONS = ["dag", "get_current_context", "get_parsing_context", "default_deferrable"]
+FUNCTIONS = ["dag", "get_current_context", "get_parsing_context", "default_deferrable", "readable_dag_ids"]
 EXCEPTIONS = [
     "AirflowException",
     "AirflowFailException",

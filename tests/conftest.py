@@ -46,6 +46,17 @@ def _unavailable(what: str, error: Exception) -> None:
     pytest.skip(message)
 
 
+@pytest.fixture
+def production_mode(monkeypatch):
+    """``CARRIER_OPT_LOCAL_MODE`` off for one test: what a deployed Airflow does."""
+    monkeypatch.delenv("CARRIER_OPT_LOCAL_MODE")
+
+
+def not_defined(conn_id: str, role: str) -> str:
+    """``pytest.raises(match=...)`` of the error for a connection missing outside local mode."""
+    return rf"^Connection '{conn_id}' \({role}\) is not defined"
+
+
 def free_port() -> int:
     """An unused TCP port on the loopback interface."""
     with socket.socket() as sock:

@@ -2,19 +2,16 @@
 
 from __future__ import annotations
 
-import datetime as dt
 from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
 
 from include.carrier_optimization import pipeline
-from include.carrier_optimization import schema as s
-from include.carrier_optimization.fleet import TenantSpec, generate_fleet
+from include.carrier_optimization.fleet import TenantSpec
 from include.carrier_optimization.notify import FAILURE_SUBJECT
 from include.carrier_optimization.repository import AmopRepository
 from include.carrier_optimization.schema import OptimizationStatus
-from include.carrier_optimization.storage import make_engine
 from plugins.callbacks import instance_failure_callback, mark_instance_failed
 from plugins.hooks.amop_api import AmopApiHook
 
@@ -24,18 +21,8 @@ DAG_ID = "carrier_optimization__cb"
 
 
 @pytest.fixture
-def amop(monkeypatch, tmp_path):
-    for name in ("AIRFLOW_CONN_AMOP_DB", "AIRFLOW_CONN_AMOP_API", "AIRFLOW_CONN_SMTP_NOTIFICATIONS"):
-        monkeypatch.delenv(name, raising=False)
-    url = f"sqlite:///{tmp_path / 'amop.sqlite'}"
-    monkeypatch.setenv("CARRIER_OPT_DB_URL", url)
-    monkeypatch.setenv("CARRIER_OPT_OUTBOX", str(tmp_path / "outbox"))
-    engine = make_engine(url)
-    s.create_schema(engine)
-    end = (dt.datetime.now(dt.UTC).replace(tzinfo=None) + dt.timedelta(days=3)).replace(microsecond=0)
-    AmopRepository(engine).write_fleet(generate_fleet(30, seed=2, tenant=TENANT, period_end=end))
-    yield engine
-    engine.dispose()
+def amop(local_amop):
+    return local_amop(TENANT, 30, seed=2)
 
 
 @pytest.fixture

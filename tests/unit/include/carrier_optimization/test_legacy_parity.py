@@ -57,24 +57,22 @@ def test_queues_take_uses_proration_from_the_provider_and_the_message_id(db_engi
     assert AmopRepository(db_engine).instance(plan.instance_id)["SqsMessageId"] == MESSAGE_ID
 
 
-def test_a_form_request_records_no_message_id(db_engine):
-    tenant = _fleet(db_engine, uses_proration=True)
+def _prepared(engine, run_key: str):
+    """A form request's instance, set up on a fleet of a prorating provider."""
+    tenant = _fleet(engine, uses_proration=True)
     request = pipeline.Request(tenant_id=tenant.tenant_id, service_provider_id=tenant.service_provider_id)
-    session = pipeline.open_session(db_engine, request, run_key="dag/form")
-    plan = pipeline.prepare_instance(
-        db_engine, session_id=session["session_id"], request=request, batch_size=50
-    )
+    session = pipeline.open_session(engine, request, run_key=run_key)
+    return pipeline.prepare_instance(engine, session_id=session["session_id"], request=request, batch_size=50)
+
+
+def test_a_form_request_records_no_message_id(db_engine):
+    plan = _prepared(db_engine, "dag/form")
     assert AmopRepository(db_engine).instance(plan.instance_id)["SqsMessageId"] is None
     assert {row.SqsMessageId for row in _queues(db_engine, plan.instance_id)} == {None}
 
 
 def test_a_full_set_up_has_no_skipped_groups_and_no_sim_warning(db_engine):
-    tenant = _fleet(db_engine, uses_proration=True)
-    request = pipeline.Request(tenant_id=tenant.tenant_id, service_provider_id=tenant.service_provider_id)
-    session = pipeline.open_session(db_engine, request, run_key="dag/full")
-    plan = pipeline.prepare_instance(
-        db_engine, session_id=session["session_id"], request=request, batch_size=50
-    )
+    plan = _prepared(db_engine, "dag/full")
     assert plan.device_count > 0 and plan.skipped == [] and plan.sim_counts is None
 
 

@@ -16,7 +16,7 @@ from include.carrier_optimization.schema import OptimizationStatus, drop_schema,
 from include.carrier_optimization.storage import make_engine
 from plugins.compat import BaseHook
 from plugins.hooks.amop import EMBEDDED_DB_ENV, AmopDatabaseHook, embedded_database_url
-from tests.conftest import free_port
+from tests.conftest import free_port, not_defined
 
 CONN_ID = "amop_test"
 CONN_ENV = "AIRFLOW_CONN_AMOP_TEST"
@@ -291,18 +291,13 @@ class TestUnknownType:
         assert hook.engine is None
 
 
+@pytest.mark.usefixtures("production_mode")
 class TestProductionMode:
     """``CARRIER_OPT_LOCAL_MODE`` off: no embedded fallback, no DDL, errors name the connection."""
 
-    @pytest.fixture(autouse=True)
-    def _production(self, monkeypatch):
-        monkeypatch.delenv(LOCAL_MODE_ENV)
-
     def test_missing_connection_fails_naming_it(self, embedded, schema_calls):
         hook = AmopDatabaseHook(amop_conn_id=CONN_ID)
-        with pytest.raises(
-            ConnectionNotUsable, match=rf"^Connection '{CONN_ID}' \(AMOP database\) is not defined"
-        ):
+        with pytest.raises(ConnectionNotUsable, match=not_defined(CONN_ID, "AMOP database")):
             hook.get_conn()
         assert not embedded.exists() and schema_calls == [] and hook.engine is None
 

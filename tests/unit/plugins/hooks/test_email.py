@@ -13,11 +13,11 @@ from pathlib import Path
 
 import pytest
 
-from include.carrier_optimization.local_mode import LOCAL_MODE_ENV, ConnectionNotUsable, EmailNotDelivered
+from include.carrier_optimization.local_mode import ConnectionNotUsable, EmailNotDelivered
 from include.carrier_optimization.notify import Email
 from plugins.compat import BaseHook
 from plugins.hooks.email import OUTBOX_ENV, NotificationEmailHook, outbox_folder
-from tests.conftest import free_port
+from tests.conftest import free_port, not_defined
 
 CONN_ID = "smtp_test"
 CONN_ENV = "AIRFLOW_CONN_SMTP_TEST"
@@ -283,15 +283,12 @@ class FlakyServer(SmtpServer):
         await super()._session(reader, writer)
 
 
+@pytest.mark.usefixtures("production_mode")
 class TestProductionMode:
     """``CARRIER_OPT_LOCAL_MODE`` off: no outbox; retries with backoff, then an error naming the conn."""
 
-    @pytest.fixture(autouse=True)
-    def _production(self, monkeypatch):
-        monkeypatch.delenv(LOCAL_MODE_ENV)
-
     def test_missing_connection_fails_naming_it(self, no_connection, outbox):
-        with pytest.raises(ConnectionNotUsable, match=rf"^Connection '{CONN_ID}' \(e-mail\) is not defined"):
+        with pytest.raises(ConnectionNotUsable, match=not_defined(CONN_ID, "e-mail")):
             NotificationEmailHook(smtp_conn_id=CONN_ID).send(EMAIL)
         assert not outbox.exists()
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 from types import SimpleNamespace
 
@@ -11,10 +10,9 @@ from sqlalchemy import select
 
 from include.carrier_optimization import pipeline
 from include.carrier_optimization import schema as s
-from include.carrier_optimization.fleet import TenantSpec, generate_fleet
+from include.carrier_optimization.fleet import TenantSpec
 from include.carrier_optimization.progress import is_auto_carrier_optimization, progress_payload
 from include.carrier_optimization.repository import AmopRepository
-from include.carrier_optimization.storage import make_engine
 from plugins.hooks.amop_api import AmopApiHook
 from plugins.operators.optimization import OptimizationCountOperator, OptimizationSessionOperator
 
@@ -23,18 +21,8 @@ DAG_ID = "carrier_optimization__gate"
 
 
 @pytest.fixture
-def amop(monkeypatch, tmp_path):
-    for name in ("AIRFLOW_CONN_AMOP_DB", "AIRFLOW_CONN_AMOP_API", "AIRFLOW_CONN_SMTP_NOTIFICATIONS"):
-        monkeypatch.delenv(name, raising=False)
-    url = f"sqlite:///{tmp_path / 'amop.sqlite'}"
-    monkeypatch.setenv("CARRIER_OPT_DB_URL", url)
-    monkeypatch.setenv("CARRIER_OPT_OUTBOX", str(tmp_path / "outbox"))
-    engine = make_engine(url)
-    s.create_schema(engine)
-    end = (dt.datetime.now(dt.UTC).replace(tzinfo=None) + dt.timedelta(days=3)).replace(microsecond=0)
-    AmopRepository(engine).write_fleet(generate_fleet(20, seed=4, tenant=TENANT, period_end=end))
-    yield engine
-    engine.dispose()
+def amop(local_amop):
+    return local_amop(TENANT, 20, seed=4)
 
 
 @pytest.fixture

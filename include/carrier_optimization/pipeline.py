@@ -364,6 +364,11 @@ def _setup_key(instance_id: int) -> str:
     return f"carrier_opt:setup:{instance_id}"
 
 
+def forget_setup_facts(engine: Engine, instance_id: int) -> None:
+    """Drop the set-up facts kept for the count step's reruns (the winners step is past them)."""
+    DatabaseCheckpointStore(engine).delete(_setup_key(instance_id))
+
+
 def _setup_facts(engine: Engine, instance_id: int) -> tuple[list[str], dict[str, int] | None]:
     """The skipped groups and, when fewer SIMs were set up than expected, the SIM counts."""
     facts = DatabaseCheckpointStore(engine).get(_setup_key(instance_id)) or {}

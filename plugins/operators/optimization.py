@@ -481,6 +481,7 @@ class OptimizationWinnersOperator(AmopBaseOperator):
         count = self.count.get("instance_id") if isinstance(self.count, dict) else self.count
         instance_id = _positive_int("count['instance_id']", count)
         summary = pipeline.select_winners(self.db.get_conn(), instance_id=instance_id)
+        pipeline.forget_setup_facts(self.db.get_conn(), instance_id)
         self.progress(self.session, 50, summary["devices"])
         return {k: v for k, v in summary.items() if k != "groups"} | {"groups": len(summary["groups"])}
 

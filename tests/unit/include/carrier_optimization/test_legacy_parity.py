@@ -88,3 +88,14 @@ def test_a_plan_limit_skips_groups_lists_them_and_counts_the_sims(db_engine):
     assert plan.device_count < devices
     again = pipeline.prepare_instance(db_engine, **kwargs)  # a cleared count step: same facts
     assert (again.skipped, again.sim_counts) == (plan.skipped, plan.sim_counts)
+
+
+def test_the_set_up_facts_are_dropped_after_the_winners(db_engine):
+    plan = _prepared(db_engine, "dag/forget")
+    with db_engine.connect() as conn:
+        assert conn.execute(select(s.checkpoint.c.CheckpointKey)).scalars().all() == [
+            f"carrier_opt:setup:{plan.instance_id}"
+        ]
+    pipeline.forget_setup_facts(db_engine, plan.instance_id)
+    with db_engine.connect() as conn:
+        assert conn.execute(select(s.checkpoint.c.CheckpointKey)).scalars().all() == []

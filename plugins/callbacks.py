@@ -147,8 +147,8 @@ def _report_and_alert(
     _best_effort(
         dag_id,
         "send the alert e-mail",
-        lambda: NotificationEmailHook().send(
-            Email(tuple(alert_emails), FAILURE_SUBJECT.format(dag_id=dag_id), body)
+        lambda: NotificationEmailHook().send_or_log(  # undeliverable: the alert goes to the task log
+            Email(tuple(alert_emails), FAILURE_SUBJECT.format(dag_id=dag_id), body), LOG
         ),
     )
 

@@ -6,7 +6,9 @@ entry under *Browse* that shows it inside the Airflow UI (``external_views``, Ai
 :mod:`include.carrier_optimization.sessions_view`; this module only wires them to HTTP.
 
 Routes (below the prefix), all requiring an authenticated Airflow user (the UI's session cookie or a
-``Bearer`` token, checked by Airflow's own ``get_user``):
+``Bearer`` token, checked by Airflow's own ``get_user``). A user sees only the tenants whose DAG
+(``carrier_optimization__<slug>`` in ``tenants.yaml``) the auth manager lets them read; another
+tenant's sessions or reports answer 403:
 
 - ``GET /?tenant_id=<id>&limit=<n>``: the sessions page (HTML);
 - ``GET /api/sessions?tenant_id=<id>&limit=<n>``: the same rows as JSON;
@@ -32,21 +34,32 @@ URL_PREFIX = "/carrier-optimization"
 MAX_LIMIT = 500
 
 
+def _tenants() -> list[Any]:
+    from include.carrier_optimization.tenants import load_tenants
+    from plugins.compat import conf
+
+    return load_tenants(Path(conf.get("core", "dags_folder")) / "tenants.yaml")
+
+
 def tenant_names() -> dict[int, str]:
     """Tenant id → name from the DAGs folder's ``tenants.yaml``; empty when it cannot be read."""
     try:
-        from include.carrier_optimization.tenants import load_tenants
-        from plugins.compat import conf
-
-        path = Path(conf.get("core", "dags_folder")) / "tenants.yaml"
-        return {t.tenant_id: t.name for t in load_tenants(path)}
+        return {t.tenant_id: t.name for t in _tenants()}
     except Exception as error:  # names are a nicety: the page works with ids alone
         LOG.warning("Tenant names unavailable (%s); showing ids", error)
         return {}
 
 
+def tenant_dag_ids() -> dict[int, str]:
+    """Tenant id → its optimization DAG id, from ``tenants.yaml`` (an unreadable file fails the request).
+
+    Access follows the DAG: without the file nobody could be authorized, so the error is not hidden.
+    """
+    return {t.tenant_id: t.dag_id for t in _tenants()}
+
+
 def default_engine() -> Any:
-    """The AMOP database of the ``amop_db`` connection (embedded default without it)."""
+    """The AMOP database of the ``amop_db`` connection (the embedded default only in local mode)."""
     from plugins.hooks.amop import AmopDatabaseHook
 
     return AmopDatabaseHook().get_conn()
@@ -57,13 +70,19 @@ def create_app(
     engine_factory: Callable[[], Any] | None = None,
     names: Callable[[], dict[int, str]] | None = None,
     authenticate: bool = True,
+    tenant_dags: Callable[[], dict[int, str]] | None = None,
+    readable_dags: Callable[[Any, set[str]], set[str]] | None = None,
 ) -> Any:
     """Build the FastAPI app of the sessions page.
 
     :param engine_factory: returns the AMOP engine; called once, on the first request (default: the
         ``amop_db`` connection through :class:`~plugins.hooks.amop.AmopDatabaseHook`).
     :param names: returns tenant id → display name (default: :func:`tenant_names`).
-    :param authenticate: require an Airflow user on every route (default True).
+    :param authenticate: require an Airflow user on every route, and show only the tenants whose DAG
+        the user may read (default True; False shows every tenant, for local tools only).
+    :param tenant_dags: returns tenant id → DAG id (default: :func:`tenant_dag_ids`).
+    :param readable_dags: ``(user, dag_ids)`` → the DAG ids the user may read (default: the auth
+        manager, :func:`plugins.compat.readable_dag_ids`).
     """
     from fastapi import Depends, FastAPI, HTTPException, Query
     from fastapi.responses import HTMLResponse, Response
@@ -72,10 +91,12 @@ def create_app(
     from include.carrier_optimization.report import XLSX_MIME, latest_result_file
 
     dependencies = []
+    current_user: Callable[..., Any] = _anonymous
     if authenticate:
         from airflow.api_fastapi.core_api.security import get_user
 
         dependencies.append(Depends(get_user))
+        current_user = get_user
     app = FastAPI(
         title="Carrier optimization sessions",
         dependencies=dependencies,
@@ -86,13 +107,23 @@ def create_app(
     engine_of = functools.cache(engine_factory or default_engine)
     names_of = functools.cache(names or tenant_names)
     limit_query = Query(view.DEFAULT_LIMIT, ge=1, le=MAX_LIMIT)
+    user_dependency = Depends(current_user)
+
+    access = TenantAccess(
+        enabled=authenticate,
+        tenant_dags=functools.cache(tenant_dags or tenant_dag_ids),
+        readable_dags=readable_dags or _auth_manager_readable,
+    )
 
     # Plain `def` endpoints: FastAPI runs them in its thread pool, so database calls never block the loop.
     @app.get("/", response_class=HTMLResponse)
-    def sessions_page(tenant_id: int | None = None, limit: int = limit_query) -> HTMLResponse:
-        engine = engine_of()
-        known = names_of()
+    def sessions_page(
+        tenant_id: int | None = None, limit: int = limit_query, user: Any = user_dependency
+    ) -> HTMLResponse:
+        engine, known, allowed = engine_of(), names_of(), access.visible(user)
+        access.check(allowed, tenant_id)
         ids = sorted(set(view.tenant_ids(engine)) | set(known))
+        ids = ids if allowed is None else [t for t in ids if t in allowed]
         chosen = tenant_id if tenant_id is not None else (ids[0] if ids else None)
         if chosen is not None and chosen not in ids:
             ids.append(chosen)
@@ -101,11 +132,17 @@ def create_app(
         return HTMLResponse(view.render_sessions_page(rows, tenant_id=chosen, tenants=tenants))
 
     @app.get("/api/sessions")
-    def sessions_json(tenant_id: int, limit: int = limit_query) -> list[dict[str, Any]]:
+    def sessions_json(
+        tenant_id: int, limit: int = limit_query, user: Any = user_dependency
+    ) -> list[dict[str, Any]]:
+        access.check(access.visible(user), tenant_id)
         return [row.to_dict() for row in view.list_sessions(engine_of(), tenant_id, limit=limit)]
 
     @app.get("/reports/{instance_id}.xlsx")
-    def report_file(instance_id: int) -> Response:
+    def report_file(instance_id: int, user: Any = user_dependency) -> Response:
+        allowed = access.visible(user)
+        if allowed is not None:  # an unknown instance has no report: the 404 below
+            access.check(allowed, view.instance_tenant_id(engine_of(), instance_id))
         content = latest_result_file(engine_of(), instance_id)
         if content is None:
             raise HTTPException(status_code=404, detail=f"instance {instance_id} has no stored report")
@@ -115,6 +152,54 @@ def create_app(
         )
 
     return app
+
+
+class TenantAccess:
+    """Which tenants a signed-in user may see: those whose optimization DAG they may read.
+
+    :param enabled: False lets everybody see every tenant (an app built without authentication).
+    :param tenant_dags: returns tenant id → DAG id.
+    :param readable_dags: ``(user, dag_ids)`` → the DAG ids the user may read.
+    """
+
+    def __init__(
+        self,
+        *,
+        enabled: bool,
+        tenant_dags: Callable[[], dict[int, str]],
+        readable_dags: Callable[[Any, set[str]], set[str]],
+    ) -> None:
+        self.enabled = enabled
+        self.tenant_dags = tenant_dags
+        self.readable_dags = readable_dags
+
+    def visible(self, user: Any) -> set[int] | None:
+        """Tenants ``user`` may see; None when access is not enforced (every tenant)."""
+        from include.carrier_optimization.sessions_view import readable_tenants
+
+        if not self.enabled:
+            return None
+        dags = self.tenant_dags()
+        return readable_tenants(dags, self.readable_dags(user, set(dags.values())))
+
+    @staticmethod
+    def check(allowed: set[int] | None, tenant_id: int | None) -> None:
+        """403 when ``tenant_id`` is not among ``allowed``."""
+        from fastapi import HTTPException
+
+        if allowed is not None and tenant_id is not None and tenant_id not in allowed:
+            raise HTTPException(status_code=403, detail=f"not allowed to read tenant {tenant_id}")
+
+
+def _anonymous() -> None:
+    """The user of an app built with ``authenticate=False``: nobody."""
+    return None
+
+
+def _auth_manager_readable(user: Any, dag_ids: set[str]) -> set[str]:
+    from plugins.compat import readable_dag_ids
+
+    return readable_dag_ids(user, dag_ids)
 
 
 class LazyAsgiApp:

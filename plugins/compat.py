@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from typing import Any
+
 from airflow import __version__ as AIRFLOW_VERSION  # noqa: N812
 from packaging.version import Version
 
@@ -44,6 +47,7 @@ try:
 except ImportError:  # pragma: no cover - MWAA 3.0.6
     from airflow.configuration import conf  # type: ignore[no-redef]
 
+from airflow.exceptions import AirflowNotFoundException  # noqa: E402  (same class on 3.0 and 3.3)
 from airflow.triggers.base import BaseTrigger, TriggerEvent  # noqa: E402  (same path on 3.0 and 3.3)
 
 try:  # event-driven scheduling: Airflow 3.0+ (AssetWatcher triggers must be BaseEventTrigger)
@@ -58,6 +62,7 @@ __all__ = [
     "DAG",
     "AirflowException",
     "AirflowFailException",
+    "AirflowNotFoundException",
     "AirflowSkipException",
     "BaseHook",
     "BaseOperator",
@@ -73,6 +78,7 @@ __all__ = [
     "default_deferrable",
     "get_current_context",
     "get_parsing_context",
+    "readable_dag_ids",
     "task",
 ]
 
@@ -80,3 +86,20 @@ __all__ = [
 def default_deferrable() -> bool:
     """``[operators] default_deferrable``, read when an operator is built (not at import)."""
     return conf.getboolean("operators", "default_deferrable", fallback=False)
+
+
+def readable_dag_ids(user: Any, dag_ids: Iterable[str]) -> set[str]:
+    """The ``dag_ids`` that ``user`` may read (``GET``), asked of the API server's auth manager.
+
+    Imported when called (API server only): ``get_auth_manager`` and ``DagDetails`` have these paths on
+    3.0.6 and 3.3, and ``is_authorized_dag(method=, details=, user=)`` the same keywords.
+    """
+    from airflow.api_fastapi.app import get_auth_manager
+    from airflow.api_fastapi.auth.managers.models.resource_details import DagDetails
+
+    manager = get_auth_manager()
+    return {
+        dag_id
+        for dag_id in dag_ids
+        if manager.is_authorized_dag(method="GET", details=DagDetails(id=dag_id), user=user)
+    }

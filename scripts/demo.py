@@ -32,6 +32,7 @@ def _environment(home: Path) -> None:
     os.environ["AIRFLOW__CORE__DAGS_FOLDER"] = str(ROOT / "dags")
     os.environ["AIRFLOW__CORE__PLUGINS_FOLDER"] = str(ROOT / "plugins")
     os.environ.setdefault("AIRFLOW__LOGGING__LOGGING_LEVEL", "WARNING")
+    os.environ["CARRIER_OPT_LOCAL_MODE"] = "true"  # embedded defaults for missing connections
     os.environ.setdefault("CARRIER_OPT_DB_URL", f"sqlite:///{home / 'amop.sqlite'}")
     os.environ.setdefault("CARRIER_OPT_OUTBOX", str(home / "outbox"))
     sys.path.insert(0, str(ROOT))

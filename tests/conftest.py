@@ -22,6 +22,9 @@ os.environ["AIRFLOW__CORE__DAGS_FOLDER"] = str(ROOT / "dags")
 os.environ["AIRFLOW__CORE__PLUGINS_FOLDER"] = str(ROOT / "plugins")
 os.environ.setdefault("AIRFLOW__CORE__ALLOWED_DESERIALIZATION_CLASSES_REGEXP", ".*")
 os.environ.setdefault("AIRFLOW__LOGGING__LOGGING_LEVEL", "WARNING")
+# The explicit local mode (include/carrier_optimization/local_mode.py): embedded defaults for missing
+# connections. Tests of the production behaviour switch it off with monkeypatch.
+os.environ["CARRIER_OPT_LOCAL_MODE"] = "true"
 for key, value in {
     "AWS_ACCESS_KEY_ID": "testing",
     "AWS_SECRET_ACCESS_KEY": "testing",
@@ -41,6 +44,17 @@ def _unavailable(what: str, error: Exception) -> None:
     if IN_CI:
         pytest.fail(message)
     pytest.skip(message)
+
+
+@pytest.fixture
+def production_mode(monkeypatch):
+    """``CARRIER_OPT_LOCAL_MODE`` off for one test: what a deployed Airflow does."""
+    monkeypatch.delenv("CARRIER_OPT_LOCAL_MODE")
+
+
+def not_defined(conn_id: str, role: str) -> str:
+    """``pytest.raises(match=...)`` of the error for a connection missing outside local mode."""
+    return rf"^Connection '{conn_id}' \({role}\) is not defined"
 
 
 def free_port() -> int:

@@ -8,6 +8,8 @@ from collections.abc import Callable, Generator, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any, NamedTuple
 
+from include.carrier_optimization.tenants import PORTAL_TYPES
+
 __all__ = [
     "BILL_MONTH",
     "BILL_PERIOD_ID",
@@ -253,6 +255,30 @@ def _parse_id(message_id: str, name: str, text: str) -> int:
     return number
 
 
+#: Portal types optimized today: M2M (0). Mobility and CrossProvider are refused until supported.
+SUPPORTED_PORTAL_TYPES = frozenset({0})
+
+
+def portal_type_problem(portal_type_id: int) -> str | None:
+    """Why ``portal_type_id`` cannot be optimized (a reason naming the portal type), or None for M2M."""
+    if portal_type_id in SUPPORTED_PORTAL_TYPES:
+        return None
+    known = ", ".join(f"{number} {name}" for number, name in PORTAL_TYPES.items())
+    if portal_type_id not in PORTAL_TYPES:
+        return f"is {portal_type_id}, not a known portal type ({known})"
+    return f"is {portal_type_id} ({PORTAL_TYPES[portal_type_id]}): not supported yet, only 0 (M2M) is"
+
+
+def _parse_portal_type(message_id: str, name: str, text: str) -> int:
+    """Parse ``PortalTypeId``: an integer naming a supported portal type (0, M2M)."""
+    if not _INTEGER.fullmatch(text):
+        raise MalformedMessageError(message_id, name, REASON_NOT_INTEGER.format(value=_shown(text)))
+    number = int(text)
+    if (problem := portal_type_problem(number)) is not None:
+        raise MalformedMessageError(message_id, name, problem)
+    return number
+
+
 def _parse_bool(message_id: str, name: str, text: str) -> bool:
     """Parse a .NET ``bool.ToString()`` value (``True``/``False``, any case, blanks trimmed)."""
     folded = text.strip().lower()
@@ -285,7 +311,8 @@ def parse_request(message: Mapping[str, Any]) -> OptimizationRequest:
 
     The message must have been received with ``MessageAttributeNames=["All"]``. Rules (legacy §2.3):
     ``ServiceProviderId``, ``BillPeriodId`` and ``TenantId`` are required integers > 0;
-    ``OptimizationSessionId`` and ``PortalTypeId`` are optional integers > 0; ``HasSynced`` is optional
+    ``OptimizationSessionId`` is an optional integer > 0; ``PortalTypeId`` is optional and must be 0
+    (M2M: Mobility and CrossProvider are refused, naming the type); ``HasSynced`` is optional
     (absent means ``False``) and must read ``True`` or ``False`` when present. Attributes have DataType
     ``String`` (or ``Number``). ``BillYear``/``BillMonth`` are informational and not read: the period
     is ``BillPeriodId``. The body is free text and not read.
@@ -323,7 +350,7 @@ def parse_request(message: Mapping[str, Any]) -> OptimizationRequest:
     session_id = _optional_id(message, message_id, OPTIMIZATION_SESSION_ID)
     synced_text = _attribute_text(message, HAS_SYNCED)
     has_synced = False if synced_text is None else _parse_bool(message_id, HAS_SYNCED, synced_text)
-    portal_type_id = _optional_id(message, message_id, PORTAL_TYPE_ID)
+    portal_type_id = _optional_id(message, message_id, PORTAL_TYPE_ID, _parse_portal_type)
     return OptimizationRequest(
         tenant_id=tenant_id,
         service_provider_id=service_provider_id,
@@ -766,8 +793,10 @@ def build_request_attributes(
     ----------
     tenant_id, service_provider_id, bill_period_id : int
         Required, > 0.
-    session_id, portal_type_id : int, optional
+    session_id : int, optional
         > 0 when given.
+    portal_type_id : int, optional
+        A known portal type id (0 M2M, 1 Mobility, 2 CrossProvider) when given.
     has_synced : bool, optional
         ``HasSynced``; left out when ``None``.
     bill_year : int, optional
@@ -797,12 +826,14 @@ def build_request_attributes(
         ("bill_period_id", bill_period_id),
     ):
         _positive(name, value)
-    for name, value in (
-        ("session_id", session_id),
-        ("portal_type_id", portal_type_id),
-        ("bill_year", bill_year),
-    ):
+    for name, value in (("session_id", session_id), ("bill_year", bill_year)):
         _positive(name, value, optional=True)
+    if portal_type_id is not None and (
+        isinstance(portal_type_id, bool) or portal_type_id not in PORTAL_TYPES
+    ):
+        raise ValueError(
+            f"`portal_type_id` must be one of {sorted(PORTAL_TYPES)}, got {_shown(repr(portal_type_id))}"
+        )
     if bill_month is not None:
         _positive("bill_month", bill_month)
         if bill_month > 12:

@@ -16,6 +16,27 @@ CACHE_ISSUE_SUBJECT = "{ou} - Optimization Configuration Issue"
 FAILURE_SUBJECT = "[Error] Carrier Plan Optimization failed: {dag_id}"
 SKIPPED_GROUP_SUBJECT = "Carrier Plan optimization Error: Rate Plans limit exceeded"
 RESULTS_SUBJECT = "Carrier Plan Optimization Results: {tenant}"
+SIM_COUNT_SUBJECT = "Carrier Plan Optimization Warning: SIM Counts not Expected"
+
+
+def skipped_groups_email(to: tuple[str, ...], *, instance_id: int, skipped: list[str]) -> Email:
+    """The legacy "Rate Plans limit exceeded" e-mail for the comm groups left out of an instance."""
+    lines = "\n".join(f"- {line}" for line in skipped)
+    body = (
+        f"The rate plan count for Instance {instance_id} has exceeded the limit in these communication "
+        f"plan groups; they were not optimized and keep their current rate plans:\n{lines}\n"
+    )
+    return Email(to, SKIPPED_GROUP_SUBJECT, body)
+
+
+def sim_count_email(to: tuple[str, ...], *, instance_id: int, actual: int, expected: int) -> Email:
+    """The legacy "SIM Counts not Expected" warning: fewer SIMs set up than the provider has."""
+    body = (
+        f"Instance {instance_id}: {actual} SIMs were set up for optimization, {expected} were expected "
+        f"({expected - actual} left out: comm groups over the rate plan limit, or comm plans without "
+        "allowed rate plans). The optimization continues with the SIMs set up.\n"
+    )
+    return Email(to, SIM_COUNT_SUBJECT, body)
 
 
 @dataclass(frozen=True)

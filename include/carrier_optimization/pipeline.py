@@ -21,7 +21,13 @@ from sqlalchemy import and_, delete, func, insert, select, update
 from sqlalchemy.engine import Connection, Engine
 
 from include.carrier_optimization import schema as s
-from include.carrier_optimization.commgroups import DEFAULT_PLAN_LIMIT, build_problem, parse_plan_list
+from include.carrier_optimization.checkpoints import DatabaseCheckpointStore
+from include.carrier_optimization.commgroups import (
+    DEFAULT_PLAN_LIMIT,
+    build_problem,
+    describe_skipped,
+    parse_plan_list,
+)
 from include.carrier_optimization.cost import (
     days_active_in_period,
     evaluate,
@@ -30,6 +36,7 @@ from include.carrier_optimization.cost import (
 )
 from include.carrier_optimization.domain import GroupProblem, RatePlan
 from include.carrier_optimization.engines import legacy
+from include.carrier_optimization.messages import portal_type_problem
 from include.carrier_optimization.repository import AmopRepository, utcnow
 from include.carrier_optimization.run_records import RunRecords
 from include.carrier_optimization.schema import OptimizationStatus
@@ -41,6 +48,7 @@ LOG = logging.getLogger(__name__)
 BYTES_PER_MB = 1024 * 1024
 SEQUENCE_CAP = 5040
 MAX_BATCHES = 128
+SETUP_FACTS_TTL = 62 * 24 * 3600  # skipped groups and SIM counts of an instance, for its count step reruns
 KIND_BASE, KIND_SEQUENCE, KIND_ENGINE = "base", "sequence", "engine"
 NO_PLANS_MESSAGE = "No Comm Groups and/or Rate Plans for this Instance"
 INVALID_PLANS_MESSAGE = "One or more Rate Plans have invalid Data per Overage Charge or Overage Rate"
@@ -79,6 +87,10 @@ class Request:
     def explicit(self) -> bool:
         """Whether the request names its session or comes from a person (the guard lets it re-run)."""
         return self.session_id is not None or self.manual
+
+    def __post_init__(self) -> None:
+        if (problem := portal_type_problem(self.portal_type_id)) is not None:
+            raise ValueError(f"`PortalTypeId` {problem}")
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form (the XCom of the request step)."""
@@ -242,6 +254,7 @@ class InstancePlan:
     batches: list[dict[str, int]]
     skipped: list[str]
     error: str | None = None
+    sim_counts: dict[str, int] | None = None  # {"expected", "actual"} when fewer SIMs were set up
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form (small: ids, counts, ranges)."""
@@ -277,6 +290,7 @@ def prepare_instance(
         service_provider_id=request.service_provider_id,
         billing_period=period,
         portal_type_id=request.portal_type_id,
+        sqs_message_id=request.message_id,
     )
     reopen_instance(engine, instance_id)
     instance = repo.instance(instance_id)
@@ -378,7 +392,28 @@ def _set_up_instance(engine, repo, instance, request, period, now, plan_limit) -
         )
     for skipped in problem.skipped:
         LOG.warning("Instance %s: comm group %s skipped: %s", instance_id, skipped.key, skipped.reason)
+    DatabaseCheckpointStore(engine).put(
+        _setup_key(instance_id),
+        {"skipped": describe_skipped(problem), "expected": len(devices), "actual": problem.n_devices},
+        ttl_seconds=SETUP_FACTS_TTL,
+    )
     return None
+
+
+def _setup_key(instance_id: int) -> str:
+    return f"carrier_opt:setup:{instance_id}"
+
+
+def forget_setup_facts(engine: Engine, instance_id: int) -> None:
+    """Drop the set-up facts kept for the count step's reruns (the winners step is past them)."""
+    DatabaseCheckpointStore(engine).delete(_setup_key(instance_id))
+
+
+def _setup_facts(engine: Engine, instance_id: int) -> tuple[list[str], dict[str, int] | None]:
+    """The skipped groups and, when fewer SIMs were set up than expected, the SIM counts."""
+    facts = DatabaseCheckpointStore(engine).get(_setup_key(instance_id)) or {}
+    counts = {"expected": int(facts.get("expected", 0)), "actual": int(facts.get("actual", 0))}
+    return list(facts.get("skipped", [])), counts if counts["actual"] < counts["expected"] else None
 
 
 def rate_plans_from_frame(frame: pd.DataFrame) -> tuple[RatePlan, ...]:
@@ -539,7 +574,8 @@ def _instance_plan(engine, instance_id, batch_size, engine_name, max_batches, se
                 {"comm_group_id": g["comm_group_id"], "start": a, "stop": min(a + size, n)}
                 for a in range(0, n, size)
             ]
-    return InstancePlan(instance_id, int(device_count), groups, batches, [])
+    skipped, sim_counts = _setup_facts(engine, instance_id)
+    return InstancePlan(instance_id, int(device_count), groups, batches, skipped, sim_counts=sim_counts)
 
 
 # -- queues -----------------------------------------------------------------------------------------
@@ -565,9 +601,19 @@ def _insert_queue(conn: Connection, instance, request: Request, group_id: int, k
                 SequenceIndex=index,
                 RunStartTime=utcnow(),
                 CreatedDate=utcnow(),
+                **_queue_source(conn, instance),
             )
         ).inserted_primary_key[0]
     )
+
+
+def _queue_source(conn: Connection, instance: Any) -> dict[str, Any]:
+    """Queue columns taken as the legacy does: the provider's ``UsesProration``, the ``SqsMessageId``."""
+    sp = s.service_provider
+    prorates = conn.execute(
+        select(sp.c.UsesProration).where(sp.c.id == instance["ServiceProviderId"])
+    ).scalar_one_or_none()
+    return {"UsesProration": bool(prorates), "SqsMessageId": instance["SqsMessageId"]}
 
 
 def group_plans(conn: Connection, comm_group_id: int) -> tuple[tuple[RatePlan, ...], list[int]]:
@@ -612,6 +658,7 @@ def write_queue_batch(engine: Engine, *, comm_group_id: int, start: int, stop: i
             select(s.optimization_instance).where(s.optimization_instance.c.Id == grp)
         ).one()
         plans, group_plan_ids = group_plans(conn, comm_group_id)
+        source = _queue_source(conn, instance._mapping)
         in_range = and_(
             q.c.CommPlanGroupId == comm_group_id,
             q.c.QueueKind == KIND_SEQUENCE,
@@ -629,13 +676,13 @@ def write_queue_batch(engine: Engine, *, comm_group_id: int, start: int, stop: i
                     "CommPlanGroupId": comm_group_id,
                     "RunStatusId": int(OptimizationStatus.NotStarted),
                     "ServiceProviderId": instance.ServiceProviderId,
-                    "UsesProration": False,
                     "IsBillInAdvance": False,
                     "QueueKind": KIND_SEQUENCE,
                     "SequenceIndex": i,
                     "IsDeleted": False,
                     "CreatedBy": s.CREATED_BY,
                     "CreatedDate": now,
+                    **source,
                 }
                 for i in range(start, stop)
                 if i not in present

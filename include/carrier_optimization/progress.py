@@ -51,3 +51,37 @@ def error_payload(*, session_id: int, session_guid: str | None, message: str) ->
             "DeviceCount": 0,
         }
     }
+
+
+def is_auto_carrier_optimization(*, session_id: int | None, has_synced: bool) -> bool:
+    """Whether AMOP progress calls are made for this request (legacy ``isAutoCarrierOptimization``).
+
+    Computed per request (the legacy kept it on a warm container). The legacy rule: a scheduled
+    invocation, or a message with both ``OptimizationSessionId`` and ``HasSynced``. Here a request
+    without a session id comes from a scheduler (the window DAG, the legacy scheduler) or the trigger
+    form, which nobody else reports progress for: it counts as scheduled. A portal request carries its
+    session id and the portal reports progress itself until the continuation with ``HasSynced``.
+    """
+    return session_id is None or bool(has_synced)
+
+
+def additional_json(*, tenant_id: int, service_provider_id: int, period: dict[str, Any]) -> dict[str, Any]:
+    """The legacy ``additionalData`` of a new session (sent with its progress as ``AdditionalJson``).
+
+    ``{"data": {BillPeriodId, SiteId: 0, ServiceProviderId, OptimizationType: 0, OptimizationFrom:
+    "group", BillingPeriodStartDate, BillingPeriodEndDate, DeviceCount: 0, TenantId}}``; dates ISO
+    (the .NET serializer's round-trip form without a zone). AMOP 2.0 creates its session rows from it.
+    """
+    return {
+        "data": {
+            "BillPeriodId": int(period["id"]),
+            "SiteId": 0,
+            "ServiceProviderId": int(service_provider_id),
+            "OptimizationType": 0,
+            "OptimizationFrom": "group",
+            "BillingPeriodStartDate": period["BillingCycleStartDate"].isoformat(),
+            "BillingPeriodEndDate": period["BillingCycleEndDate"].isoformat(),
+            "DeviceCount": 0,
+            "TenantId": int(tenant_id),
+        }
+    }

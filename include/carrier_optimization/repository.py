@@ -273,8 +273,12 @@ class AmopRepository:
         service_provider_id: int,
         billing_period: dict[str, Any],
         portal_type_id: int = 0,
+        sqs_message_id: str | None = None,
     ) -> int:
-        """Insert the (session, provider, portal type) instance as NotStarted, or return the existing one."""
+        """Insert the (session, provider, portal type) instance as NotStarted, or return the existing one.
+
+        ``sqs_message_id`` is the id of the SQS message that requested the run (None for the form).
+        """
         ins = s.optimization_instance
         key = and_(
             ins.c.OptimizationSessionId == session_id,
@@ -297,6 +301,7 @@ class AmopRepository:
                         TenantId=tenant_id,
                         PortalTypeId=portal_type_id,
                         OptimizationSessionId=session_id,
+                        SqsMessageId=sqs_message_id,
                         CreatedDate=utcnow(),
                     )
                 ).inserted_primary_key[0]

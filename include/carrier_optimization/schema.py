@@ -6,8 +6,6 @@ the same SQL runs against it on SQL Server, where the existing tables are used a
 
 from __future__ import annotations
 
-import enum
-
 from sqlalchemy import (
     BigInteger,
     Boolean,
@@ -25,8 +23,11 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     func,
+    inspect,
 )
 from sqlalchemy.engine import Engine
+
+from include.carrier_optimization.statuses import OptimizationStatus, StatusId
 
 metadata = MetaData()
 
@@ -34,17 +35,9 @@ metadata = MetaData()
 BigId = BigInteger().with_variant(Integer, "sqlite")
 Money = Numeric(18, 4)
 CREATED_BY = "carrier_optimization"
-
-
-class OptimizationStatus(enum.IntEnum):
-    """Run status of instances and queues (``OptimizationStatus`` lookup; only NotStarted=1 is evidenced)."""
-
-    NotStarted = 1
-    CommGroupSetup = 2
-    RunningPermutations = 3
-    CleaningUp = 4
-    CompleteWithSuccess = 5
-    CompleteWithErrors = 6
+# Marks the tables and columns the product adds to the legacy AMOP schema: on SQL Server they come from
+# sql/mssql_migration.sql, generated from these marks by ``python -m scripts.mssql_migration``.
+ADDED = {"added": True}
 
 
 FINISHED_STATUSES = (
@@ -167,10 +160,10 @@ optimization_session = Table(
     Column("OptimizationTypeId", Integer, nullable=False, default=0),
     Column("IsActive", Boolean, nullable=False, default=True),
     Column("IsDeleted", Boolean, nullable=False, default=False),
-    Column("Progress", Integer, nullable=False, default=0),
-    Column("ErrorMessage", Text, nullable=True),
+    Column("Progress", Integer, nullable=False, default=0, info=ADDED),
+    Column("ErrorMessage", Text, nullable=True, info=ADDED),
     # Our addition: the Airflow run that opened the session, so a retried task finds it again.
-    Column("AirflowRunId", String(250), nullable=True, unique=True),
+    Column("AirflowRunId", String(250), nullable=True, unique=True, info=ADDED),
     *_audit(),
     Index("ix_OptimizationSession_Tenant", "TenantId", "CreatedDate"),
 )
@@ -179,7 +172,7 @@ optimization_instance = Table(
     "OptimizationInstance",
     metadata,
     Column("Id", BigId, primary_key=True),
-    Column("RunStatusId", Integer, ForeignKey("OptimizationStatus.Id"), nullable=False),
+    Column("RunStatusId", StatusId, ForeignKey("OptimizationStatus.Id"), nullable=False),
     Column("RunStartTime", DateTime, nullable=True),
     Column("RunEndTime", DateTime, nullable=True),
     Column("BillingPeriodStartDate", DateTime, nullable=False),
@@ -195,8 +188,8 @@ optimization_instance = Table(
     Column("RevCustomerId", String(36), nullable=True),
     Column("AMOPCustomerId", Integer, nullable=True),
     Column("SqsMessageId", String(100), nullable=True),
-    Column("DeviceCount", Integer, nullable=False, default=0),
-    Column("ErrorMessage", Text, nullable=True),
+    Column("DeviceCount", Integer, nullable=False, default=0, info=ADDED),
+    Column("ErrorMessage", Text, nullable=True, info=ADDED),
     Column("IsDeleted", Boolean, nullable=False, default=False),
     *_audit(),
     UniqueConstraint("OptimizationSessionId", "ServiceProviderId", "PortalTypeId"),
@@ -241,13 +234,13 @@ optimization_queue = Table(
     Column("Id", BigId, primary_key=True),
     Column("InstanceId", BigInteger, ForeignKey("OptimizationInstance.Id"), nullable=False),
     Column("CommPlanGroupId", BigInteger, ForeignKey("OptimizationCommGroup.Id"), nullable=False),
-    Column("RunStatusId", Integer, ForeignKey("OptimizationStatus.Id"), nullable=False),
+    Column("RunStatusId", StatusId, ForeignKey("OptimizationStatus.Id"), nullable=False),
     Column("ServiceProviderId", Integer, nullable=True),
     Column("UsesProration", Boolean, nullable=False, default=False),
     Column("IsBillInAdvance", Boolean, nullable=False, default=False),
     # Which candidate the queue evaluates: "base", "engine" or "sequence" (with its index).
-    Column("QueueKind", String(20), nullable=False, default="sequence"),
-    Column("SequenceIndex", Integer, nullable=True),
+    Column("QueueKind", String(20), nullable=False, default="sequence", info=ADDED),
+    Column("SequenceIndex", Integer, nullable=True, info=ADDED),
     Column("RunStartTime", DateTime, nullable=True),
     Column("RunEndTime", DateTime, nullable=True),
     Column("SqsMessageId", String(100), nullable=True),
@@ -357,6 +350,7 @@ comm_group_summary = Table(
     Column("WinnerCost", Money, nullable=True),
     Column("PlanChanges", Integer, nullable=True),
     *_audit(),
+    info=ADDED,
 )
 
 # Checkpoint fallback when Redis is absent or down (DESIGN §7).
@@ -367,6 +361,7 @@ checkpoint = Table(
     Column("Value", Text, nullable=False),
     Column("ExpiresAt", DateTime, nullable=True),
     Column("UpdatedDate", DateTime, nullable=False, server_default=func.current_timestamp()),
+    info=ADDED,
 )
 
 # Our additions for the event-driven run model (DESIGN §6 "What starts a run"):
@@ -462,6 +457,12 @@ def create_schema(engine: Engine) -> None:
         missing = [{"Id": int(s), "Name": s.name} for s in OptimizationStatus if int(s) not in present]
         if missing:
             conn.execute(optimization_status.insert(), missing)
+
+
+def missing_tables(engine: Engine) -> list[str]:
+    """Tables of the schema that the database lacks (a read-only check; nothing is created)."""
+    present = set(inspect(engine).get_table_names())
+    return sorted(name for name in metadata.tables if name not in present)
 
 
 def drop_schema(engine: Engine) -> None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import html
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -102,6 +102,20 @@ def tenant_ids(engine: Engine) -> list[int]:
                 select(ses.c.TenantId).where(ses.c.IsDeleted.is_(False)).distinct().order_by(ses.c.TenantId)
             ).scalars()
         ]
+
+
+def readable_tenants(tenant_dags: Mapping[int, str], readable_dag_ids: Iterable[str]) -> set[int]:
+    """Tenants whose optimization DAG is among ``readable_dag_ids`` (a tenant without a DAG: none)."""
+    readable = set(readable_dag_ids)
+    return {tenant for tenant, dag_id in tenant_dags.items() if dag_id in readable}
+
+
+def instance_tenant_id(engine: Engine, instance_id: int) -> int | None:
+    """The tenant of an instance, or None when there is no such instance."""
+    ins = s.optimization_instance
+    with engine.connect() as conn:
+        tenant = conn.execute(select(ins.c.TenantId).where(ins.c.Id == instance_id)).scalar_one_or_none()
+    return None if tenant is None else int(tenant)
 
 
 def list_sessions(engine: Engine, tenant_id: int, *, limit: int = DEFAULT_LIMIT) -> list[SessionRow]:

@@ -14,6 +14,7 @@ from typing import Any
 from sqlalchemy import DateTime, Table, UniqueConstraint, create_engine, event
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DBAPIError
+from sqlalchemy.types import TypeDecorator
 
 LOG = logging.getLogger(__name__)
 
@@ -134,6 +135,8 @@ def bulk_insert(
             naive = [i for i, c in enumerate(cols) if _is_naive_timestamp(table, c)]
         try:
             values = _chunk_values(given, defaults, naive, chunk)
+            if dialect in ("mssql", "postgresql"):  # no bound parameters: apply the column types' binding
+                values = _bind_decorated(table, cols, values, conn.dialect)
             if dialect == "mssql":
                 raw = conn.connection.driver_connection
                 if stage is None:
@@ -220,6 +223,20 @@ def _chunk_values(
             if isinstance(stamp, dt.datetime) and stamp.tzinfo is not None:
                 values[n] = (*value[:i], stamp.astimezone(dt.UTC).replace(tzinfo=None), *value[i + 1 :])
     return values
+
+
+def _bind_decorated(table: Table, cols: list[str], values: list[tuple], dialect: Any) -> list[tuple]:
+    """Values of ``TypeDecorator`` columns (status ids) as a bound parameter would carry them."""
+    decorated = [
+        (i, table.c[c].type) for i, c in enumerate(cols) if isinstance(table.c[c].type, TypeDecorator)
+    ]
+    if not decorated:
+        return values
+    rows = [list(value) for value in values]
+    for i, kind in decorated:
+        for row in rows:
+            row[i] = kind.process_bind_param(row[i], dialect)
+    return [tuple(row) for row in rows]
 
 
 def _key_columns(table: Table, cols: list[str]) -> list[str]:

@@ -157,6 +157,18 @@ def _iso_z(value: dt.datetime) -> str:
     return value.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+def legacy_last_sync_date(now: dt.datetime) -> dt.datetime:
+    """``now`` minus one calendar month minus one day, as the legacy ``UtcNow.AddMonths(-1).AddDays(-1)``.
+
+    ``AddMonths`` keeps the time of day and clamps the day to the target month's length (31 March →
+    28/29 February); then one day is taken off.
+    """
+    year, month = (now.year, now.month - 1) if now.month > 1 else (now.year - 1, 12)
+    next_first = dt.date(year + month // 12, month % 12 + 1, 1)
+    last_day = (next_first - dt.timedelta(days=1)).day
+    return now.replace(year=year, month=month, day=min(now.day, last_day)) - dt.timedelta(days=1)
+
+
 def parse_sync_request(message: Mapping[str, Any]) -> DeviceSyncRequest:
     """Parse one boto3 message of the device-sync queue into a :class:`DeviceSyncRequest`.
 

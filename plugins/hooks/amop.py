@@ -1,4 +1,4 @@
-"""Hook to the AMOP database: SQL Server on MWAA, PostgreSQL when given, embedded SQLite by default."""
+"""Hook to the AMOP database: SQL Server on MWAA, PostgreSQL when given, embedded SQLite in local mode."""
 
 from __future__ import annotations
 
@@ -8,12 +8,16 @@ from typing import Any
 
 from sqlalchemy import create_engine
 from sqlalchemy.engine import URL, Engine
+from sqlalchemy.exc import DBAPIError
 
-from include.carrier_optimization.schema import create_schema
+from include.carrier_optimization.local_mode import ConnectionNotUsable, local_mode, missing_connection
+from include.carrier_optimization.schema import create_schema, missing_tables
+from include.carrier_optimization.statuses import bind_status_ids
 from include.carrier_optimization.storage import make_engine, sqlite_url
-from plugins.compat import BaseHook
+from plugins.compat import AirflowNotFoundException, BaseHook
 
 EMBEDDED_DB_ENV = "CARRIER_OPT_DB_URL"
+MIGRATION_SCRIPT = "sql/mssql_migration.sql"
 
 
 def embedded_database_url() -> str:
@@ -27,9 +31,13 @@ def embedded_database_url() -> str:
 class AmopDatabaseHook(BaseHook):
     """Give library code a SQLAlchemy engine on the AMOP database.
 
-    The Airflow connection decides the database: ``mssql`` (the existing AMOP tables; the schema is not
-    created), ``postgres`` or ``sqlite`` (the schema is created if missing). Without the connection the
-    embedded default of :func:`embedded_database_url` is used, so a laptop needs no set-up.
+    The Airflow connection decides the database: ``mssql`` (the existing AMOP tables), ``postgres`` or
+    ``sqlite``. In local mode (``CARRIER_OPT_LOCAL_MODE=true``, see
+    :mod:`include.carrier_optimization.local_mode`) a missing connection means the embedded default of
+    :func:`embedded_database_url`, and the schema is created on ``postgres``/``sqlite`` if missing.
+    Outside local mode no DDL runs: a missing connection, an unreachable database or missing tables
+    fail with :class:`ConnectionNotUsable` naming the connection id. In both modes the run status ids
+    are read by name from the ``OptimizationStatus`` lookup (:mod:`include.carrier_optimization.statuses`).
     The engine is built on the first ``get_conn()`` and cached.
 
     :param amop_conn_id: Airflow connection id of the AMOP database (default ``amop_db``).
@@ -46,11 +54,27 @@ class AmopDatabaseHook(BaseHook):
         self.engine: Engine | None = None
 
     def get_conn(self) -> Engine:
-        """Return the cached engine, building it (and the schema where ours) on first use."""
+        """Return the cached engine, building it (and, in local mode, the schema) on first use."""
         if self.engine is None:
             engine = self._build_engine()
-            if engine.dialect.name in ("sqlite", "postgresql"):
-                create_schema(engine)  # cached only once the schema exists
+            try:
+                if local_mode():
+                    if engine.dialect.name in ("sqlite", "postgresql"):
+                        create_schema(engine)  # cached only once the schema exists
+                elif missing := missing_tables(engine):
+                    raise ConnectionNotUsable(
+                        self.amop_conn_id,
+                        "AMOP database",
+                        f"lacks the tables {', '.join(missing)}: create them before running (SQL Server: "
+                        f"{MIGRATION_SCRIPT}); nothing is created at task time outside local mode",
+                    )
+                self.log.info("Status ids of %s: %s", self.amop_conn_id, bind_status_ids(engine))
+            except LookupError as error:
+                raise ConnectionNotUsable(self.amop_conn_id, "AMOP database", str(error)) from error
+            except DBAPIError as error:
+                raise ConnectionNotUsable(
+                    self.amop_conn_id, "AMOP database", f"cannot be used: {error.orig or error}"
+                ) from error
             self.engine = engine
         return self.engine
 
@@ -82,7 +106,10 @@ class AmopDatabaseHook(BaseHook):
         )
 
     def _connection(self):
+        """The Airflow connection; None only in local mode when it is not defined."""
         try:
             return self.get_connection(self.amop_conn_id)
-        except Exception:  # AirflowNotFoundException differs by version; absent means embedded default
-            return None
+        except AirflowNotFoundException:
+            if local_mode():
+                return None
+            raise missing_connection(self.amop_conn_id, "AMOP database") from None

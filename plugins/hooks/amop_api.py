@@ -4,15 +4,20 @@ from __future__ import annotations
 
 from typing import Any
 
+from requests import RequestException
+
+from include.carrier_optimization.local_mode import local_mode, missing_connection
 from include.carrier_optimization.progress import error_payload, progress_payload
-from plugins.compat import BaseHook
+from plugins.compat import AirflowException, AirflowNotFoundException, BaseHook
 
 
 class AmopApiHook(BaseHook):
     """Send progress (0/20/30/40/50/100) and error messages to AMOP 2.0, and always to the task log.
 
-    Without the ``http`` connection only the log gets them. A failed call is logged and swallowed:
-    reporting progress never fails a run.
+    In local mode (``CARRIER_OPT_LOCAL_MODE=true``) a missing ``http`` connection means the task log
+    only; outside it a missing connection raises ``ConnectionNotUsable`` naming the connection id (the
+    portal depends on progress 100 to load results). A call the API rejects or that cannot reach it is
+    logged and returns False: one lost progress call never fails an optimization.
 
     :param amop_api_conn_id: Airflow HTTP connection of the AMOP 2.0 API (default ``amop_api``).
     """
@@ -29,28 +34,41 @@ class AmopApiHook(BaseHook):
         self._checked = False
 
     def get_conn(self):
-        """The HTTP hook, or None when the connection is not defined (checked once)."""
+        """The HTTP hook; None in local mode when the connection is not defined (checked once)."""
         if not self._checked:
-            self._checked = True
             try:
                 self.get_connection(self.amop_api_conn_id)
-            except Exception:
+            except AirflowNotFoundException:
+                if not local_mode():
+                    raise missing_connection(self.amop_api_conn_id, "AMOP progress API") from None
+                self._checked = True
                 self.log.info(
                     "Connection %s not defined: progress goes to the task log only", self.amop_api_conn_id
                 )
                 return None
             from airflow.providers.http.hooks.http import HttpHook
 
+            self._checked = True
             self._http = HttpHook(method="POST", http_conn_id=self.amop_api_conn_id)
         return self._http
 
     def send_progress(
-        self, *, session_id: int, session_guid: str | None, progress: int, device_count: int = 0
+        self,
+        *,
+        session_id: int,
+        session_guid: str | None,
+        progress: int,
+        device_count: int = 0,
+        additional: dict[str, Any] | None = None,
     ) -> bool:
-        """Report ``progress``; returns whether the API accepted it (False when not configured)."""
+        """Report ``progress`` (and a new session's ``AdditionalJson``); returns whether it was accepted."""
         self.log.info("Optimization session %s: progress %d%% (%d SIMs)", session_id, progress, device_count)
         payload = progress_payload(
-            session_id=session_id, session_guid=session_guid, progress=progress, device_count=device_count
+            session_id=session_id,
+            session_guid=session_guid,
+            progress=progress,
+            device_count=device_count,
+            additional=additional,
         )
         return self._post(payload)
 
@@ -65,7 +83,7 @@ class AmopApiHook(BaseHook):
             return False
         try:
             http.run(endpoint=payload["data"]["path"], json=payload, extra_options={"timeout": 10})
-        except Exception as error:  # progress must never fail the run
+        except (AirflowException, RequestException) as error:  # HTTP status / transport errors
             self.log.warning("AMOP API call %s failed: %s", payload["data"]["path"], error)
             return False
         return True

@@ -11,6 +11,7 @@ from sqlalchemy import delete
 
 from include.carrier_optimization.queues import resolve_queue_url
 from include.carrier_optimization.schema import STAGING_TABLES
+from include.carrier_optimization.sync_messages import legacy_last_sync_date
 from plugins.compat import AirflowFailException, AirflowSkipException, Context
 from plugins.operators.optimization import AmopBaseOperator, check_session, session_request
 
@@ -60,7 +61,7 @@ class DeviceSyncRequestOperator(AmopBaseOperator):
         with engine.begin() as conn:
             for table in STAGING_TABLES:
                 conn.execute(delete(table).where(table.c.ServiceProviderId == request.service_provider_id))
-        last_sync = dt.datetime.now(dt.UTC) - dt.timedelta(days=32)
+        last_sync = legacy_last_sync_date(dt.datetime.now(dt.UTC))
         attributes = {
             "PageNumber": "1",
             "LastSyncDate": last_sync.strftime("%Y-%m-%dT%H:%M:%SZ"),
@@ -432,7 +433,7 @@ class DeviceSyncFailedOperator(DeviceSyncBaseOperator):
                 )
             except Exception:
                 self.log.exception("Could not report the sync error of session %s to AMOP", session_id)
-        where = self.mail.send(
+        where = self.mail.send_or_log(  # undeliverable: the alert goes to the task log
             sync_error_email(
                 recipients=tuple(self.alert_emails),
                 provider_name=provider,

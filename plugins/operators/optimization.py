@@ -16,8 +16,12 @@ from include.carrier_optimization.notify import (
     CACHE_ISSUE_SUBJECT,
     RESULTS_SUBJECT,
     Email,
+    sim_count_email,
+    skipped_groups_email,
 )
+from include.carrier_optimization.progress import additional_json, is_auto_carrier_optimization
 from include.carrier_optimization.report import ReportError, build_report, store_result_file
+from include.carrier_optimization.repository import AmopRepository
 from include.carrier_optimization.tenants import ENGINES
 from plugins.compat import AirflowFailException, AirflowSkipException, BaseOperator, Context
 from plugins.hooks.amop import AmopDatabaseHook
@@ -90,13 +94,21 @@ class AmopBaseOperator(BaseOperator):
         return NotificationEmailHook(smtp_conn_id=self.smtp_conn_id)
 
     def progress(self, session: dict[str, Any], value: int, device_count: int = 0) -> None:
-        """Store and report the session's progress; never fails the task."""
+        """Store the session's progress; report it to AMOP only for an auto carrier optimization."""
         pipeline.set_progress(self.db.get_conn(), session["session_id"], value)
+        if not session.get("auto", True):
+            self.log.info(
+                "Session %s: progress %d%% stored; not sent to AMOP (the portal reports this request)",
+                session["session_id"],
+                value,
+            )
+            return
         self.api.send_progress(
             session_id=session["session_id"],
             session_guid=session.get("session_guid"),
             progress=value,
             device_count=device_count,
+            additional=session.get("additional_json"),
         )
 
 
@@ -127,7 +139,7 @@ class OptimizationSessionOperator(AmopBaseOperator):
         try:
             session = pipeline.open_session(self.db.get_conn(), request, run_key=run_key)
         except pipeline.RunRefused as refused:
-            self.mail.send(
+            self.mail.send_or_log(
                 Email(
                     tuple(self.alert_emails), ALREADY_RUNNING_SUBJECT, f"{refused}. Request: {self.request}"
                 )
@@ -138,8 +150,24 @@ class OptimizationSessionOperator(AmopBaseOperator):
             raise AirflowSkipException(str(finished)) from finished
         except pipeline.RequestError as error:
             raise AirflowFailException(str(error)) from error
+        session = {**session, **self._progress_fields(session, request)}
         self.progress(session, 0)
         return {**session, "request": request.to_dict()}
+
+    def _progress_fields(self, session: dict[str, Any], request: pipeline.Request) -> dict[str, Any]:
+        """``auto`` (legacy isAutoCarrierOptimization) and the ``additional_json`` sent with progress.
+
+        ``additional_json`` is set when the request has no session id (it started the session), as the
+        legacy builds ``additionalData``.
+        """
+        auto = is_auto_carrier_optimization(session_id=request.session_id, has_synced=request.has_synced)
+        additional = None
+        if request.session_id is None:
+            period = AmopRepository(self.db.get_conn()).billing_period(session["billing_period_id"])
+            additional = additional_json(
+                tenant_id=request.tenant_id, service_provider_id=request.service_provider_id, period=period
+            )
+        return {"auto": auto, "additional_json": additional}
 
 
 CACHE_OK, CACHE_DEGRADED, CACHE_ABSENT = "ok", "degraded", "absent"
@@ -174,8 +202,10 @@ class OptimizationCacheCheckOperator(BaseOperator):
 class OptimizationCountOperator(AmopBaseOperator):
     """Start the instance, validate plans, build comm groups, snapshot and count SIMs (progress 30).
 
-    Returns ``{instance_id, device_count, groups, batches}``: the comm group ids and the batch
-    descriptors (``comm_group_id, start, stop``) the mapped tasks fan out over. Invalid
+    Returns ``{instance_id, device_count, groups, batches, skipped}``: the comm group ids, the batch
+    descriptors (``comm_group_id, start, stop``) the mapped tasks fan out over and the comm groups left
+    out (over the rate plan limit; the "Rate Plans limit exceeded" e-mail goes out once per instance, as
+    does "SIM Counts not Expected" when fewer SIMs were set up than the provider has). Invalid
     plans end the instance ``CompleteWithErrors``, send the ``ErrorMessage`` and fail the task.
 
     :param session: the session step's dict (templated; an XComArg in the DAG).
@@ -232,6 +262,7 @@ class OptimizationCountOperator(AmopBaseOperator):
         )
         if isinstance(cache, dict) and cache.get("status") == CACHE_DEGRADED:
             self._alert_cache_issue(session, plan.instance_id, str(cache.get("message")))
+        self._alert_set_up(plan)
         self.progress(self.session, 30, plan.device_count)
         if not plan.batches:  # no sequence queues to write: the instance's queues are complete
             self.progress(self.session, 40, plan.device_count)
@@ -247,21 +278,37 @@ class OptimizationCountOperator(AmopBaseOperator):
             "device_count": plan.device_count,
             "groups": [g["comm_group_id"] for g in plan.groups],
             "batches": plan.batches,
+            "skipped": plan.skipped,
         }
 
     def _alert_cache_issue(self, session: dict[str, Any], instance_id: int, message: str) -> None:
-        """The legacy configuration-issue e-mail, exactly once per instance (marker in the database)."""
-        store = DatabaseCheckpointStore(self.db.get_conn())
-        marker = f"carrier_opt:alert:redis:{instance_id}"
-        if store.get(marker) is not None:
-            return
+        """The legacy configuration-issue e-mail, exactly once per instance."""
         body = (
             f"Redis is configured but unreachable ({message}). Optimization session {session['session_id']}, "
             f"instance {instance_id} continues without the cache (database-only checkpoints)."
         )
-        self.mail.send(
-            Email(tuple(self.alert_emails), CACHE_ISSUE_SUBJECT.format(ou="Carrier Optimization"), body)
+        self._alert_once(
+            f"redis:{instance_id}",
+            Email(tuple(self.alert_emails), CACHE_ISSUE_SUBJECT.format(ou="Carrier Optimization"), body),
         )
+
+    def _alert_set_up(self, plan: pipeline.InstancePlan) -> None:
+        """The legacy set-up e-mails, once per instance: skipped comm groups, SIM counts not expected."""
+        to = tuple(self.alert_emails)
+        if plan.skipped:
+            email = skipped_groups_email(to, instance_id=plan.instance_id, skipped=plan.skipped)
+            self._alert_once(f"skipped:{plan.instance_id}", email)
+        if plan.sim_counts:
+            email = sim_count_email(to, instance_id=plan.instance_id, **plan.sim_counts)
+            self._alert_once(f"sims:{plan.instance_id}", email)
+
+    def _alert_once(self, name: str, email: Email) -> None:
+        """Send ``email`` unless already sent for ``name`` (a marker in the database)."""
+        store = DatabaseCheckpointStore(self.db.get_conn())
+        marker = f"carrier_opt:alert:{name}"
+        if store.get(marker) is not None:
+            return
+        self.mail.send_or_log(email)  # undeliverable: the alert goes to the task log
         store.put(marker, {"sent": True})
 
 
@@ -434,6 +481,7 @@ class OptimizationWinnersOperator(AmopBaseOperator):
         count = self.count.get("instance_id") if isinstance(self.count, dict) else self.count
         instance_id = _positive_int("count['instance_id']", count)
         summary = pipeline.select_winners(self.db.get_conn(), instance_id=instance_id)
+        pipeline.forget_setup_facts(self.db.get_conn(), instance_id)
         self.progress(self.session, 50, summary["devices"])
         return {k: v for k, v in summary.items() if k != "groups"} | {"groups": len(summary["groups"])}
 

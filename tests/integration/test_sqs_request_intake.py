@@ -89,7 +89,7 @@ class TestSensorPoke:
     def test_accepted_message_is_deleted_and_returned(self, sqs_client, queues):
         queue, _ = queues
         other = send(sqs_client, queue, tenant_id=OTHER_TENANT)
-        mine = send(sqs_client, queue, has_synced=False, portal_type_id=2)
+        mine = send(sqs_client, queue, has_synced=False, portal_type_id=0)
 
         result = make_sensor(queue, deferrable=False).execute({})
 
@@ -99,7 +99,7 @@ class TestSensorPoke:
             "bill_period_id": PERIOD,
             "session_id": None,
             "has_synced": False,
-            "portal_type_id": 2,
+            "portal_type_id": 0,
             "message_id": mine,
         }
         assert visible_ids(sqs_client, queue) == [other]
@@ -137,6 +137,20 @@ class TestSensorPoke:
         assert {name: value["StringValue"] for name, value in moved.items() if name != ERROR_REASON} == {
             name: value["StringValue"] for name, value in attributes.items()
         }
+
+    def test_mobility_request_is_dead_lettered_naming_the_portal_type(self, sqs_client, queues):
+        queue, dlq = queues
+        mobility = send(sqs_client, queue, portal_type_id=1)
+
+        assert make_sensor(queue, dead_letter_queue=dlq).poke({}) is False
+
+        assert visible_ids(sqs_client, queue) == []
+        [dead] = sqs_client.receive_message(
+            QueueUrl=dlq, MaxNumberOfMessages=10, WaitTimeSeconds=0, MessageAttributeNames=["All"]
+        )["Messages"]
+        assert dead["MessageAttributes"][ERROR_REASON]["StringValue"] == (
+            f"SQS message {mobility}: `PortalTypeId` is 1 (Mobility): not supported yet, only 0 (M2M) is"
+        )
 
     def test_malformed_message_without_dead_letter_queue_is_logged_and_deleted(
         self, sqs_client, queues, caplog, capsys

@@ -75,7 +75,12 @@ def server(amop):
     from plugins.carrier_optimization_plugin import create_app
     from tests.conftest import free_port
 
-    app = create_app(engine_factory=lambda: amop.engine, names=lambda: {1: "Acme Logistics"})
+    app = create_app(
+        engine_factory=lambda: amop.engine,
+        names=lambda: {1: "Acme Logistics"},
+        tenant_dags=lambda: {1: "carrier_optimization__acme"},
+        readable_dags=lambda user, dag_ids: set(dag_ids),
+    )
     app.dependency_overrides[get_user] = lambda: SimpleNamespace(get_name=lambda: "tester")
     parent = FastAPI()
     parent.mount(PREFIX, app)

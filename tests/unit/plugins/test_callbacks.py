@@ -2,19 +2,16 @@
 
 from __future__ import annotations
 
-import datetime as dt
 from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
 
 from include.carrier_optimization import pipeline
-from include.carrier_optimization import schema as s
-from include.carrier_optimization.fleet import TenantSpec, generate_fleet
+from include.carrier_optimization.fleet import TenantSpec
 from include.carrier_optimization.notify import FAILURE_SUBJECT
 from include.carrier_optimization.repository import AmopRepository
 from include.carrier_optimization.schema import OptimizationStatus
-from include.carrier_optimization.storage import make_engine
 from plugins.callbacks import instance_failure_callback, mark_instance_failed, run_failure_callback
 from plugins.hooks.amop_api import AmopApiHook
 
@@ -24,18 +21,8 @@ DAG_ID = "carrier_optimization__cb"
 
 
 @pytest.fixture
-def amop(monkeypatch, tmp_path):
-    for name in ("AIRFLOW_CONN_AMOP_DB", "AIRFLOW_CONN_AMOP_API", "AIRFLOW_CONN_SMTP_NOTIFICATIONS"):
-        monkeypatch.delenv(name, raising=False)
-    url = f"sqlite:///{tmp_path / 'amop.sqlite'}"
-    monkeypatch.setenv("CARRIER_OPT_DB_URL", url)
-    monkeypatch.setenv("CARRIER_OPT_OUTBOX", str(tmp_path / "outbox"))
-    engine = make_engine(url)
-    s.create_schema(engine)
-    end = (dt.datetime.now(dt.UTC).replace(tzinfo=None) + dt.timedelta(days=3)).replace(microsecond=0)
-    AmopRepository(engine).write_fleet(generate_fleet(30, seed=2, tenant=TENANT, period_end=end))
-    yield engine
-    engine.dispose()
+def amop(local_amop):
+    return local_amop(TENANT, 30, seed=2)
 
 
 @pytest.fixture
@@ -179,3 +166,28 @@ def test_a_task_callback_run_by_the_dag_processor_finds_the_session_by_its_run(a
     assert instance["RunStatusId"] == int(OptimizationStatus.CompleteWithErrors)
     assert instance["ErrorMessage"] == "Task optimize failed: task failed"
     assert len(outbox(tmp_path)) == 1 and [e["session_id"] for e in api_errors] == [session["session_id"]]
+
+
+def test_an_undeliverable_alert_goes_to_the_task_log(amop, tmp_path, monkeypatch, caplog):
+    """Outside local mode with SMTP down: retries, then the alert is logged in full (nothing raises)."""
+    import json
+    import logging
+
+    from tests.conftest import free_port
+
+    session, instance_id = started(amop)
+    db = {"conn_type": "sqlite", "host": str(tmp_path / "amop.sqlite")}
+    monkeypatch.setenv("AIRFLOW_CONN_AMOP_DB", json.dumps(db))
+    smtp = {"conn_type": "smtp", "host": "127.0.0.1", "port": free_port()}  # nothing listens
+    monkeypatch.setenv("AIRFLOW_CONN_SMTP_NOTIFICATIONS", json.dumps(smtp))
+    monkeypatch.delenv("CARRIER_OPT_LOCAL_MODE")
+    monkeypatch.setattr("plugins.hooks.email.time.sleep", lambda seconds: None)
+    with caplog.at_level(logging.ERROR, logger="plugins.callbacks"):
+        mark_instance_failed(context(session, "disk full"), alert_emails=["ops@cb.example"])
+    assert AmopRepository(amop).instance(instance_id)["RunStatusId"] == int(
+        OptimizationStatus.CompleteWithErrors
+    )
+    alert = "\n".join(r.getMessage() for r in caplog.records if r.name == "plugins.callbacks")
+    assert "'smtp_notifications' (e-mail) could not deliver" in alert
+    assert "disk full" in alert and "ops@cb.example" in alert and f"instance {instance_id}" in alert
+    assert outbox(tmp_path) == []

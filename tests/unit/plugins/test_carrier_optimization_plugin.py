@@ -63,9 +63,19 @@ def signed_in(app: FastAPI) -> FastAPI:
     return app
 
 
+def app_for(amop, names=dict) -> FastAPI:
+    """The app on the test database; the user may read tenant 1's DAG (access: test_sessions_access.py)."""
+    return create_app(
+        engine_factory=lambda: amop.engine,
+        names=names,
+        tenant_dags=lambda: {1: "carrier_optimization__acme"},
+        readable_dags=lambda user, dag_ids: set(dag_ids),
+    )
+
+
 @pytest.fixture(scope="module")
 def client(amop):
-    app = signed_in(create_app(engine_factory=lambda: amop.engine, names=lambda: {1: "Acme Logistics"}))
+    app = signed_in(app_for(amop, names=lambda: {1: "Acme Logistics"}))
     with TestClient(app) as test_client:
         yield test_client
 
@@ -171,7 +181,7 @@ class TestRoutes:
 
     def test_relative_links_resolve_under_the_mount_prefix(self, amop):
         parent = FastAPI()
-        parent.mount(URL_PREFIX, signed_in(create_app(engine_factory=lambda: amop.engine, names=dict)))
+        parent.mount(URL_PREFIX, signed_in(app_for(amop)))
         with TestClient(parent) as test_client:
             page = test_client.get(f"{URL_PREFIX}/", params={"tenant_id": 1})
             assert page.status_code == 200
@@ -184,11 +194,11 @@ def test_lazy_app_builds_once_on_first_request(amop):
 
     def factory():
         built.append(1)
-        return signed_in(create_app(engine_factory=lambda: amop.engine, names=dict))
+        return signed_in(app_for(amop))
 
     lazy = LazyAsgiApp(factory)
     assert built == [] and lazy.app is None
     with TestClient(lazy) as test_client:
         assert test_client.get("/api/sessions", params={"tenant_id": 1}).status_code == 200
-        assert test_client.get("/api/sessions", params={"tenant_id": 2}).json() == []
+        assert test_client.get("/api/sessions", params={"tenant_id": 2}).status_code == 403  # not readable
     assert built == [1]

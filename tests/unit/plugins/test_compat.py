@@ -51,8 +51,13 @@ CLASSES = {
     "Param": None,
     "Context": None,
 }
-FUNCTIONS = ["dag", "get_current_context", "get_parsing_context", "default_deferrable"]
-EXCEPTIONS = ["AirflowException", "AirflowFailException", "AirflowSkipException"]
+FUNCTIONS = ["dag", "get_current_context", "get_parsing_context", "default_deferrable", "readable_dag_ids"]
+EXCEPTIONS = [
+    "AirflowException",
+    "AirflowFailException",
+    "AirflowNotFoundException",
+    "AirflowSkipException",
+]
 
 
 class TestExports:
@@ -94,6 +99,11 @@ class TestExports:
         assert issubclass(exc, Exception) and issubclass(exc, compat.AirflowException)
         with pytest.raises(compat.AirflowException, match="boom"):
             raise exc("boom")
+
+    def test_not_found_is_what_a_missing_connection_raises(self, monkeypatch):
+        monkeypatch.delenv("AIRFLOW_CONN_COMPAT_MISSING", raising=False)
+        with pytest.raises(compat.AirflowNotFoundException, match="compat_missing"):
+            compat.BaseHook.get_connection("compat_missing")
 
     def test_sdk_names_come_from_the_task_sdk(self):
         import airflow.sdk as sdk

@@ -87,9 +87,23 @@ class TestParseRequest:
 
     def test_full_continuation_message(self):
         request = parse_request(
-            make_message(OptimizationSessionId=s(str(SESSION)), HasSynced=s("True"), PortalTypeId=s("2"))
+            make_message(OptimizationSessionId=s(str(SESSION)), HasSynced=s("True"), PortalTypeId=s("0"))
         )
-        assert (request.session_id, request.has_synced, request.portal_type_id) == (SESSION, True, 2)
+        assert (request.session_id, request.has_synced, request.portal_type_id) == (SESSION, True, 0)
+
+    @pytest.mark.parametrize(
+        ("text", "reason"),
+        [
+            ("1", "is 1 (Mobility): not supported yet, only 0 (M2M) is"),
+            ("2", "is 2 (CrossProvider): not supported yet, only 0 (M2M) is"),
+            ("7", "is 7, not a known portal type (0 M2M, 1 Mobility, 2 CrossProvider)"),
+            ("-1", "is -1, not a known portal type (0 M2M, 1 Mobility, 2 CrossProvider)"),
+        ],
+    )
+    def test_unsupported_portal_types_are_refused_by_name(self, text, reason):
+        with pytest.raises(MalformedMessageError) as info:
+            parse_request(make_message(PortalTypeId=s(text)))
+        assert (info.value.attribute, info.value.reason) == (PORTAL_TYPE_ID, reason)
 
     def test_has_synced_missing_means_false(self):
         assert parse_request(make_message()).has_synced is False
@@ -180,7 +194,7 @@ class TestParseRequest:
 
 class TestOptimizationRequest:
     def test_to_dict_is_small_json_with_the_documented_keys(self):
-        request = parse_request(request_message("m-9", session_id=SESSION, has_synced=True, portal_type_id=1))
+        request = parse_request(request_message("m-9", session_id=SESSION, has_synced=True, portal_type_id=0))
         data = request.to_dict()
         assert list(data) == [
             "tenant_id",
@@ -431,9 +445,9 @@ class TestBuildRequestAttributes:
             bill_period_id=PERIOD,
             session_id=SESSION,
             has_synced=True,
-            portal_type_id=2,
+            portal_type_id=0,
         )
-        assert attributes[HAS_SYNCED] == s("True")
+        assert attributes[HAS_SYNCED] == s("True") and attributes[PORTAL_TYPE_ID] == s("0")
         request = parse_request({"MessageId": "c", "MessageAttributes": attributes})
         assert request.to_dict() == {
             "tenant_id": TENANT,
@@ -441,7 +455,7 @@ class TestBuildRequestAttributes:
             "bill_period_id": PERIOD,
             "session_id": SESSION,
             "has_synced": True,
-            "portal_type_id": 2,
+            "portal_type_id": 0,
             "message_id": "c",
         }
 
@@ -456,7 +470,7 @@ class TestBuildRequestAttributes:
             ({"service_provider_id": "3"}, r"`service_provider_id` must be a positive integer, got '3'"),
             ({"bill_period_id": None}, r"`bill_period_id` must be a positive integer, got None"),
             ({"session_id": -2}, r"`session_id` must be a positive integer, got -2"),
-            ({"portal_type_id": True}, r"`portal_type_id` must be a positive integer, got True"),
+            ({"portal_type_id": True}, r"`portal_type_id` must be one of \[0, 1, 2\], got True"),
             ({"bill_year": 0}, r"`bill_year` must be a positive integer, got 0"),
             ({"bill_month": 13}, r"`bill_month` must be between 1 and 12, got 13"),
             ({"bill_month": 0}, r"`bill_month` must be a positive integer, got 0"),

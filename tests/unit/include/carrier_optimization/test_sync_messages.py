@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 import pytest
 
 from include.carrier_optimization.messages import MalformedMessageError, parse_request
@@ -187,3 +189,19 @@ class TestBuild:
     def test_from_dict_rejects_other_keys(self):
         with pytest.raises(ValueError, match=r"missing \[.*'message_id'.*\], unknown \['x'\]"):
             DeviceSyncRequest.from_dict({"x": 1})
+
+
+@pytest.mark.parametrize(
+    ("now", "expected"),
+    [
+        (dt.datetime(2026, 11, 30, 10, 5, 7), dt.datetime(2026, 10, 29, 10, 5, 7)),
+        (dt.datetime(2026, 3, 31, 23, 0), dt.datetime(2026, 2, 27, 23, 0)),  # AddMonths clamps to 28 Feb
+        (dt.datetime(2028, 3, 31), dt.datetime(2028, 2, 28)),  # leap year: 29 Feb, minus a day
+        (dt.datetime(2026, 1, 15, 1, 2, 3), dt.datetime(2025, 12, 14, 1, 2, 3)),  # across the year
+        (dt.datetime(2026, 3, 1, tzinfo=dt.UTC), dt.datetime(2026, 1, 31, tzinfo=dt.UTC)),
+    ],
+)
+def test_legacy_last_sync_date_is_one_month_and_one_day_back(now, expected):
+    from include.carrier_optimization.sync_messages import legacy_last_sync_date
+
+    assert legacy_last_sync_date(now) == expected

@@ -11,11 +11,12 @@ from sqlalchemy import make_url, select
 from sqlalchemy.exc import OperationalError
 
 import plugins.hooks.amop as amop_module
+from include.carrier_optimization.local_mode import LOCAL_MODE_ENV, ConnectionNotUsable
 from include.carrier_optimization.schema import OptimizationStatus, drop_schema, metadata, optimization_status
 from include.carrier_optimization.storage import make_engine
 from plugins.compat import BaseHook
 from plugins.hooks.amop import EMBEDDED_DB_ENV, AmopDatabaseHook, embedded_database_url
-from tests.conftest import free_port
+from tests.conftest import free_port, not_defined
 
 CONN_ID = "amop_test"
 CONN_ENV = "AIRFLOW_CONN_AMOP_TEST"
@@ -195,6 +196,7 @@ class TestPostgres:
         monkeypatch.setenv(CONN_ENV, json.dumps({"conn_type": "postgres", "host": host}))
         hook = AmopDatabaseHook(amop_conn_id=CONN_ID)
         monkeypatch.setattr(amop_module, "create_schema", lambda engine: None)  # not on the admin database
+        monkeypatch.setattr(amop_module, "bind_status_ids", lambda engine: {})
         engine = hook.get_conn()
         assert (engine.url.username, engine.url.port, engine.url.database) == ("postgres", 5432, "postgres")
 
@@ -214,15 +216,18 @@ class TestPostgres:
             CONN_ENV, json.dumps({"conn_type": "postgres", "host": "127.0.0.1", "port": port, "login": "x"})
         )
         hook = AmopDatabaseHook(amop_conn_id=CONN_ID)
-        with pytest.raises(OperationalError):
+        with pytest.raises(ConnectionNotUsable, match=rf"^Connection '{CONN_ID}' \(AMOP database\) cannot"):
             hook.get_conn()
-        with pytest.raises(OperationalError):
+        with pytest.raises(ConnectionNotUsable) as raised:
             hook.get_conn()  # still unreachable: must fail again, not hand out a schema-less engine
+        assert isinstance(raised.value.__cause__, OperationalError) and hook.engine is None
 
 
 class TestMsSql:
     @pytest.fixture(autouse=True)
     def _mssql_connection(self, monkeypatch):
+        self.status_reads = []  # the status lookup read (stubbed: no SQL Server here)
+        monkeypatch.setattr(amop_module, "bind_status_ids", lambda engine: self.status_reads.append(engine))
         self.port = free_port()  # nothing listens: connecting would fail loudly
         monkeypatch.setenv(
             CONN_ENV,
@@ -253,15 +258,24 @@ class TestMsSql:
         assert isinstance(creator.__self__, MsSqlHook)
         assert creator.__self__.mssql_conn_id == CONN_ID
 
-    def test_no_schema_is_created_and_nothing_connects(self, schema_calls, monkeypatch):
+    def test_no_schema_is_created_only_the_status_lookup_is_read(self, schema_calls, monkeypatch):
         from airflow.providers.microsoft.mssql.hooks.mssql import MsSqlHook
 
         connects = []
         monkeypatch.setattr(MsSqlHook, "get_conn", lambda self: connects.append(self) or 1 / 0)
         hook = AmopDatabaseHook(amop_conn_id=CONN_ID)
         engine = hook.get_conn()
-        assert schema_calls == [] and connects == []
-        assert hook.get_conn() is engine
+        assert schema_calls == [] and connects == [] and self.status_reads == [engine]
+        assert hook.get_conn() is engine and self.status_reads == [engine]
+
+    def test_unreachable_server_names_the_connection(self, monkeypatch):
+        from include.carrier_optimization.statuses import bind_status_ids
+
+        monkeypatch.setattr(amop_module, "bind_status_ids", bind_status_ids)  # the real lookup read
+        hook = AmopDatabaseHook(amop_conn_id=CONN_ID)
+        with pytest.raises(ConnectionNotUsable, match=rf"^Connection '{CONN_ID}' \(AMOP database\) cannot"):
+            hook.get_conn()
+        assert hook.engine is None
 
 
 class TestUnknownType:
@@ -275,3 +289,47 @@ class TestUnknownType:
         ):
             hook.get_conn()
         assert hook.engine is None
+
+
+@pytest.mark.usefixtures("production_mode")
+class TestProductionMode:
+    """``CARRIER_OPT_LOCAL_MODE`` off: no embedded fallback, no DDL, errors name the connection."""
+
+    def test_missing_connection_fails_naming_it(self, embedded, schema_calls):
+        hook = AmopDatabaseHook(amop_conn_id=CONN_ID)
+        with pytest.raises(ConnectionNotUsable, match=not_defined(CONN_ID, "AMOP database")):
+            hook.get_conn()
+        assert not embedded.exists() and schema_calls == [] and hook.engine is None
+
+    def test_typo_in_the_flag_is_an_error(self, embedded, monkeypatch):
+        monkeypatch.setenv(LOCAL_MODE_ENV, "ture")
+        with pytest.raises(ValueError, match=rf"^{LOCAL_MODE_ENV}='ture' is not a boolean"):
+            AmopDatabaseHook(amop_conn_id=CONN_ID).get_conn()
+        assert not embedded.exists()
+
+    def test_empty_database_is_refused_without_ddl(self, monkeypatch, tmp_path, schema_calls):
+        path = tmp_path / "prod.sqlite"
+        monkeypatch.setenv(CONN_ENV, json.dumps({"conn_type": "sqlite", "host": str(path)}))
+        hook = AmopDatabaseHook(amop_conn_id=CONN_ID)
+        with pytest.raises(
+            ConnectionNotUsable, match=r"lacks the tables .*OptimizationQueue.*mssql_migration"
+        ):
+            hook.get_conn()
+        assert schema_calls == [] and sa_inspect(make_engine(f"sqlite:///{path}")).get_table_names() == []
+
+    def test_complete_schema_is_used_as_is(self, monkeypatch, tmp_path, schema_calls):
+        from include.carrier_optimization.schema import create_schema
+
+        path = tmp_path / "prod.sqlite"
+        create_schema(make_engine(f"sqlite:///{path}"))
+        monkeypatch.setenv(CONN_ENV, json.dumps({"conn_type": "sqlite", "host": str(path)}))
+        engine = AmopDatabaseHook(amop_conn_id=CONN_ID).get_conn()
+        assert engine.dialect.name == "sqlite" and schema_calls == []
+        assert _schema_is_complete(engine)
+
+    def test_unreachable_database_names_the_connection(self, monkeypatch):
+        monkeypatch.setenv(
+            CONN_ENV, json.dumps({"conn_type": "postgres", "host": "127.0.0.1", "port": free_port()})
+        )
+        with pytest.raises(ConnectionNotUsable, match=rf"^Connection '{CONN_ID}' \(AMOP database\) cannot"):
+            AmopDatabaseHook(amop_conn_id=CONN_ID).get_conn()

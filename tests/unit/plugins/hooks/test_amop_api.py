@@ -9,10 +9,11 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
+from include.carrier_optimization.local_mode import ConnectionNotUsable
 from include.carrier_optimization.progress import ERROR_PATH, PROGRESS_PATH, error_payload, progress_payload
 from plugins.compat import BaseHook
 from plugins.hooks.amop_api import AmopApiHook
-from tests.conftest import free_port
+from tests.conftest import free_port, not_defined
 
 CONN_ID = "amop_api_test"
 CONN_ENV = "AIRFLOW_CONN_AMOP_API_TEST"
@@ -243,3 +244,20 @@ class TestFailures:
         api.status = 200
         assert hook.send_progress(session_id=1, session_guid=None, progress=50) is True
         assert [r["body"]["data"]["Progress"] for r in api.requests] == [40, 50]
+
+
+@pytest.mark.usefixtures("production_mode")
+class TestProductionMode:
+    """``CARRIER_OPT_LOCAL_MODE`` off: the API connection is required; a rejected call still never fails."""
+
+    def test_missing_connection_fails_naming_it(self, no_connection, hook_logs):
+        hook = AmopApiHook(amop_api_conn_id=CONN_ID)
+        with pytest.raises(ConnectionNotUsable, match=not_defined(CONN_ID, "AMOP progress API")):
+            hook.send_progress(session_id=SESSION_ID, session_guid=None, progress=20)
+        with pytest.raises(ConnectionNotUsable):  # not cached as "log only" after the first failure
+            hook.get_conn()
+
+    def test_configured_connection_posts(self, api):
+        hook = AmopApiHook(amop_api_conn_id=CONN_ID)
+        assert hook.send_progress(session_id=SESSION_ID, session_guid="g", progress=30) is True
+        assert len(api.requests) == 1

@@ -13,10 +13,11 @@ from pathlib import Path
 
 import pytest
 
+from include.carrier_optimization.local_mode import ConnectionNotUsable, EmailNotDelivered
 from include.carrier_optimization.notify import Email
 from plugins.compat import BaseHook
 from plugins.hooks.email import OUTBOX_ENV, NotificationEmailHook, outbox_folder
-from tests.conftest import free_port
+from tests.conftest import free_port, not_defined
 
 CONN_ID = "smtp_test"
 CONN_ENV = "AIRFLOW_CONN_SMTP_TEST"
@@ -114,6 +115,14 @@ def outbox(monkeypatch, tmp_path) -> Path:
     folder = tmp_path / "outbox"
     monkeypatch.setenv(OUTBOX_ENV, str(folder))
     return folder
+
+
+@pytest.fixture(autouse=True)
+def no_backoff(monkeypatch):
+    """Retries without the 2/4/8 s waits; records the waits asked for."""
+    waits = []
+    monkeypatch.setattr("plugins.hooks.email.time.sleep", waits.append)
+    return waits
 
 
 @pytest.fixture
@@ -225,13 +234,14 @@ class TestSmtp:
 
 
 class TestFallback:
-    def test_dead_port_falls_back_to_the_outbox(self, monkeypatch, outbox, hook_logs):
+    def test_dead_port_falls_back_to_the_outbox(self, monkeypatch, outbox, hook_logs, no_backoff):
         _smtp_conn(monkeypatch, free_port())  # nothing listens here
         where = NotificationEmailHook(smtp_conn_id=CONN_ID).send(EMAIL)
         [path] = outbox.iterdir()
         assert where == str(path)
         _assert_is_the_email(_parse(path.read_bytes()), "carrier-optimization@localhost")
-        [warning] = [e["event"] for e in hook_logs if e["log_level"] == "warning"]
+        assert no_backoff == [2.0, 4.0, 8.0]  # local mode retries too, before the outbox
+        warning = [e["event"] for e in hook_logs if e["log_level"] == "warning"][-1]
         assert warning.startswith(f"SMTP delivery of {EMAIL.subject!r} failed (")
         assert warning.endswith("); written to the outbox instead")
 
@@ -256,3 +266,51 @@ class TestFallback:
             where = NotificationEmailHook(smtp_conn_id=CONN_ID).send(EMAIL)
         assert where == "smtp:127.0.0.1"
         assert len(server.messages) == 1
+
+
+class FlakyServer(SmtpServer):
+    """Drops the first ``failures`` connections before greeting, then behaves."""
+
+    def __init__(self, failures: int) -> None:
+        super().__init__()
+        self.failures = failures
+
+    async def _session(self, reader, writer):
+        if self.failures > 0:
+            self.failures -= 1
+            writer.close()
+            return
+        await super()._session(reader, writer)
+
+
+@pytest.mark.usefixtures("production_mode")
+class TestProductionMode:
+    """``CARRIER_OPT_LOCAL_MODE`` off: no outbox; retries with backoff, then an error naming the conn."""
+
+    def test_missing_connection_fails_naming_it(self, no_connection, outbox):
+        with pytest.raises(ConnectionNotUsable, match=not_defined(CONN_ID, "e-mail")):
+            NotificationEmailHook(smtp_conn_id=CONN_ID).send(EMAIL)
+        assert not outbox.exists()
+
+    def test_three_retries_with_backoff_then_the_error(self, monkeypatch, outbox, no_backoff):
+        _smtp_conn(monkeypatch, free_port())  # nothing listens here
+        with pytest.raises(EmailNotDelivered, match=rf"^Connection '{CONN_ID}' \(e-mail\) could not deliver"):
+            NotificationEmailHook(smtp_conn_id=CONN_ID).send(EMAIL)
+        assert no_backoff == [2.0, 4.0, 8.0] and not outbox.exists()
+
+    def test_a_retry_delivers_after_transient_failures(self, monkeypatch, outbox, no_backoff):
+        with FlakyServer(failures=2) as server:
+            _smtp_conn(monkeypatch, server.port, extra={"starttls": False})
+            where = NotificationEmailHook(smtp_conn_id=CONN_ID).send(EMAIL)
+        assert where == "smtp:127.0.0.1" and len(server.messages) == 1
+        assert no_backoff == [2.0, 4.0] and not outbox.exists()
+
+    def test_send_or_log_puts_the_alert_in_the_log(self, no_connection, outbox, caplog):
+        import logging
+
+        log = logging.getLogger("test.alerts")
+        with caplog.at_level(logging.ERROR, logger="test.alerts"):
+            assert NotificationEmailHook(smtp_conn_id=CONN_ID).send_or_log(EMAIL, log) is None
+        [record] = caplog.records
+        assert CONN_ID in record.getMessage() and EMAIL.subject in record.getMessage()
+        assert EMAIL.body in record.getMessage() and not outbox.exists()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from types import SimpleNamespace
 
@@ -10,6 +11,7 @@ from sqlalchemy import func, select
 
 from include.carrier_optimization import schema as s
 from include.carrier_optimization.storage import make_engine
+from include.carrier_optimization.sync_messages import legacy_last_sync_date
 from plugins.compat import AirflowFailException, AirflowSkipException
 from plugins.operators.device_sync import NEXT_STEP, DeviceSyncRequestOperator
 
@@ -71,9 +73,11 @@ def test_clears_the_provider_s_staging_and_publishes_the_request(amop, sqs_clien
         conn.execute(s.jasper_device_staging.insert(), [{"ICCID": "2", "ServiceProviderId": 777}])
         conn.execute(s.jasper_usage_iccids_to_process.insert(), [{"ICCID": "1", "ServiceProviderId": 501}])
     queue = f"device-sync-unit-{id(amop)}"
+    before = dt.datetime.now(dt.UTC).replace(microsecond=0)
     message_id = DeviceSyncRequestOperator(task_id="sync_request", session=SESSION, sqs_queue=queue).execute(
         CONTEXT
     )
+    after = dt.datetime.now(dt.UTC)
     assert json.dumps(message_id) and len(message_id) < 100
     with amop.connect() as conn:
         left = conn.execute(select(s.jasper_device_staging.c.ServiceProviderId)).scalars().all()
@@ -85,13 +89,15 @@ def test_clears_the_provider_s_staging_and_publishes_the_request(amop, sqs_clien
     ]
     attributes = {k: v["StringValue"] for k, v in message["MessageAttributes"].items()}
     assert message["MessageId"] == message_id
-    assert attributes | {"LastSyncDate": "x"} == {
+    assert attributes == {
         "PageNumber": "1",
-        "LastSyncDate": "x",
+        "LastSyncDate": attributes["LastSyncDate"],  # checked exactly below
         "ServiceProviderId": "501",
         "NextStep": NEXT_STEP,
         "OptimizationSessionId": "12",
         "TenantId": "5",
         "BillPeriodId": "34",
     }
-    assert attributes["LastSyncDate"].endswith("Z") and "T" in attributes["LastSyncDate"]
+    # One month and one day back, as the legacy computes it (not 32 days), to the second.
+    sent = dt.datetime.strptime(attributes["LastSyncDate"], "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=dt.UTC)
+    assert legacy_last_sync_date(before) <= sent <= legacy_last_sync_date(after)

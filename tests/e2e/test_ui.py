@@ -102,13 +102,13 @@ def test_a_signed_in_person_sees_the_trigger_form_with_its_sections_and_fields(d
     assert_png(browser.screenshot(path), path)
 
 
-def newest_finished_instance(engine) -> tuple[int, int]:
+def newest_finished_instance(engine, tenant_id: int) -> tuple[int, int]:
     """(instance id, session id) of the tenant's newest instance that ended CompleteWithSuccess."""
-    ins = s.optimization_instance
+    ins, done = s.optimization_instance, int(OptimizationStatus.CompleteWithSuccess)
     with engine.connect() as conn:
         return conn.execute(
             select(ins.c.Id, ins.c.OptimizationSessionId)
-            .where(ins.c.TenantId == 1, ins.c.RunStatusId == int(OptimizationStatus.CompleteWithSuccess))
+            .where(ins.c.TenantId == tenant_id, ins.c.RunStatusId == done)
             .order_by(ins.c.Id.desc())
             .limit(1)
         ).one()
@@ -122,7 +122,7 @@ def test_after_a_run_the_sessions_view_shows_its_savings(deployment, reference, 
 
     engine = deployment.engine()
     try:
-        instance_id, session_id = newest_finished_instance(engine)
+        instance_id, session_id = newest_finished_instance(engine, tenant.tenant_id)
         summary = summary_of_instance(engine, tenant_id=tenant.tenant_id, instance_id=instance_id)
     finally:
         engine.dispose()

@@ -32,7 +32,7 @@ from include.carrier_optimization.domain import GroupProblem, RatePlan
 from include.carrier_optimization.engines import legacy
 from include.carrier_optimization.repository import AmopRepository, utcnow
 from include.carrier_optimization.schema import OptimizationStatus
-from include.carrier_optimization.storage import bulk_insert
+from include.carrier_optimization.storage import bulk_insert, frame_of
 from include.carrier_optimization.validation import plan_errors
 
 LOG = logging.getLogger(__name__)
@@ -708,9 +708,7 @@ def load_group(engine: Engine, comm_group_id: int, *, cache: Any = None) -> Grou
                 .where(d.c.InstanceId == instance_id, d.c.OptimizationCommGroupId == comm_group_id)
                 .order_by(d.c.AmopDeviceId)
             ).all()
-        return pd.DataFrame(
-            rows, columns=["device_id", "comm_plan", "usage", "sms", "activated", "days", "current"]
-        )
+        return frame_of(rows, ["device_id", "comm_plan", "usage", "sms", "activated", "days", "current"])
 
     frame = devices() if cache is None else cache.get_or_load(instance_id, comm_group_id, devices)
     days = int((ins.BillingPeriodEndDate - ins.BillingPeriodStartDate).days) or 30

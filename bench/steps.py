@@ -39,14 +39,19 @@ class Steps:
 
     def __init__(self) -> None:
         self.seconds: dict[str, float] = {}
+        self.cpu: dict[str, float] = {}
 
     def run(self, name: str, function, *args, **kwargs):
         before = peak_mb()
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), time.process_time()
         result = function(*args, **kwargs)
-        spent = time.perf_counter() - start
+        spent, cpu = time.perf_counter() - start, time.process_time() - cpu
         self.seconds[name] = self.seconds.get(name, 0.0) + spent
-        print(f"  {name:<14}{spent:9.2f} s   peak RSS {peak_mb():8.0f} MB (+{peak_mb() - before:.0f})")
+        self.cpu[name] = self.cpu.get(name, 0.0) + cpu
+        print(
+            f"  {name:<14}{spent:9.2f} s  (this process's CPU {cpu:6.2f} s)"
+            f"   peak RSS {peak_mb():8.0f} MB (+{peak_mb() - before:.0f})"
+        )
         return result
 
 
@@ -80,7 +85,9 @@ def run(url: str, n_sims: int, batch_size: int, queues_per_instance: int) -> Non
     engine = make_engine(url)
     create_schema(engine)
     steps = Steps()
-    print(f"== library steps, {n_sims:,} SIMs on {engine.dialect.name} ==")
+    print(
+        f"== library steps, {n_sims:,} SIMs on {engine.dialect.name}; load average {os.getloadavg()[0]:.2f} =="
+    )
     fleet = steps.run("fleet", generate_fleet, n_sims, seed=1)
     steps.run("write fleet", AmopRepository(engine).write_fleet, fleet)
     request = pipeline.Request(
@@ -123,6 +130,8 @@ def run(url: str, n_sims: int, batch_size: int, queues_per_instance: int) -> Non
 
     result = steps.run("report", report)
     print("per step (s): " + ", ".join(f"{k} {v:.2f}" for k, v in steps.seconds.items()))
+    print("per step, CPU of this process (s): " + ", ".join(f"{k} {v:.2f}" for k, v in steps.cpu.items()))
+    print(f"load average after: {', '.join(f'{x:.2f}' for x in os.getloadavg())} ({os.cpu_count()} CPUs)")
     optimize = steps.seconds.get("optimize", 0.0)
     if optimize:
         print(

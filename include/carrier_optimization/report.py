@@ -269,7 +269,7 @@ def _statistics(assignments: pd.DataFrame, before: pd.Series) -> tuple[CommPlanS
 
 
 def build_report(
-    engine: Engine, instance_id: int, *, now: dt.datetime | None = None, max_rows: int = XLSX_MAX_ROWS
+    engine: Engine, instance_id: int, *, now: dt.datetime | None = None, max_rows: int | None = None
 ) -> Report:
     """Build the result report of a finished instance from the AMOP tables.
 
@@ -287,7 +287,7 @@ def build_report(
     now : datetime, optional
         Time stamped on the report (default: now, UTC).
     max_rows : int, optional
-        Rows of one sheet, header included (default Excel's limit, `XLSX_MAX_ROWS`). More SIMs than
+        Rows of one sheet, header included (default `XLSX_MAX_ROWS`, Excel's limit). More SIMs than
         fit go to a gzip CSV beside the workbook (`Report.assignments_csv`) instead of a sheet.
 
     Returns
@@ -317,7 +317,7 @@ def build_report(
     figures.pop("groups")
     figures["comm_plans"] = len(statistics)
     after_plan = assignments.groupby("recommended")["cost"].sum()
-    fits = len(assignments) + 1 <= max_rows
+    fits = len(assignments) + 1 <= (max_rows or XLSX_MAX_ROWS)
     stamp = now or utcnow()
     report = Report(
         instance_id=instance_id,

@@ -65,6 +65,11 @@ def _datetimes(values: pd.Series) -> list[dt.datetime | None]:
     return python.tolist()
 
 
+def _texts(values: pd.Series) -> list[Any]:
+    """Column values, None for missing ones (pandas may hold them as NaN, which COPY would write as text)."""
+    return [None if v is None or (isinstance(v, float) and v != v) else v for v in values.tolist()]
+
+
 def _ids(values: pd.Series) -> list[int | None]:
     return [None if pd.isna(v) else int(v) for v in values.tolist()]
 
@@ -93,9 +98,9 @@ def snapshot_rows(
         devices["projected_mb"].astype(float).tolist(),
         _datetimes(devices["usage_date"]),
         devices["sms"].astype(np.int64).tolist(),
-        devices["comm_plan"].tolist(),
-        devices["msisdn"].tolist(),
-        devices["iccid"].tolist(),
+        _texts(devices["comm_plan"]),
+        _texts(devices["msisdn"]),
+        _texts(devices["iccid"]),
         _datetimes(devices["date_activated"]),
         devices["activated_in_period"].astype(bool).tolist(),
         devices["days_active"].astype(np.int64).tolist(),

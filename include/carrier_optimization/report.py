@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import Float, and_, cast, delete, insert, or_, select
+from sqlalchemy import Float, and_, cast, select
 from sqlalchemy.engine import Engine
 
 from include.carrier_optimization import schema as s
@@ -39,16 +39,19 @@ from include.carrier_optimization.report_files import (  # noqa: F401 (the repor
     share,
 )
 from include.carrier_optimization.repository import utcnow
+from include.carrier_optimization.result_files import (  # noqa: F401 (the report's public names)
+    CSV_MIME,
+    CSV_NAME,
+    XLSX_MIME,
+    XLSX_NAME,
+    latest_result_file,
+    store_result_file,
+)
 from include.carrier_optimization.storage import frame_of
 
 LOG = logging.getLogger(__name__)
 
-XLSX_NAME = "device_assignments.xlsx"
 CHART_NAME = "savings_chart.png"
-XLSX_MIME = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
-
-CSV_NAME = "device_assignments.csv.gz"
-CSV_MIME = "application/gzip"
 
 
 class ReportError(ValueError):
@@ -414,68 +417,3 @@ def format_report_summary(
             f"assignments: more than one Excel sheet holds) and {CHART_NAME} (savings chart)."
         )
     return "\n".join(lines)
-
-
-# -- storing ----------------------------------------------------------------------------------------
-
-
-def store_result_file(
-    engine: Engine,
-    instance_id: int,
-    xlsx: bytes,
-    *,
-    assignments_csv: bytes | None = None,
-    now: dt.datetime | None = None,
-) -> int:
-    """Store the instance's xlsx and CSV (if any) as ``OptimizationInstanceResultFile`` rows.
-
-    The instance's previous rows are replaced. One row per file, named in ``FileName`` (`XLSX_NAME`,
-    `CSV_NAME`). Delete and inserts run in one transaction, so a retried report leaves exactly its
-    files. Returns the id of the xlsx row.
-    """
-    if not xlsx:
-        raise ValueError("`xlsx` must be the workbook's bytes; got an empty value")
-    files = s.instance_result_file
-    stamp = now or utcnow()
-    stored = [(XLSX_NAME, xlsx)] + ([(CSV_NAME, assignments_csv)] if assignments_csv else [])
-    with engine.begin() as conn:
-        conn.execute(delete(files).where(files.c.InstanceId == instance_id))
-        ids = [
-            conn.execute(
-                insert(files).values(
-                    InstanceId=instance_id,
-                    FileName=name,
-                    AssignmentXlsxBytes=content,
-                    IsDeleted=False,
-                    CreatedBy="System",
-                    CreatedDate=stamp,
-                )
-            ).inserted_primary_key[0]
-            for name, content in stored
-        ]
-    LOG.info(
-        "Instance %s: result files stored: %s",
-        instance_id,
-        ", ".join(
-            f"{name} (id {i}, {len(content)} bytes)" for (name, content), i in zip(stored, ids, strict=True)
-        ),
-    )
-    return int(ids[0])
-
-
-def latest_result_file(engine: Engine, instance_id: int, name: str = XLSX_NAME) -> bytes | None:
-    """The instance's stored file ``name`` (newest row not deleted), or None.
-
-    Rows without a ``FileName`` (written before files were named) are the xlsx.
-    """
-    files = s.instance_result_file
-    named = files.c.FileName == name
-    if name == XLSX_NAME:
-        named = or_(named, files.c.FileName.is_(None))
-    with engine.connect() as conn:
-        return conn.execute(
-            select(files.c.AssignmentXlsxBytes)
-            .where(files.c.InstanceId == instance_id, files.c.IsDeleted.is_(False), named)
-            .order_by(files.c.Id.desc())
-            .limit(1)
-        ).scalar()

@@ -146,11 +146,17 @@ def print_results(conn) -> None:
         )
     ).all()
     for devices, base, engine_cost, kind, winner in rows:
-        print(f"results: group of {devices:,} devices: base {base}, engine {engine_cost}, {kind} wins {winner}")
+        print(
+            f"results: group of {devices:,} devices: base {base}, engine {engine_cost}, {kind} wins {winner}"
+        )
     q = s.optimization_queue
     queue_total = conn.execute(select(func.sum(q.c.TotalCost)).where(q.c.TotalCost.is_not(None))).scalar()
-    charged = conn.execute(select(func.sum(s.device_result.c.ChargeAmt), func.count()).select_from(s.device_result)).one()
-    print(f"results: sum of queue totals {queue_total}; device results {charged[1]:,} rows, charge {charged[0]}")
+    charged = conn.execute(
+        select(func.sum(s.device_result.c.ChargeAmt), func.count()).select_from(s.device_result)
+    ).one()
+    print(
+        f"results: sum of queue totals {queue_total}; device results {charged[1]:,} rows, charge {charged[0]}"
+    )
 
 
 def bench_dag(db_url: str, n_sims: int, spent: dict[str, list[float]]) -> None:

@@ -85,9 +85,7 @@ def run(url: str, n_sims: int, batch_size: int, queues_per_instance: int) -> Non
     engine = make_engine(url)
     create_schema(engine)
     steps = Steps()
-    print(
-        f"== library steps, {n_sims:,} SIMs on {engine.dialect.name}; load {os.getloadavg()[0]:.2f} =="
-    )
+    print(f"== library steps, {n_sims:,} SIMs on {engine.dialect.name}; load {os.getloadavg()[0]:.2f} ==")
     fleet = steps.run("fleet", generate_fleet, n_sims, seed=1)
     steps.run("write fleet", AmopRepository(engine).write_fleet, fleet)
     request = pipeline.Request(

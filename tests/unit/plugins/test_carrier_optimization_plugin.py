@@ -177,8 +177,9 @@ class TestRoutes:
             response = client.get(f"/reports/{amop.instance_id}.csv.gz")
             assert response.status_code == 200
             assert response.headers["content-type"] == "application/gzip"
-            assert f"device_assignments_instance_{amop.instance_id}.csv.gz" in (
-                response.headers["content-disposition"]
+            assert (
+                f"device_assignments_instance_{amop.instance_id}.csv.gz"
+                in (response.headers["content-disposition"])
             )
             assert response.content == csv_gz
             assert client.get(f"/reports/{amop.instance_id}.xlsx").content == amop.xlsx

@@ -780,7 +780,8 @@ def run_optimizer_batch(
             break
         chunk = pending[chunk_start : chunk_start + queues_per_instance]
         candidate = legacy.evaluate_sequences(group, [sequences[qid] for qid in chunk], tables=tables)
-        if best is None or candidate.cost < best[0] - legacy.TIE_TOLERANCE:
+        # Strictly cheaper at the stored precision, as record-if-better decides: ties keep the earliest.
+        if best is None or round(candidate.cost, 4) < round(best[0], 4):
             best = (candidate.cost, chunk[candidate.index], candidate.assignment)
         done += chunk
         if time.monotonic() - last >= checkpoint_seconds or chunk_start + len(chunk) >= len(pending):

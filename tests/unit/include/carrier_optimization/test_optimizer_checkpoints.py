@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select, update
 
 from include.carrier_optimization import pipeline
 from include.carrier_optimization import schema as s
@@ -135,3 +135,55 @@ def pipeline_rows(engine) -> tuple[int, int]:
             conn.execute(select(func.count()).select_from(s.device_result_staging)).scalar_one(),
             conn.execute(select(func.count()).where(q.c.TotalCost.is_not(None))).scalar_one(),
         )
+
+
+def best_sequence_queue(engine, group_id: int) -> tuple[int, float] | None:
+    """The sequence queue record-if-better kept last: lowest total, then lowest id."""
+    q = s.optimization_queue
+    with engine.connect() as conn:
+        row = conn.execute(
+            select(q.c.Id, q.c.TotalCost)
+            .where(
+                q.c.CommPlanGroupId == group_id,
+                q.c.QueueKind == pipeline.KIND_SEQUENCE,
+                q.c.TotalCost.is_not(None),
+            )
+            .order_by(q.c.TotalCost, q.c.Id)
+            .limit(1)
+        ).first()
+    return None if row is None else (int(row.Id), float(row.TotalCost))
+
+
+def reset(engine, batch) -> None:
+    """The batch's sequence queues unstarted again, their results dropped."""
+    q = s.optimization_queue
+    ids = select(q.c.Id).where(
+        q.c.CommPlanGroupId == batch["comm_group_id"], q.c.QueueKind == pipeline.KIND_SEQUENCE
+    )
+    with engine.begin() as conn:
+        conn.execute(delete(s.device_result_staging).where(s.device_result_staging.c.QueueId.in_(ids)))
+        conn.execute(
+            update(q)
+            .where(q.c.Id.in_(ids))
+            .values(RunStartTime=None, RunEndTime=None, TotalCost=None, RunStatusId=1)
+        )
+
+
+def test_the_recorded_queue_does_not_depend_on_the_checkpoint_interval(db_engine, session):
+    batch = prepare(db_engine, session).batches[0]
+    pipeline.write_queue_batch(db_engine, **batch)
+    with db_engine.begin() as conn:  # no base queue to beat: every improvement counts
+        conn.execute(
+            update(s.optimization_queue)
+            .where(s.optimization_queue.c.QueueKind == "base")
+            .values(TotalCost=None)
+        )
+    kept = []
+    for seconds in (math.inf, 0, math.inf):
+        reset(db_engine, batch)
+        pipeline.run_optimizer_batch(
+            db_engine, queues_per_instance=QUEUES_PER_CHUNK, checkpoint_seconds=seconds, **batch
+        )
+        kept.append(best_sequence_queue(db_engine, batch["comm_group_id"]))
+    assert kept[0] is not None
+    assert kept[0] == kept[1] == kept[2]

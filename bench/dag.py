@@ -133,6 +133,32 @@ def task_durations(run_id: str) -> list[tuple]:
         ]
 
 
+def print_results(conn) -> None:
+    """The run's costs, to compare before and after a change to the cent."""
+    from sqlalchemy import func, select
+
+    from include.carrier_optimization import schema as s
+
+    t = s.comm_group_summary
+    rows = conn.execute(
+        select(t.c.DeviceCount, t.c.BaseCost, t.c.EngineCost, t.c.WinnerKind, t.c.WinnerCost).order_by(
+            t.c.CommGroupId
+        )
+    ).all()
+    for devices, base, engine_cost, kind, winner in rows:
+        print(
+            f"results: group of {devices:,} devices: base {base}, engine {engine_cost}, {kind} wins {winner}"
+        )
+    q = s.optimization_queue
+    queue_total = conn.execute(select(func.sum(q.c.TotalCost)).where(q.c.TotalCost.is_not(None))).scalar()
+    charged = conn.execute(
+        select(func.sum(s.device_result.c.ChargeAmt), func.count()).select_from(s.device_result)
+    ).one()
+    print(
+        f"results: sum of queue totals {queue_total}; device results {charged[1]:,} rows, charge {charged[0]}"
+    )
+
+
 def bench_dag(db_url: str, n_sims: int, spent: dict[str, list[float]]) -> None:
     import runpy
 
@@ -168,6 +194,7 @@ def bench_dag(db_url: str, n_sims: int, spent: dict[str, list[float]]) -> None:
             )
         ).one()
         queues = conn.execute(select(func.count()).select_from(s.optimization_queue)).scalar_one()
+        print_results(conn)
     engine.dispose()
     groups, devices, sequences, engine_seconds = summary
     tasks = task_durations(dr.run_id)

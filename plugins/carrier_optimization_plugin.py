@@ -88,7 +88,7 @@ def create_app(
     from fastapi.responses import HTMLResponse, Response
 
     from include.carrier_optimization import sessions_view as view
-    from include.carrier_optimization.report import XLSX_MIME, latest_result_file
+    from include.carrier_optimization.report import CSV_MIME, CSV_NAME, XLSX_MIME, latest_result_file
 
     dependencies = []
     current_user: Callable[..., Any] = _anonymous
@@ -149,6 +149,18 @@ def create_app(
         name = f"device_assignments_instance_{instance_id}.xlsx"
         return Response(
             content, media_type=XLSX_MIME, headers={"Content-Disposition": f'attachment; filename="{name}"'}
+        )
+
+    @app.get("/reports/{instance_id}.csv.gz")
+    def report_csv(instance_id: int) -> Response:
+        content = latest_result_file(engine_of(), instance_id, CSV_NAME)
+        if content is None:
+            raise HTTPException(
+                status_code=404, detail=f"instance {instance_id} has no stored assignments CSV"
+            )
+        name = f"device_assignments_instance_{instance_id}.csv.gz"
+        return Response(
+            content, media_type=CSV_MIME, headers={"Content-Disposition": f'attachment; filename="{name}"'}
         )
 
     return app

@@ -21,6 +21,12 @@ from sqlalchemy import and_, delete, func, insert, select, update
 from sqlalchemy.engine import Connection, Engine
 
 from include.carrier_optimization import schema as s
+from include.carrier_optimization.bulk_rows import (
+    RESULT_COLUMNS,
+    SNAPSHOT_COLUMNS,
+    result_rows,
+    snapshot_rows,
+)
 from include.carrier_optimization.checkpoints import DatabaseCheckpointStore
 from include.carrier_optimization.commgroups import (
     DEFAULT_PLAN_LIMIT,
@@ -40,7 +46,7 @@ from include.carrier_optimization.messages import portal_type_problem
 from include.carrier_optimization.repository import AmopRepository, utcnow
 from include.carrier_optimization.run_records import RunRecords
 from include.carrier_optimization.schema import OptimizationStatus
-from include.carrier_optimization.storage import bulk_insert
+from include.carrier_optimization.storage import bulk_insert, frame_of
 from include.carrier_optimization.validation import plan_errors
 
 LOG = logging.getLogger(__name__)
@@ -50,6 +56,8 @@ SEQUENCE_CAP = 5040
 MAX_BATCHES = 128
 SETUP_FACTS_TTL = 62 * 24 * 3600  # skipped groups and SIM counts of an instance, for its count step reruns
 KIND_BASE, KIND_SEQUENCE, KIND_ENGINE = "base", "sequence", "engine"
+#: Longest optimizer work between two checkpoints (finished queues + record-if-better, one commit).
+CHECKPOINT_SECONDS = 2.0
 NO_PLANS_MESSAGE = "No Comm Groups and/or Rate Plans for this Instance"
 INVALID_PLANS_MESSAGE = "One or more Rate Plans have invalid Data per Overage Charge or Overage Rate"
 
@@ -493,34 +501,18 @@ def _write_group(
             for plan, t in zip(group.plans, thresholds, strict=True)
         ],
     )
-    current_code = {p.plan_id: p.code for p in group.plans}
     bulk_insert(
         conn,
         s.optimization_device,
-        (
-            {
-                "InstanceId": instance_id,
-                "AmopDeviceId": int(d.device_id),
-                "ServiceProviderId": request.service_provider_id,
-                "CycleDataUsageMB": float(d.cycle_mb),
-                "ProjectedDataUsageMB": float(d.projected_mb),
-                "UsageDate": _py(d.usage_date),
-                "SmsUsage": int(d.sms),
-                "CommunicationPlan": d.comm_plan,
-                "MSISDN": d.msisdn,
-                "ICCID": d.iccid,
-                "DateActivated": _py(d.date_activated),
-                "WasActivatedInThisBillingPeriod": bool(d.activated_in_period),
-                "DaysActivatedInBillingPeriod": int(d.days_active),
-                "AutoChangeRatePlan": True,
-                "OptimizationCommGroupId": group_id,
-                "CurrentCarrierRatePlanId": _int_or_none(d.current_plan_id),
-                "RatePlanCode": current_code.get(_int_or_none(d.current_plan_id)),
-                "CreatedBy": s.CREATED_BY,
-                "CreatedDate": utcnow(),
-            }
-            for d in devices.itertuples()
+        snapshot_rows(
+            devices,
+            instance_id=instance_id,
+            service_provider_id=request.service_provider_id,
+            comm_group_id=group_id,
+            plan_codes={p.plan_id: p.code for p in group.plans},
+            now=utcnow(),
         ),
+        columns=SNAPSHOT_COLUMNS,
     )
     base = legacy.base_assignment(group)
     queue_id = _insert_queue(conn, instance, request, group_id, KIND_BASE, 0)
@@ -795,9 +787,7 @@ def load_group(engine: Engine, comm_group_id: int, *, cache: Any = None) -> Grou
                 .where(d.c.InstanceId == instance_id, d.c.OptimizationCommGroupId == comm_group_id)
                 .order_by(d.c.AmopDeviceId)
             ).all()
-        return pd.DataFrame(
-            rows, columns=["device_id", "comm_plan", "usage", "sms", "activated", "days", "current"]
-        )
+        return frame_of(rows, ["device_id", "comm_plan", "usage", "sms", "activated", "days", "current"])
 
     frame = devices() if cache is None else cache.get_or_load(instance_id, comm_group_id, devices)
     days = int((ins.BillingPeriodEndDate - ins.BillingPeriodStartDate).days) or 30
@@ -846,16 +836,60 @@ def run_optimizer_batch(
     deadline: float | None = None,
     load: Callable[[], GroupProblem] | None = None,
     on_chunk: Callable[[int], None] | None = None,
+    checkpoint_seconds: float = CHECKPOINT_SECONDS,
 ) -> BatchProgress:
     """Evaluate the batch's sequence queues ``queues_per_instance`` at a time, recording if better.
 
-    Each chunk (the legacy optimizer message) is started, evaluated, recorded when strictly cheaper than
-    the group's best so far, and finished in one transaction; finished queues are skipped on a rerun.
-    Stops early, ``done=False``, when ``time.monotonic()`` passes ``deadline``; ``on_chunk`` receives the
-    number of queues finished so far (the checkpoint cursor).
+    The group is loaded once. Each chunk (the legacy optimizer message) is evaluated in memory and its
+    best candidate kept when cheaper than the best so far. At most every ``checkpoint_seconds`` (and at
+    the end, at the deadline) one transaction is the checkpoint: the queues evaluated since the last one
+    are finished, and the best candidate among them is recorded if strictly cheaper than the group's best
+    in the database (`record_if_better`). Finished queues are skipped on a rerun, so a killed call repeats
+    at most the work since its last checkpoint. Stops early, ``done=False``, when ``time.monotonic()``
+    passes ``deadline``; ``on_chunk`` receives the number of queues finished so far (the cursor) after
+    each checkpoint.
     """
     if queues_per_instance <= 0:
         raise ValueError(f"`queues_per_instance` must be > 0; got {queues_per_instance}")
+    finished, pending, sequences, period_id = _pending_queues(engine, comm_group_id, start, stop)
+    if not pending:
+        return BatchProgress(True, finished, 0, 0)
+    group = (load or (lambda: load_group(engine, comm_group_id)))()
+    tables = legacy.prepare_tables(group)
+    evaluated = recorded = 0
+    done: list[int] = []
+    best: tuple[float, int, Any] | None = None  # (cost, queue id, assignment) since the last checkpoint
+    began = last = time.monotonic()
+    stopped = False
+    for chunk_start in range(0, len(pending), queues_per_instance):
+        if deadline is not None and time.monotonic() > deadline:
+            stopped = True
+            break
+        chunk = pending[chunk_start : chunk_start + queues_per_instance]
+        candidate = legacy.evaluate_sequences(group, [sequences[qid] for qid in chunk], tables=tables)
+        # Strictly cheaper at the stored precision, as record-if-better decides: ties keep the earliest.
+        if best is None or round(candidate.cost, 4) < round(best[0], 4):
+            best = (candidate.cost, chunk[candidate.index], candidate.assignment)
+        done += chunk
+        if time.monotonic() - last >= checkpoint_seconds or chunk_start + len(chunk) >= len(pending):
+            recorded += _checkpoint(engine, comm_group_id, group, done, best, began, period_id)
+            evaluated, finished = evaluated + len(done), finished + len(done)
+            done, best, began = [], None, time.monotonic()
+            last = began
+            if on_chunk is not None:
+                on_chunk(finished)
+    if done:
+        recorded += _checkpoint(engine, comm_group_id, group, done, best, began, period_id)
+        evaluated, finished = evaluated + len(done), finished + len(done)
+        if on_chunk is not None:
+            on_chunk(finished)
+    return BatchProgress(not stopped, finished, evaluated, recorded)
+
+
+def _pending_queues(
+    engine: Engine, comm_group_id: int, start: int, stop: int
+) -> tuple[int, list[int], dict[int, list[int]], int | None]:
+    """Finished count, pending queue ids, their sequences (local plan indices), the billing period id."""
     q, qrp = s.optimization_queue, s.queue_rate_plan
     with engine.connect() as conn:
         queues = conn.execute(
@@ -893,33 +927,34 @@ def run_optimizer_batch(
     sequences: dict[int, list[int]] = {}
     for row in plan_rows:
         sequences.setdefault(int(row.QueueId), []).append(local[int(row.CommGroup_RatePlanId)])
-    finished = len(queues) - len(pending)
-    if not pending:
-        return BatchProgress(True, finished, 0, 0)
-    group = (load or (lambda: load_group(engine, comm_group_id)))()
-    tables = legacy.prepare_tables(group)
-    evaluated = recorded = 0
-    for chunk_start in range(0, len(pending), queues_per_instance):
-        if deadline is not None and time.monotonic() > deadline:
-            return BatchProgress(False, finished, evaluated, recorded)
-        chunk = pending[chunk_start : chunk_start + queues_per_instance]
-        best = legacy.evaluate_sequences(group, [sequences[qid] for qid in chunk], tables=tables)
-        with engine.begin() as conn:
-            conn.execute(
-                update(q)
-                .where(q.c.Id.in_(chunk))
-                .values(RunStatusId=int(OptimizationStatus.RunningPermutations), RunStartTime=utcnow())
+    return len(queues) - len(pending), pending, sequences, period_id
+
+
+def _checkpoint(
+    engine: Engine,
+    comm_group_id: int,
+    group: GroupProblem,
+    queue_ids: list[int],
+    best: tuple[float, int, Any] | None,
+    began: float,
+    period_id: int | None,
+) -> int:
+    """One transaction: record ``best`` if better, finish ``queue_ids``; returns 1 if recorded, else 0."""
+    started = utcnow() - dt.timedelta(seconds=time.monotonic() - began)
+    with engine.begin() as conn:
+        recorded = best is not None and record_if_better(
+            conn, comm_group_id, best[1], group, best[2], period_id=period_id
+        )
+        conn.execute(
+            update(s.optimization_queue)
+            .where(s.optimization_queue.c.Id.in_(queue_ids))
+            .values(
+                RunStatusId=int(OptimizationStatus.CompleteWithSuccess),
+                RunStartTime=started,
+                RunEndTime=utcnow(),
             )
-            if record_if_better(
-                conn, comm_group_id, chunk[best.index], group, best.assignment, period_id=period_id
-            ):
-                recorded += 1
-            _finish_queues(conn, chunk, OptimizationStatus.CompleteWithSuccess)
-        evaluated += len(chunk)
-        finished += len(chunk)
-        if on_chunk is not None:
-            on_chunk(finished)
-    return BatchProgress(True, finished, evaluated, recorded)
+        )
+    return int(recorded)
 
 
 def record_if_better(
@@ -950,41 +985,13 @@ def _record(
 ) -> float:
     """Write a queue's device result rows (replacing any) and its totals; returns the total."""
     breakdown = evaluate(group, assignment)
-    fixed, overage, sms = (cents / 100 for cents in breakdown.device_cents())  # they add up to the cent
     staging = s.device_result_staging
     conn.execute(delete(staging).where(staging.c.QueueId == queue_id))
-    plan_ids = group.plan_ids[np.asarray(assignment)]
-    now = utcnow()
     bulk_insert(
         conn,
         staging,
-        (
-            {
-                "QueueId": queue_id,
-                "AmopDeviceId": int(device),
-                "BillingPeriodId": period_id,
-                "UsageMB": round(float(u), 3),
-                "SmsUsage": int(m),
-                "AssignedCarrierRatePlanId": int(p),
-                "ChargeAmt": round(float(fx + ov), 4),
-                "BaseRateAmt": 0.0,
-                "RateChargeAmt": round(float(fx), 4),
-                "OverageChargeAmt": round(float(ov), 4),
-                "SmsChargeAmount": round(float(sm), 4),
-                "CreatedBy": s.CREATED_BY,
-                "CreatedDate": now,
-            }
-            for device, u, m, p, fx, ov, sm in zip(
-                group.device_ids,
-                group.usage_mb,
-                group.sms,
-                plan_ids,
-                fixed,
-                overage,
-                sms,
-                strict=True,
-            )
-        ),
+        result_rows(queue_id, group, assignment, breakdown, period_id=period_id, now=utcnow()),
+        columns=RESULT_COLUMNS,
     )
     conn.execute(
         update(s.optimization_queue)
@@ -1192,16 +1199,6 @@ def savings_summary(instance_id: int, groups: list[dict[str, Any]]) -> dict[str,
 
 def _float(value) -> float | None:
     return None if value is None else float(value)
-
-
-def _int_or_none(value) -> int | None:
-    return None if value is None or (isinstance(value, float) and math.isnan(value)) else int(value)
-
-
-def _py(value):
-    if value is None or (isinstance(value, float) and math.isnan(value)) or value is pd.NaT:
-        return None
-    return pd.Timestamp(value).to_pydatetime()
 
 
 def summary_of_instance(engine: Engine, *, tenant_id: int, instance_id: int | None = None) -> dict[str, Any]:

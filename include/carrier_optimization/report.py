@@ -11,14 +11,13 @@ follows DESIGN §4.
 from __future__ import annotations
 
 import datetime as dt
-import io
 import logging
-from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from sqlalchemy import and_, delete, insert, select
+import pandas as pd
+from sqlalchemy import Float, and_, cast, select
 from sqlalchemy.engine import Engine
 
 from include.carrier_optimization import schema as s
@@ -26,44 +25,34 @@ from include.carrier_optimization.cost import evaluate
 from include.carrier_optimization.engines import legacy
 from include.carrier_optimization.engines.result import proven_from_stored
 from include.carrier_optimization.pipeline import load_group, savings_summary
+from include.carrier_optimization.report_files import (  # noqa: F401 (the report's public names)
+    ASSIGNMENT_HEADERS,
+    ASSIGNMENTS_SHEET,
+    CHART_MAX_PLANS,
+    STATISTICS_HEADERS,
+    STATISTICS_SHEET,
+    SUMMARY_SHEET,
+    TOTAL_LABEL,
+    XLSX_MAX_ROWS,
+    render_assignments_csv,
+    render_chart,
+    render_workbook,
+    share,
+)
 from include.carrier_optimization.repository import utcnow
+from include.carrier_optimization.result_files import (  # noqa: F401 (the report's public names)
+    CSV_MIME,
+    CSV_NAME,
+    XLSX_MIME,
+    XLSX_NAME,
+    latest_result_file,
+    store_result_file,
+)
+from include.carrier_optimization.storage import frame_of
 
 LOG = logging.getLogger(__name__)
 
-XLSX_NAME = "device_assignments.xlsx"
 CHART_NAME = "savings_chart.png"
-XLSX_MIME = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
-
-SUMMARY_SHEET = "Summary"
-STATISTICS_SHEET = "Statistics"
-ASSIGNMENTS_SHEET = "Device Assignments"
-STATISTICS_HEADERS = (
-    "Communication Plan",
-    "SIMs",
-    "Plans Used",
-    "Recommended Plans",
-    "Usage MB",
-    "Cost Before",
-    "Cost After",
-    "Savings",
-    "Savings %",
-)
-ASSIGNMENT_HEADERS = (
-    "ICCID",
-    "MSISDN",
-    "Communication Plan",
-    "Usage MB",
-    "Current Rate Plan",
-    "Recommended Rate Plan",
-    "Cost",
-)
-TOTAL_LABEL = "Total"
-#: Plans drawn one by one in the chart; the rest are summed into one "other plans" bar.
-CHART_MAX_PLANS = 15
-
-_MONEY = "#,##0.00"
-_USAGE = "#,##0.000"
-_PERCENT = "0.0%"
 
 
 class ReportError(ValueError):
@@ -97,7 +86,10 @@ class Report:
         The reported instance.
     xlsx : bytes
         Workbook with the sheets ``Summary``, ``Statistics`` (one row per communication plan and a
-        total row) and ``Device Assignments`` (one row per SIM).
+        total row) and ``Device Assignments`` (one row per SIM) when the SIMs fit in one sheet.
+    assignments_csv : bytes or None
+        Gzip CSV of all device assignments when they do not fit in one sheet (`XLSX_MAX_ROWS`); the
+        workbook then has no device sheet and its summary names this file.
     chart_png : bytes
         Savings chart: cost by rate plan before and after, totals with the lower bound.
     summary_text : str
@@ -117,11 +109,14 @@ class Report:
     statistics: tuple[CommPlanStats, ...] = field(default=())
     xlsx_name: str = XLSX_NAME
     chart_name: str = CHART_NAME
+    assignments_csv: bytes | None = None
+    csv_name: str = CSV_NAME
 
     @property
     def attachments(self) -> tuple[tuple[str, bytes], ...]:
-        """``(name, bytes)`` pairs for an `notify.Email`."""
-        return ((self.xlsx_name, self.xlsx), (self.chart_name, self.chart_png))
+        """``(name, bytes)`` pairs for an `notify.Email`: the xlsx, the CSV when there is one, the chart."""
+        csv = ((self.csv_name, self.assignments_csv),) if self.assignments_csv else ()
+        return ((self.xlsx_name, self.xlsx), *csv, (self.chart_name, self.chart_png))
 
 
 # -- reading ----------------------------------------------------------------------------------------
@@ -194,8 +189,8 @@ def _groups(engine: Engine, instance_id: int) -> list[dict[str, Any]]:
     ]
 
 
-def _assignments(engine: Engine, instance_id: int, winner_ids: list[int]) -> list[dict[str, Any]]:
-    """One dict per SIM: snapshot fields, current and recommended plan codes, cost (winner rows)."""
+def _assignments(engine: Engine, instance_id: int, winner_ids: list[int]) -> pd.DataFrame:
+    """One row per SIM: snapshot fields, current and recommended plan codes, cost (winner rows)."""
     r, d, plan = s.device_result, s.optimization_device, s.carrier_rate_plan
     current = plan.alias("current_plan")
     with engine.connect() as conn:
@@ -208,8 +203,8 @@ def _assignments(engine: Engine, instance_id: int, winner_ids: list[int]) -> lis
                 d.c.OptimizationCommGroupId,
                 d.c.RatePlanCode,
                 r.c.UsageMB,
-                r.c.ChargeAmt,
-                r.c.SmsChargeAmount,
+                cast(r.c.ChargeAmt, Float),  # as floats: Decimal rows cost ~1 s per 100,000 SIMs
+                cast(r.c.SmsChargeAmount, Float),
                 r.c.AssignedCarrierRatePlanId,
                 plan.c.RatePlanCode.label("recommended"),
                 current.c.RatePlanCode.label("current"),
@@ -220,64 +215,69 @@ def _assignments(engine: Engine, instance_id: int, winner_ids: list[int]) -> lis
             .where(r.c.QueueId.in_(winner_ids))
             .order_by(d.c.CommunicationPlan, d.c.ICCID)
         ).all()
-    return [
-        {
-            "device_id": int(row.AmopDeviceId),
-            "iccid": row.ICCID,
-            "msisdn": row.MSISDN,
-            "comm_plan": row.CommunicationPlan or "",
-            "comm_group_id": int(row.OptimizationCommGroupId),
-            "usage_mb": float(row.UsageMB),
-            "current": row.current or row.RatePlanCode or "",
-            "recommended": row.recommended or str(row.AssignedCarrierRatePlanId),
-            "cost": float(row.ChargeAmt) + float(row.SmsChargeAmount),
-        }
-        for row in rows
-    ]
+    raw = frame_of(
+        rows,
+        columns=[
+            "device_id", "iccid", "msisdn", "comm_plan", "comm_group_id", "code", "usage_mb",
+            "charge", "sms_charge", "plan_id", "recommended", "current",
+        ],
+    )  # fmt: skip
+    frame = raw.loc[:, ["device_id", "iccid", "msisdn", "comm_plan", "comm_group_id"]]
+    frame = frame.astype({"device_id": np.int64, "comm_group_id": np.int64})
+    frame["comm_plan"] = raw["comm_plan"].fillna("")
+    frame["usage_mb"] = raw["usage_mb"].astype(float)
+    frame["current"] = raw["current"].fillna(raw["code"]).fillna("")
+    frame["recommended"] = raw["recommended"].fillna(raw["plan_id"].astype(str))
+    frame["cost"] = raw["charge"].astype(float) + raw["sms_charge"].astype(float)
+    return frame
 
 
-def _costs_before(engine: Engine, group_ids: list[int]) -> tuple[dict[int, float], dict[str, float]]:
-    """Per SIM and per plan code: the invoice as the SIMs are now (`cost.evaluate`)."""
-    per_device: dict[int, float] = {}
-    per_plan: dict[str, float] = defaultdict(float)
+def _costs_before(engine: Engine, group_ids: list[int]) -> tuple[pd.Series, dict[str, float]]:
+    """Per SIM (a Series by device id) and per plan code: the invoice as the SIMs are now."""
+    ids: list[np.ndarray] = []
+    costs: list[np.ndarray] = []
+    per_plan: dict[str, float] = {}
     for group_id in group_ids:
         group = load_group(engine, group_id)
         if group.n_devices == 0:
             continue
         now = np.where(group.current_plan >= 0, group.current_plan, legacy.base_assignment(group))
         breakdown = evaluate(group, now)
-        device_cost = breakdown.fixed + breakdown.overage + breakdown.sms
-        per_device.update(zip((int(i) for i in group.device_ids), device_cost.tolist(), strict=True))
+        ids.append(np.asarray(group.device_ids).astype(np.int64))
+        costs.append(breakdown.fixed + breakdown.overage + breakdown.sms)
         for line in breakdown.plans:
             if line.devices:
-                per_plan[line.code] += line.total
-    return per_device, dict(per_plan)
+                per_plan[line.code] = per_plan.get(line.code, 0.0) + line.total
+    if not ids:
+        return pd.Series(dtype=float), per_plan
+    return pd.Series(np.concatenate(costs), index=np.concatenate(ids)), per_plan
 
 
-def _statistics(assignments: list[dict[str, Any]], before: dict[int, float]) -> tuple[CommPlanStats, ...]:
-    by_plan: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    for row in assignments:
-        by_plan[row["comm_plan"]].append(row)
+def _statistics(assignments: pd.DataFrame, before: pd.Series) -> tuple[CommPlanStats, ...]:
+    frame = assignments.assign(before=assignments["device_id"].map(before).fillna(0.0).to_numpy())
+    sums = frame.groupby("comm_plan", sort=True)[["usage_mb", "before", "cost"]].sum()
+    counts = frame.groupby(["comm_plan", "recommended"]).size()
     stats = []
-    for name in sorted(by_plan):
-        rows = by_plan[name]
-        plans: dict[str, int] = defaultdict(int)
-        for row in rows:
-            plans[row["recommended"]] += 1
+    for name, row in sums.iterrows():
+        plans = counts.loc[name]
         stats.append(
             CommPlanStats(
-                comm_plan=name,
-                sims=len(rows),
-                plans=dict(sorted(plans.items(), key=lambda item: (-item[1], item[0]))),
-                usage_mb=sum(row["usage_mb"] for row in rows),
-                cost_before=sum(before.get(row["device_id"], 0.0) for row in rows),
-                cost_after=sum(row["cost"] for row in rows),
+                comm_plan=str(name),
+                sims=int(plans.sum()),
+                plans={
+                    str(k): int(v) for k, v in sorted(plans.items(), key=lambda item: (-item[1], item[0]))
+                },
+                usage_mb=float(row["usage_mb"]),
+                cost_before=float(row["before"]),
+                cost_after=float(row["cost"]),
             )
         )
     return tuple(stats)
 
 
-def build_report(engine: Engine, instance_id: int, *, now: dt.datetime | None = None) -> Report:
+def build_report(
+    engine: Engine, instance_id: int, *, now: dt.datetime | None = None, max_rows: int | None = None
+) -> Report:
     """Build the result report of a finished instance from the AMOP tables.
 
     Per communication plan ``c``: SIMs ``n_c``, cost after ``Σ_{s∈c} (ChargeAmt_s + SmsChargeAmount_s)``
@@ -293,6 +293,9 @@ def build_report(engine: Engine, instance_id: int, *, now: dt.datetime | None = 
         An instance whose winners were selected (``pipeline.select_winners``).
     now : datetime, optional
         Time stamped on the report (default: now, UTC).
+    max_rows : int, optional
+        Rows of one sheet, header included (default `XLSX_MAX_ROWS`, Excel's limit). More SIMs than
+        fit go to a gzip CSV beside the workbook (`Report.assignments_csv`) instead of a sheet.
 
     Returns
     -------
@@ -320,30 +323,40 @@ def build_report(engine: Engine, instance_id: int, *, now: dt.datetime | None = 
     figures = savings_summary(instance_id, groups)
     figures.pop("groups")
     figures["comm_plans"] = len(statistics)
-    after_plan: dict[str, float] = defaultdict(float)
-    for row in assignments:
-        after_plan[row["recommended"]] += row["cost"]
+    after_plan = assignments.groupby("recommended")["cost"].sum()
+    fits = len(assignments) + 1 <= (max_rows or XLSX_MAX_ROWS)
     stamp = now or utcnow()
     report = Report(
         instance_id=instance_id,
-        xlsx=render_workbook(header, figures, statistics, assignments, generated=stamp),
-        chart_png=render_chart(before_plan, dict(after_plan), figures),
-        summary_text=format_report_summary(header, figures, statistics),
+        xlsx=render_workbook(
+            header,
+            figures,
+            statistics,
+            assignments if fits else None,
+            generated=stamp,
+            elsewhere=None if fits else CSV_NAME,
+        ),
+        chart_png=render_chart(before_plan, {str(k): float(v) for k, v in after_plan.items()}, figures),
+        summary_text=format_report_summary(
+            header, figures, statistics, csv_rows=None if fits else len(assignments)
+        ),
         figures=figures,
         statistics=statistics,
+        assignments_csv=None if fits else render_assignments_csv(assignments),
     )
     LOG.info(
-        "Instance %s report: %d SIMs in %d comm plans, xlsx %d bytes, chart %d bytes",
+        "Instance %s report: %d SIMs in %d comm plans, xlsx %d bytes, CSV %d bytes, chart %d bytes",
         instance_id,
         len(assignments),
         len(statistics),
         len(report.xlsx),
+        len(report.assignments_csv or b""),
         len(report.chart_png),
     )
     return report
 
 
-# -- rendering --------------------------------------------------------------------------------------
+# -- rendering (the files: report_files) -------------------------------------------------------
 
 
 def _date(value: Any) -> str:
@@ -356,16 +369,19 @@ def _money(value: float | None) -> str:
     return "n/a" if value is None else f"${value:,.2f}"
 
 
-def _share(part: float, whole: float) -> float | None:
-    return part / whole if whole else None
-
-
 def format_report_summary(
-    header: dict[str, Any], figures: dict[str, Any], statistics: tuple[CommPlanStats, ...]
+    header: dict[str, Any],
+    figures: dict[str, Any],
+    statistics: tuple[CommPlanStats, ...],
+    *,
+    csv_rows: int | None = None,
 ) -> str:
-    """Plain-text e-mail body: who and when, the figures, and one line per communication plan."""
+    """Plain-text e-mail body: who and when, the figures, one line per communication plan, the files.
+
+    ``csv_rows`` set: the device assignments (that many) are in the CSV, not in the workbook.
+    """
     gap = figures.get("gap")
-    share = _share(figures["savings"], figures["current_cost"])
+    share_of_cost = share(figures["savings"], figures["current_cost"])
     provider = header.get("DisplayName") or "service provider"
     lines = [
         "Carrier plan optimization results",
@@ -379,7 +395,8 @@ def format_report_summary(
         f"SIMs:              {figures['devices']:,} in {figures['comm_plans']} communication plans",
         f"Cost before:       {_money(figures['current_cost'])}",
         f"Cost after:        {_money(figures['optimized_cost'])}",
-        f"Savings:           {_money(figures['savings'])}" + ("" if share is None else f" ({share:.1%})"),
+        f"Savings:           {_money(figures['savings'])}"
+        + ("" if share_of_cost is None else f" ({share_of_cost:.1%})"),
         f"Lower bound:       {_money(figures.get('lower_bound'))}",
         "Gap to bound:      "
         + ("n/a" if gap is None else f"{gap:.4%} (the cost is at most this far above the optimum)"),
@@ -393,213 +410,14 @@ def format_report_summary(
             f"  {st.comm_plan:<{width}}  {st.sims:>7,}  {_money(st.cost_before):>12} -> "
             f"{_money(st.cost_after):>12}  {_money(st.savings):>12}"
         )
-    lines += [
-        "",
-        f"Attached: {XLSX_NAME} (statistics and device assignments) and {CHART_NAME} (savings chart).",
-    ]
+    lines.append("")
+    if csv_rows is None:
+        lines.append(
+            f"Attached: {XLSX_NAME} (statistics and device assignments) and {CHART_NAME} (savings chart)."
+        )
+    else:
+        lines.append(
+            f"Attached: {XLSX_NAME} (summary and statistics), {CSV_NAME} (all {csv_rows:,} device "
+            f"assignments: more than one Excel sheet holds) and {CHART_NAME} (savings chart)."
+        )
     return "\n".join(lines)
-
-
-def render_workbook(
-    header: dict[str, Any],
-    figures: dict[str, Any],
-    statistics: tuple[CommPlanStats, ...],
-    assignments: list[dict[str, Any]],
-    *,
-    generated: dt.datetime,
-) -> bytes:
-    """The xlsx: ``Summary``, ``Statistics`` (rows per comm plan + total) and ``Device Assignments``.
-
-    Written in openpyxl's write-only mode, so a 500,000-SIM fleet streams without holding cell objects.
-    """
-    from openpyxl import Workbook
-    from openpyxl.cell import WriteOnlyCell
-    from openpyxl.styles import Font, PatternFill
-    from openpyxl.utils import get_column_letter
-
-    book = Workbook(write_only=True)
-    bold = Font(bold=True)
-    fill = PatternFill("solid", fgColor="DDE5F0")
-
-    def cell(sheet, value, *, fmt=None, strong=False):
-        c = WriteOnlyCell(sheet, value=value)
-        if fmt:
-            c.number_format = fmt
-        if strong:
-            c.font = bold
-            c.fill = fill
-        return c
-
-    def headers(sheet, names, widths):
-        for i, width in enumerate(widths, start=1):
-            sheet.column_dimensions[get_column_letter(i)].width = width
-        sheet.freeze_panes = "A2"
-        sheet.append([cell(sheet, name, strong=True) for name in names])
-
-    summary = book.create_sheet(SUMMARY_SHEET)
-    summary.column_dimensions["A"].width = 22
-    summary.column_dimensions["B"].width = 44
-    share = _share(figures["savings"], figures["current_cost"])
-    for label, value, fmt in (
-        ("Instance", header["Id"], None),
-        ("Session", header["SessionGuid"], None),
-        ("Service provider", f"{header.get('DisplayName') or ''} ({header['ServiceProviderId']})", None),
-        ("Billing period start", header["BillingPeriodStartDate"], "yyyy-mm-dd"),
-        ("Billing period end", header["BillingPeriodEndDate"], "yyyy-mm-dd"),
-        ("SIMs", figures["devices"], "#,##0"),
-        ("Communication plans", figures["comm_plans"], "#,##0"),
-        ("Cost before", figures["current_cost"], _MONEY),
-        ("Cost after", figures["optimized_cost"], _MONEY),
-        ("Savings", figures["savings"], _MONEY),
-        ("Savings %", share, _PERCENT),
-        ("Lower bound", figures.get("lower_bound"), _MONEY),
-        ("Gap to lower bound", figures.get("gap"), "0.0000%"),
-        ("Plan changes", figures["changes"], "#,##0"),
-        ("Generated (UTC)", generated, "yyyy-mm-dd hh:mm"),
-    ):
-        summary.append([cell(summary, label, strong=True), cell(summary, value, fmt=fmt)])
-
-    stats = book.create_sheet(STATISTICS_SHEET)
-    headers(stats, STATISTICS_HEADERS, (28, 9, 11, 48, 14, 14, 14, 14, 10))
-    formats = (None, "#,##0", "#,##0", None, _USAGE, _MONEY, _MONEY, _MONEY, _PERCENT)
-    for st in statistics:
-        values = (
-            st.comm_plan,
-            st.sims,
-            len(st.plans),
-            ", ".join(f"{code} ({n})" for code, n in st.plans.items()),
-            round(st.usage_mb, 3),
-            round(st.cost_before, 4),
-            round(st.cost_after, 4),
-            round(st.savings, 4),
-            _share(st.savings, st.cost_before),
-        )
-        stats.append([cell(stats, v, fmt=f) for v, f in zip(values, formats, strict=True)])
-    before = sum(st.cost_before for st in statistics)
-    after = sum(st.cost_after for st in statistics)
-    used = {code for st in statistics for code in st.plans}
-    totals = (
-        TOTAL_LABEL,
-        sum(st.sims for st in statistics),
-        len(used),
-        "",
-        round(sum(st.usage_mb for st in statistics), 3),
-        round(before, 4),
-        round(after, 4),
-        round(before - after, 4),
-        _share(before - after, before),
-    )
-    stats.append([cell(stats, v, fmt=f, strong=True) for v, f in zip(totals, formats, strict=True)])
-
-    devices = book.create_sheet(ASSIGNMENTS_SHEET)
-    headers(devices, ASSIGNMENT_HEADERS, (24, 16, 28, 12, 24, 24, 12))
-    for row in assignments:
-        devices.append(
-            [
-                row["iccid"],
-                row["msisdn"],
-                row["comm_plan"],
-                cell(devices, round(row["usage_mb"], 3), fmt=_USAGE),
-                row["current"],
-                row["recommended"],
-                cell(devices, round(row["cost"], 4), fmt=_MONEY),
-            ]
-        )
-    out = io.BytesIO()
-    book.save(out)
-    return out.getvalue()
-
-
-def render_chart(before: dict[str, float], after: dict[str, float], figures: dict[str, Any]) -> bytes:
-    """PNG: cost by rate plan before and after (left) and the totals with the lower bound (right).
-
-    Drawn on a bare `matplotlib.figure.Figure` with the Agg canvas: no pyplot state, safe in threads.
-    """
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    codes = sorted(set(before) | set(after), key=lambda c: -max(before.get(c, 0.0), after.get(c, 0.0)))
-    if len(codes) > CHART_MAX_PLANS:
-        shown, rest = codes[: CHART_MAX_PLANS - 1], codes[CHART_MAX_PLANS - 1 :]
-        before = {
-            **{c: before.get(c, 0.0) for c in shown},
-            "other plans": sum(before.get(c, 0.0) for c in rest),
-        }
-        after = {**{c: after.get(c, 0.0) for c in shown}, "other plans": sum(after.get(c, 0.0) for c in rest)}
-        codes = [*shown, "other plans"]
-    fig = Figure(figsize=(11, 0.9 + 0.42 * max(len(codes), 6)), dpi=100, layout="constrained")
-    FigureCanvasAgg(fig)
-    left, right = fig.subplots(1, 2, width_ratios=(3, 1))
-    y = np.arange(len(codes))
-    left.barh(y - 0.2, [before.get(c, 0.0) for c in codes], 0.4, label="before", color="#9aa5b1")
-    left.barh(y + 0.2, [after.get(c, 0.0) for c in codes], 0.4, label="after", color="#1f77b4")
-    left.set_yticks(y, codes)
-    left.invert_yaxis()
-    left.set_xlabel("cost ($)")
-    left.set_title("Cost by rate plan")
-    left.legend(loc="lower right")
-    left.grid(axis="x", alpha=0.3)
-
-    current, optimized = figures["current_cost"], figures["optimized_cost"]
-    bars = right.bar(["before", "after"], [current, optimized], color=["#9aa5b1", "#1f77b4"])
-    right.bar_label(bars, labels=[f"${current:,.0f}", f"${optimized:,.0f}"], padding=2)
-    bound = figures.get("lower_bound")
-    if bound is not None:
-        gap = figures.get("gap")
-        label = f"lower bound ${bound:,.0f}" + ("" if gap is None else f" (gap {gap:.2%})")
-        right.axhline(bound, color="#d62728", linestyle="--", linewidth=1.5, label=label)
-        right.legend(loc="upper right", fontsize=8)
-    right.set_ylim(0, max(current, optimized, bound or 0.0) * 1.15 or 1.0)
-    right.set_title("Total")
-    right.grid(axis="y", alpha=0.3)
-    share = _share(figures["savings"], current)
-    fig.suptitle(
-        f"Savings {_money(figures['savings'])}"
-        + ("" if share is None else f" ({share:.1%})")
-        + f" on {figures['devices']:,} SIMs",
-        fontweight="bold",
-    )
-    out = io.BytesIO()
-    fig.savefig(out, format="png")
-    return out.getvalue()
-
-
-# -- storing ----------------------------------------------------------------------------------------
-
-
-def store_result_file(
-    engine: Engine, instance_id: int, xlsx: bytes, *, now: dt.datetime | None = None
-) -> int:
-    """Store the instance's xlsx in ``OptimizationInstanceResultFile``, replacing its previous row.
-
-    Delete and insert run in one transaction, so a retried report leaves exactly one row.
-    Returns the id of the new row.
-    """
-    if not xlsx:
-        raise ValueError("`xlsx` must be the workbook's bytes; got an empty value")
-    files = s.instance_result_file
-    with engine.begin() as conn:
-        conn.execute(delete(files).where(files.c.InstanceId == instance_id))
-        file_id = conn.execute(
-            insert(files).values(
-                InstanceId=instance_id,
-                AssignmentXlsxBytes=xlsx,
-                IsDeleted=False,
-                CreatedBy="System",
-                CreatedDate=now or utcnow(),
-            )
-        ).inserted_primary_key[0]
-    LOG.info("Instance %s: result file %s stored (%d bytes)", instance_id, file_id, len(xlsx))
-    return int(file_id)
-
-
-def latest_result_file(engine: Engine, instance_id: int) -> bytes | None:
-    """The instance's stored xlsx (newest row not deleted), or None."""
-    files = s.instance_result_file
-    with engine.connect() as conn:
-        return conn.execute(
-            select(files.c.AssignmentXlsxBytes)
-            .where(files.c.InstanceId == instance_id, files.c.IsDeleted.is_(False))
-            .order_by(files.c.Id.desc())
-            .limit(1)
-        ).scalar()

@@ -13,7 +13,7 @@ from sqlalchemy.engine import Engine
 
 from include.carrier_optimization import schema as s
 from include.carrier_optimization.schema import OptimizationStatus
-from include.carrier_optimization.storage import bulk_insert
+from include.carrier_optimization.storage import bulk_insert, frame_of
 
 if TYPE_CHECKING:
     from include.carrier_optimization.fleet import Fleet
@@ -202,9 +202,7 @@ class AmopRepository:
             .order_by(d.c.Id)
         )
         with self.engine.connect() as conn:
-            return pd.DataFrame(
-                conn.execute(query).mappings().all(), columns=list(query.selected_columns.keys())
-            )
+            return frame_of(conn.execute(query).all(), list(query.selected_columns.keys()))
 
     # -- sessions and instances ---------------------------------------------------------------------
 

@@ -326,6 +326,9 @@ instance_result_file = Table(
     Column("Id", BigId, primary_key=True),
     Column("InstanceId", BigInteger, ForeignKey("OptimizationInstance.Id"), nullable=False),
     Column("AssignmentXlsxBytes", LargeBinary, nullable=False),
+    # Our addition: which file the row holds (device_assignments.xlsx, or .csv.gz above Excel's row
+    # limit); NULL is the xlsx, as the legacy rows are.
+    Column("FileName", String(200), nullable=True),
     Column("IsDeleted", Boolean, nullable=False, default=False),
     *_audit(),
 )

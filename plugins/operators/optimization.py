@@ -493,7 +493,8 @@ class OptimizationReportOperator(AmopBaseOperator):
     sheet per communication plan and a device assignment sheet, a savings chart (PNG) and the e-mail
     summary. The xlsx is stored in ``OptimizationInstanceResultFile`` (replacing the instance's previous
     row); with ``s3_bucket`` set both files are uploaded (overwritten on a rerun); the result e-mail
-    carries both as attachments (the xlsx only up to ``max_attachment_bytes``).
+    carries both as attachments (the xlsx only up to ``max_attachment_bytes``). Above Excel's row limit the
+    device assignments come as a gzip CSV beside the xlsx: stored, uploaded and attached the same way.
 
     A report failure fails this task only: the winners step has already written the result rows and
     ended the instance ``CompleteWithSuccess``, and this task never changes the instance status, so the
@@ -509,7 +510,7 @@ class OptimizationReportOperator(AmopBaseOperator):
     :param s3_key_prefix: key prefix (templated, default ``carrier-optimization/reports``); the files go
         to ``<prefix>/<dag_id>/session-<session_id>/instance-<instance_id>/<file>``.
     :param aws_conn_id: AWS connection of the upload (default ``aws_default``).
-    :param max_attachment_bytes: largest xlsx attached to the e-mail (default 10 MiB, the SES limit).
+    :param max_attachment_bytes: largest xlsx or CSV attached to the e-mail (default 10 MiB, the SES limit).
     """
 
     template_fields: Sequence[str] = ("s3_bucket", "s3_key_prefix", "session", "summary")
@@ -545,7 +546,7 @@ class OptimizationReportOperator(AmopBaseOperator):
             result = build_report(engine, instance_id)
         except ReportError as error:
             raise AirflowFailException(str(error)) from error
-        file_id = store_result_file(engine, instance_id, result.xlsx)
+        file_id = store_result_file(engine, instance_id, result.xlsx, assignments_csv=result.assignments_csv)
         uploaded: list[str] = []
         if self.s3_bucket:
             prefix = (
@@ -556,12 +557,14 @@ class OptimizationReportOperator(AmopBaseOperator):
                 result.attachments, bucket=self.s3_bucket, key_prefix=prefix, aws_conn_id=self.aws_conn_id
             )
         body, attachments = result.summary_text, result.attachments
-        if len(result.xlsx) > self.max_attachment_bytes:
-            attachments = tuple(a for a in attachments if a[0] != result.xlsx_name)
-            body += (
-                f"\n\nThe workbook ({len(result.xlsx):,} bytes) is too large to attach; it is stored as "
-                f"result file {file_id}" + (f" and at {uploaded[0]}" if uploaded else "") + "."
-            )
+        for name, content in result.attachments:
+            if name != result.chart_name and len(content) > self.max_attachment_bytes:
+                attachments = tuple(a for a in attachments if a[0] != name)
+                where = [uri for uri in uploaded if uri.endswith("/" + name)]
+                body += (
+                    f"\n\n{name} ({len(content):,} bytes) is too large to attach; it is stored as result "
+                    f"file {file_id}" + (f" and at {where[0]}" if where else "") + "."
+                )
         self.log.info("Result report of instance %s\n%s", instance_id, result.summary_text)
         where = self.mail.send(
             Email(tuple(self.recipients), RESULTS_SUBJECT.format(tenant=self.tenant_name), body, attachments)

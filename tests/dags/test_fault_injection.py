@@ -306,6 +306,7 @@ def test_optimizer_interrupted_by_its_time_budget_ends_as_the_reference(amop, re
     ``resumes`` figure of the operator's XCom stays 0 there (the triggerer merges them in a deployment).
     """
     calls = counted_batches(monkeypatch)
+    slow_evaluation(monkeypatch)
     dr = short_budget_dag().test(run_conf=CONF)
 
     assert dr.state == "success", task_states(dr)
@@ -315,6 +316,22 @@ def test_optimizer_interrupted_by_its_time_budget_ends_as_the_reference(amop, re
     assert sum(p.evaluated for _, _, p in calls) == reference["queues"]["sequence"], "a queue evaluated twice"
     assert len(optimize_results(dr)) == len({(g, start) for g, start, _ in calls})
     assert rows(amop.engine, select(func.count()).select_from(s.checkpoint))[0][0] == 0, "checkpoints left"
+
+
+def slow_evaluation(monkeypatch, seconds: float = 0.01) -> None:
+    """Each chunk's evaluation takes ``seconds`` longer, so a 1 s budget runs out however fast the machine.
+
+    Without commits per chunk a batch of this fleet can finish within one second, never deferring.
+    """
+    from include.carrier_optimization.engines import legacy
+
+    original = legacy.evaluate_sequences
+
+    def slow(*args, **kwargs):
+        time.sleep(seconds)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(legacy, "evaluate_sequences", slow)
 
 
 def short_budget_dag():

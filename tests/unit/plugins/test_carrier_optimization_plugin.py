@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import io
 import json
 import os
@@ -178,6 +179,24 @@ class TestRoutes:
         assert "Device Assignments" in load_workbook(io.BytesIO(response.content), read_only=True).sheetnames
         missing = client.get(f"/reports/{amop.instance_id + 100}.xlsx")
         assert missing.status_code == 404 and "has no stored report" in missing.json()["detail"]
+
+    def test_assignments_csv_download(self, client, amop):
+        csv_gz = gzip.compress(b"ICCID,MSISDN\n8901,555\n")
+        store_result_file(amop.engine, amop.instance_id, amop.xlsx, assignments_csv=csv_gz)
+        try:
+            response = client.get(f"/reports/{amop.instance_id}.csv.gz")
+            assert response.status_code == 200
+            assert response.headers["content-type"] == "application/gzip"
+            assert (
+                f"device_assignments_instance_{amop.instance_id}.csv.gz"
+                in (response.headers["content-disposition"])
+            )
+            assert response.content == csv_gz
+            assert client.get(f"/reports/{amop.instance_id}.xlsx").content == amop.xlsx
+        finally:
+            store_result_file(amop.engine, amop.instance_id, amop.xlsx)
+        missing = client.get(f"/reports/{amop.instance_id}.csv.gz")
+        assert missing.status_code == 404 and "no stored assignments CSV" in missing.json()["detail"]
 
     def test_relative_links_resolve_under_the_mount_prefix(self, amop):
         parent = FastAPI()

@@ -198,3 +198,44 @@ def test_build_report_iv(bad):
 def test_store_result_file_rejects_empty_bytes():
     with pytest.raises(ValueError, match="`xlsx` must be the workbook's bytes"):
         store_result_file(None, 1, b"")
+
+
+def test_above_the_row_limit_assignments_go_to_a_gzip_csv_and_both_files_are_stored(db_engine):
+    import csv
+    import gzip
+
+    from include.carrier_optimization.report import CSV_NAME, XLSX_NAME
+
+    run = run_instance(db_engine, n_sims=60)
+    whole = build_report(db_engine, run["instance_id"])
+    report = build_report(db_engine, run["instance_id"], max_rows=60)  # 60 SIMs + header do not fit
+
+    book = load_workbook(io.BytesIO(report.xlsx), read_only=True)
+    assert book.sheetnames == [SUMMARY_SHEET, STATISTICS_SHEET]
+    summary = dict(rows_of(book[SUMMARY_SHEET]))
+    assert CSV_NAME in summary["Device assignments"]
+    assert rows_of(book[STATISTICS_SHEET]) == rows_of(
+        load_workbook(io.BytesIO(whole.xlsx), read_only=True)[STATISTICS_SHEET]
+    )
+    # The CSV holds exactly the rows the device sheet holds below the limit.
+    table = list(csv.reader(io.StringIO(gzip.decompress(report.assignments_csv).decode("utf-8"))))
+    assert tuple(table[0]) == ASSIGNMENT_HEADERS
+    sheet = rows_of(load_workbook(io.BytesIO(whole.xlsx), read_only=True)[ASSIGNMENTS_SHEET])[1:]
+    assert [row[0] for row in table[1:]] == [row[0] for row in sheet]
+    assert sum(float(row[6]) for row in table[1:]) == pytest.approx(sum(row[6] for row in sheet), abs=1e-6)
+    assert whole.assignments_csv is None
+    # The e-mail names both files and carries them.
+    assert CSV_NAME in report.summary_text and XLSX_NAME in report.summary_text
+    assert "60 device assignments" in report.summary_text
+    assert [name for name, _ in report.attachments] == [XLSX_NAME, CSV_NAME, report.chart_name]
+
+    store_result_file(db_engine, run["instance_id"], whole.xlsx)
+    store_result_file(db_engine, run["instance_id"], report.xlsx, assignments_csv=report.assignments_csv)
+    store_result_file(db_engine, run["instance_id"], report.xlsx, assignments_csv=report.assignments_csv)
+    repo = AmopRepository(db_engine)
+    assert repo.count_rows("OptimizationInstanceResultFile", InstanceId=run["instance_id"]) == 2
+    assert latest_result_file(db_engine, run["instance_id"]) == report.xlsx
+    assert latest_result_file(db_engine, run["instance_id"], CSV_NAME) == report.assignments_csv
+    # Back under the limit, the CSV row goes away.
+    store_result_file(db_engine, run["instance_id"], whole.xlsx)
+    assert latest_result_file(db_engine, run["instance_id"], CSV_NAME) is None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import email
 import email.policy
+import gzip
 import json
 from pathlib import Path
 from types import SimpleNamespace
@@ -156,6 +157,29 @@ class TestOptimizationReportOperator:
         # Instance untouched, progress 100.
         status, progress = instance_state(amop, summary["instance_id"], session["session_id"])
         assert (status, progress) == (OptimizationStatus.CompleteWithSuccess, 100)
+
+    def test_above_the_row_limit_the_csv_is_stored_uploaded_and_attached(self, amop, s3, monkeypatch):
+        from include.carrier_optimization import report
+
+        monkeypatch.setattr(report, "XLSX_MAX_ROWS", 10)  # the 40 SIMs do not fit in a sheet
+        session, summary = finished_instance(amop, n_sims=40)
+        result = operator(session, summary, s3_bucket=BUCKET).execute(context())
+
+        instance_id = summary["instance_id"]
+        assert AmopRepository(amop).count_rows("OptimizationInstanceResultFile", InstanceId=instance_id) == 2
+        csv_gz = report.latest_result_file(amop, instance_id, report.CSV_NAME)
+        assert gzip.decompress(csv_gz).decode().count("\n") == 41  # header + 40 SIMs
+        assert [uri.rsplit("/", 1)[1] for uri in result["s3"]] == [
+            "device_assignments.xlsx",
+            "device_assignments.csv.gz",
+            "savings_chart.png",
+        ]
+        message = read_email(result["email"])
+        parts = {p.get_filename(): p for p in message.walk() if p.get_filename()}
+        assert set(parts) == {"device_assignments.xlsx", "device_assignments.csv.gz", "savings_chart.png"}
+        assert parts["device_assignments.csv.gz"].get_payload(decode=True) == csv_gz
+        text = next(p for p in message.walk() if p.get_content_type() == "text/plain").get_content()
+        assert "device_assignments.csv.gz (all 40 device assignments" in text
 
     def test_rerun_replaces_the_result_file(self, amop):
         session, summary = finished_instance(amop, n_sims=40)

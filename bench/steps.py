@@ -1,0 +1,172 @@
+"""Benchmark: the library steps of one tenant run, without Airflow, with per-step time and peak memory.
+
+Runs the functions the operators call, in DAG order, on a generated fleet in a throwaway database
+(PostgreSQL by default, or an SQLite file): ``open_session``, ``prepare_instance`` (count),
+``write_queue_batch`` per batch, ``run_optimizer_batch`` per batch (legacy), ``run_engine_for_group``
+(optimal), ``select_winners``, ``build_report`` + ``store_result_file``. Prints per step the wall time
+and the growth of the process's peak resident memory, the legacy optimizer's share of time spent in
+the evaluation itself (``legacy.evaluate_sequences``), and the run's costs to the cent, to compare
+before and after a change. Prints figures; asserts nothing::
+
+    .venv/bin/python bench/steps.py --sims 100000
+    .venv/bin/python bench/steps.py --sims 100000 --sqlite
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import os
+import resource
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+ADMIN_URL = os.environ.get("CARRIER_OPT_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres")
+
+
+def peak_mb() -> float:
+    """Peak resident memory of this process so far, in MB (Linux reports KiB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+class Steps:
+    """Times steps by name and prints one line per step."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+        self.cpu: dict[str, float] = {}
+
+    def run(self, name: str, function, *args, **kwargs):
+        before = peak_mb()
+        start, cpu = time.perf_counter(), time.process_time()
+        result = function(*args, **kwargs)
+        spent, cpu = time.perf_counter() - start, time.process_time() - cpu
+        self.seconds[name] = self.seconds.get(name, 0.0) + spent
+        self.cpu[name] = self.cpu.get(name, 0.0) + cpu
+        print(
+            f"  {name:<14}{spent:9.2f} s  (this process's CPU {cpu:6.2f} s)"
+            f"   peak RSS {peak_mb():8.0f} MB (+{peak_mb() - before:.0f})"
+        )
+        return result
+
+
+def evaluation_timer():
+    """Wrap ``legacy.evaluate_sequences`` (as the pipeline calls it) with a timer; return the timings."""
+    from include.carrier_optimization.engines import legacy
+
+    spent = [0.0]
+    original = legacy.evaluate_sequences
+
+    def timed(*args, **kwargs):
+        start = time.perf_counter()
+        try:
+            return original(*args, **kwargs)
+        finally:
+            spent[0] += time.perf_counter() - start
+
+    legacy.evaluate_sequences = timed
+    return spent
+
+
+def run(url: str, n_sims: int, batch_size: int, queues_per_instance: int) -> None:
+    from include.carrier_optimization import pipeline
+    from include.carrier_optimization.engines.optimal import solve_optimal
+    from include.carrier_optimization.fleet import generate_fleet
+    from include.carrier_optimization.report import build_report, store_result_file
+    from include.carrier_optimization.repository import AmopRepository
+    from include.carrier_optimization.schema import create_schema
+    from include.carrier_optimization.storage import make_engine
+
+    engine = make_engine(url)
+    create_schema(engine)
+    steps = Steps()
+    print(f"== library steps, {n_sims:,} SIMs on {engine.dialect.name}; load {os.getloadavg()[0]:.2f} ==")
+    fleet = steps.run("fleet", generate_fleet, n_sims, seed=1)
+    steps.run("write fleet", AmopRepository(engine).write_fleet, fleet)
+    request = pipeline.Request(
+        tenant_id=fleet.tenant.tenant_id,
+        service_provider_id=fleet.tenant.service_provider_id,
+        has_synced=True,
+    )
+    now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
+    session = steps.run("session", pipeline.open_session, engine, request, run_key=uuid.uuid4().hex, now=now)
+    plan = steps.run(
+        "count",
+        pipeline.prepare_instance,
+        engine,
+        session_id=session["session_id"],
+        request=request,
+        batch_size=batch_size,
+        now=now,
+    )
+    for batch in plan.batches:
+        steps.run("write_queues", pipeline.write_queue_batch, engine, **batch)
+    spent = evaluation_timer()
+    for batch in plan.batches:
+        steps.run(
+            "optimize", pipeline.run_optimizer_batch, engine, queues_per_instance=queues_per_instance, **batch
+        )
+    for group in plan.groups:
+        steps.run(
+            "engine",
+            pipeline.run_engine_for_group,
+            engine,
+            comm_group_id=group["comm_group_id"],
+            solve=solve_optimal,
+        )
+    steps.run("winners", pipeline.select_winners, engine, instance_id=plan.instance_id)
+
+    def report() -> object:
+        result = build_report(engine, plan.instance_id)
+        store_result_file(engine, plan.instance_id, result.xlsx)
+        return result
+
+    result = steps.run("report", report)
+    print("per step (s): " + ", ".join(f"{k} {v:.2f}" for k, v in steps.seconds.items()))
+    print("per step, CPU of this process (s): " + ", ".join(f"{k} {v:.2f}" for k, v in steps.cpu.items()))
+    print(f"load average after: {', '.join(f'{x:.2f}' for x in os.getloadavg())} ({os.cpu_count()} CPUs)")
+    optimize = steps.seconds.get("optimize", 0.0)
+    if optimize:
+        print(
+            f"legacy optimize: {optimize:.2f} s, of which evaluation {spent[0]:.2f} s "
+            f"= {spent[0] / optimize:.1%} of task time"
+        )
+    figures = result.figures
+    print(
+        f"results: cost before {figures['current_cost']:.2f}, after {figures['optimized_cost']:.2f}, "
+        f"savings {figures['savings']:.2f}, devices {figures['devices']:,}, changes {figures['changes']:,}"
+    )
+    print(f"report: xlsx {len(result.xlsx):,} bytes")
+    engine.dispose()
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    parser.add_argument("--sims", type=int, default=100_000)
+    parser.add_argument("--sqlite", action="store_true", help="an SQLite file instead of PostgreSQL")
+    parser.add_argument("--batch-size", type=int, default=500, help="sequences per batch (the DAG's default)")
+    parser.add_argument("--queues-per-instance", type=int, default=5)
+    args = parser.parse_args(argv)
+    if args.sqlite:
+        with tempfile.TemporaryDirectory(prefix="carrier_opt_steps_") as folder:
+            run(f"sqlite:///{folder}/amop.db", args.sims, args.batch_size, args.queues_per_instance)
+        return
+    import psycopg
+
+    name = f"carrier_opt_steps_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(ADMIN_URL, autocommit=True, connect_timeout=5) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    try:
+        run(ADMIN_URL.rsplit("/", 1)[0] + f"/{name}", args.sims, args.batch_size, args.queues_per_instance)
+    finally:
+        with psycopg.connect(ADMIN_URL, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+if __name__ == "__main__":
+    main()

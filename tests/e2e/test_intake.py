@@ -165,17 +165,13 @@ def test_a_sync_round_trip_survives_a_triggerer_restart_while_its_wait_is_deferr
     deployment.reset_amop()
     api, dag_id = deployment.api, deployment.dag_id
     sync_dag = "device_sync__acme"
-    api.set_paused(sync_dag, True)  # the sync answers only once the triggerer has been restarted
-    try:
-        run_id = api.trigger(dag_id, {**FORM, "has_synced": False})["dag_run_id"]
-        wait_until(
-            lambda: task_state(deployment, run_id, "sync_wait") == "deferred",
-            timeout=RUN_TIMEOUT,
-            what="sync_wait to defer",
-        )
-        restart_triggerer(deployment)
-    finally:
-        api.set_paused(sync_dag, False)
+    run_id = api.trigger(dag_id, {**FORM, "has_synced": False})["dag_run_id"]
+    wait_until(
+        lambda: task_state(deployment, run_id, "sync_wait") == "deferred",
+        timeout=RUN_TIMEOUT,
+        what="sync_wait to defer",
+    )
+    restart_triggerer(deployment)  # the sync request or its answer is in flight meanwhile
     run = api.wait_for_run(dag_id, run_id, timeout=RUN_TIMEOUT)
     assert run["state"] == "success", deployment.process_log("triggerer")
     (sync_run,) = api.runs(sync_dag)[-1:]

@@ -317,7 +317,26 @@ class LocalAirflow:
         )
         for dag_id in sorted(wanted - set(keep_paused)):
             api.set_paused(dag_id, False)
+        watched = len(wanted - set(keep_paused) - {WINDOW_DAG_ID})  # each runs on its queue's watcher
+        wait_until(
+            lambda: self._check_alive() or self.running_watchers() >= watched,
+            timeout=timeout,
+            what=lambda: f"{watched} queue watchers to run in the triggerer ({self.running_watchers()} do)",
+            interval=1,
+        )
         return api
+
+    def running_watchers(self) -> int:
+        """Asset watchers whose trigger a triggerer has taken (from the metadata database)."""
+        import psycopg
+
+        url = self.metadata_url.replace("postgresql+psycopg://", "postgresql://")
+        with psycopg.connect(url, connect_timeout=5) as conn:
+            query = (
+                "SELECT count(DISTINCT t.id) FROM trigger t JOIN asset_watcher w ON w.trigger_id = t.id "
+                "WHERE t.triggerer_id IS NOT NULL"
+            )
+            return int(conn.execute(query).fetchone()[0])
 
     def _check_alive(self) -> None:
         for name, pid in self.pids.items():

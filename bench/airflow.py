@@ -12,7 +12,9 @@ One manual run of ``carrier_optimization__acme`` is triggered through the REST A
 
 - the wall time of the run (its start_date to end_date);
 - per task_id, from the task instances: map indexes, min / max / sum of durations, span (first start to
-  last end), time inside ``execute()`` and the peak resident memory of the task processes;
+  last end), the sum of the time inside ``execute()``, of queued -> start, of start -> ``execute()``
+  (task process start-up: DAG parse, context) and of ``execute()`` -> end (XCom push, state), and the
+  peak resident memory of the task processes (``ru_maxrss``) and its growth during ``execute()``;
 - the scheduling gap of every dependency: the downstream task's first start minus the latest end of its
   upstream tasks;
 - the split of the wall time into *time inside the library* and *Airflow overhead*. The time inside the
@@ -130,8 +132,9 @@ def report(api, run: dict, timings: list[dict]) -> None:
     print(f"run {run_id}: state {run['state']}, {len(tis)} task instances ({', '.join(states)})")
     print(
         f"{'task_id':<22}{'n':>5}{'tries':>6}{'min s':>8}{'max s':>8}{'sum s':>9}{'span s':>9}"
-        f"{'exec s':>9}{'peak MiB':>10}{'+MiB':>7}"
+        f"{'exec s':>9}{'queued':>8}{'pre':>7}{'post':>7}{'peak MiB':>10}{'+MiB':>6}"
     )
+    tries = {(ti["task_id"], ti["map_index"], ti.get("try_number")): ti for ti in tis}
     first_start: dict[str, float] = {}
     last_end: dict[str, float] = {}
     for task_id in order:
@@ -143,10 +146,19 @@ def report(api, run: dict, timings: list[dict]) -> None:
         executed = sum(r["end"] - r["start"] for r in records)
         peak = max((r["max_rss_kib"] for r in records), default=0) / 1024
         growth = max((r["max_rss_kib"] - (r["max_rss_start_kib"] or 0) for r in records), default=0) / 1024
+        queued = sum(
+            when(ti["start_date"]) - when(ti["queued_when"]) for ti in group if ti.get("queued_when")
+        )
+        matched = [
+            (r, tries[key]) for r in records if (key := (task_id, r["map_index"], r["try_number"])) in tries
+        ]
+        pre = sum(r["start"] - when(ti["start_date"]) for r, ti in matched)
+        post = sum((when(ti["end_date"]) or r["end"]) - r["end"] for r, ti in matched)
         print(
             f"{task_id:<22}{len(group):>5}{max(ti.get('try_number') or 0 for ti in group):>6}"
             f"{min(durations):>8.2f}{max(durations):>8.2f}{sum(durations):>9.2f}"
-            f"{last_end[task_id] - first_start[task_id]:>9.2f}{executed:>9.2f}{peak:>10.0f}{growth:>7.0f}"
+            f"{last_end[task_id] - first_start[task_id]:>9.2f}{executed:>9.2f}"
+            f"{queued:>8.2f}{pre:>7.2f}{post:>7.2f}{peak:>10.0f}{growth:>6.0f}"
         )
     print("scheduling gaps (first start of a task - latest end of its upstream tasks):")
     gaps = []

@@ -3,10 +3,12 @@
 Only when the environment variable ``CARRIER_OPT_TIMINGS`` names a folder does the plugin register its
 listener; otherwise ``listeners`` is empty and nothing is called, imported or written. The hooks run in
 the task process: ``on_task_instance_running`` just before the operator's ``execute()`` and
-``on_task_instance_success`` / ``_failed`` / ``_skipped`` just after it (XCom push included). Each
+``on_task_instance_success`` / ``_failed`` / ``_skipped`` after it (and after the task's callbacks). Each
 finished try appends one JSON line to ``<folder>/timings-<pid>.jsonl``: dag_id, run_id, task_id,
 map_index, try_number, start and end (epoch seconds), state, pid, and the task process's peak resident
-memory (``ru_maxrss``, KiB) at start and end.
+memory (``ru_maxrss``, KiB) at start and end. ``end`` is the try's ``end_date``, which the task runner
+sets as soon as ``execute()`` returns or raises (the end hooks run later, after the task's callbacks);
+``finalized`` is when the end hook ran.
 
 A deferred task calls the running hook again on every resume; each resume is recorded as its own
 interval (time spent waiting in the triggerer is not execution time).
@@ -37,17 +39,26 @@ def _max_rss() -> int:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 
 
+def _epoch(value: Any) -> float | None:
+    """Epoch seconds of a datetime (None when not one)."""
+    return value.timestamp() if hasattr(value, "timestamp") else None
+
+
 def _finish(ti: Any, state: str) -> None:
     folder = os.environ.get(ENV)
     if not folder:
         return
-    end = time.time()
+    finalized = time.time()
     key = _key(ti)
     start, rss_start = _started.pop(key, (None, None))
+    end = _epoch(getattr(ti, "end_date", None))
+    if end is None or (start is not None and end < start):  # not set by this try's runner
+        end = finalized
     record = dict(zip(("dag_id", "run_id", "task_id", "map_index", "try_number"), key, strict=True))
     record.update(
         start=start,
         end=end,
+        finalized=finalized,
         state=state,
         pid=os.getpid(),
         max_rss_start_kib=rss_start,

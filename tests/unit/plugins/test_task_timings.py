@@ -43,6 +43,18 @@ def test_each_finished_try_appends_one_line_with_its_interval(monkeypatch, tmp_p
     assert timings._started == {}
 
 
+def test_the_end_is_the_tries_end_date_when_the_runner_set_it(monkeypatch, tmp_path):
+    import datetime as dt
+
+    monkeypatch.setenv(timings.ENV, str(tmp_path))
+    ended = dt.datetime(2026, 11, 30, 10, 0, tzinfo=dt.UTC)
+    listener = timings.TaskTimingsListener()
+    listener.on_task_instance_running(None, _ti())
+    listener.on_task_instance_success(None, _ti(end_date=ended))
+    record = json.loads(next(tmp_path.iterdir()).read_text())
+    assert record["end"] == ended.timestamp() and record["finalized"] > record["end"]
+
+
 def test_an_end_without_a_start_is_still_written(monkeypatch, tmp_path):
     monkeypatch.setenv(timings.ENV, str(tmp_path))
     timings.TaskTimingsListener().on_task_instance_skipped(None, _ti(task_id="lonely"))

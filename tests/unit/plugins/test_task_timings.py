@@ -47,12 +47,23 @@ def test_the_end_is_the_tries_end_date_when_the_runner_set_it(monkeypatch, tmp_p
     import datetime as dt
 
     monkeypatch.setenv(timings.ENV, str(tmp_path))
-    ended = dt.datetime(2026, 11, 30, 10, 0, tzinfo=dt.UTC)
     listener = timings.TaskTimingsListener()
     listener.on_task_instance_running(None, _ti())
+    ended = dt.datetime.now(dt.UTC)
     listener.on_task_instance_success(None, _ti(end_date=ended))
     record = json.loads(next(tmp_path.iterdir()).read_text())
-    assert record["end"] == ended.timestamp() and record["finalized"] > record["end"]
+    assert record["start"] <= record["end"] == ended.timestamp() <= record["finalized"]
+
+
+def test_an_end_date_before_the_start_is_a_previous_tries_and_ignored(monkeypatch, tmp_path):
+    import datetime as dt
+
+    monkeypatch.setenv(timings.ENV, str(tmp_path))
+    listener = timings.TaskTimingsListener()
+    listener.on_task_instance_running(None, _ti())
+    listener.on_task_instance_success(None, _ti(end_date=dt.datetime(2020, 1, 1, tzinfo=dt.UTC)))
+    record = json.loads(next(tmp_path.iterdir()).read_text())
+    assert record["end"] == record["finalized"] >= record["start"]
 
 
 def test_an_end_without_a_start_is_still_written(monkeypatch, tmp_path):

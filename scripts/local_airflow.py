@@ -33,7 +33,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from scripts.airflow_api import AirflowApi, wait_until  # noqa: E402
-from scripts.local_services import TENANTS_FILE, seed_amop  # noqa: E402
+from scripts.local_services import TENANTS_FILE, seed_amop, select_tenants  # noqa: E402
 
 STATE_FILE = "local_airflow.json"
 POSTGRES = os.environ.get("CARRIER_OPT_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres")
@@ -62,6 +62,9 @@ class LocalAirflow:
     workers: int = 2
     sims: int | None = None
     seed: int = 42
+    #: Slugs of the tenants whose fleets are seeded and simulated (default: every tenant of tenants.yaml).
+    #: The others' DAGs still exist, on an empty AMOP database.
+    tenants: tuple[str, ...] | None = None
     #: Extra Airflow settings (``AIRFLOW__SECTION__KEY`` names), e.g. faster zombie detection in tests.
     settings: dict[str, str] = field(default_factory=dict)
     pids: dict[str, int] = field(default_factory=dict)
@@ -208,7 +211,13 @@ class LocalAirflow:
             _flush_redis(self.redis_db, self.redis_db + 1)
         amop_file = self.home / "amop.sqlite"
         if fresh or self.amop_url or not amop_file.exists():
-            counts = seed_amop(self.amop, tenants, sims=self.sims, seed=self.seed, now=dt.datetime.now())
+            counts = seed_amop(
+                self.amop,
+                select_tenants(tenants, self.tenants),
+                sims=self.sims,
+                seed=self.seed,
+                now=dt.datetime.now(),
+            )
             print(f"AMOP database {self.amop}: {sum(counts.values()):,} SIMs over {len(counts)} providers")
         env = self.environment(tenants)
         migrate = subprocess.run(
@@ -234,7 +243,8 @@ class LocalAirflow:
                 "--seed",
                 str(self.seed),
             ]
-            + (["--sims", str(self.sims)] if self.sims else []),
+            + (["--sims", str(self.sims)] if self.sims else [])
+            + (["--tenants", ",".join(self.tenants)] if self.tenants is not None else []),
             "api-server": [
                 _airflow(),
                 "api-server",

@@ -16,7 +16,7 @@ import logging
 import signal
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from dateutil.relativedelta import relativedelta
@@ -120,6 +120,16 @@ def seed_amop(
         engine.dispose()
 
 
+def select_tenants(tenants: list[TenantConfig], slugs: Iterable[str] | None) -> list[TenantConfig]:
+    """The tenants whose slug is in ``slugs`` (all when ``slugs`` is None); an unknown slug is an error."""
+    if slugs is None:
+        return list(tenants)
+    wanted = set(slugs)
+    if unknown := wanted - {t.slug for t in tenants}:
+        raise ValueError(f"unknown tenant(s): {sorted(unknown)}")
+    return [t for t in tenants if t.slug in wanted]
+
+
 def tenant_queues(tenants: list[TenantConfig]) -> list[str]:
     """Every SQS queue name ``tenants.yaml`` mentions, in file order, without repeats."""
     names: list[str] = []
@@ -139,8 +149,13 @@ def serve(
     seed: int,
     now: dt.datetime,
     stop: threading.Event,
+    queue_tenants: list[TenantConfig] | None = None,
 ) -> None:
-    """Serve the SQS endpoint and the carrier simulators until ``stop`` is set."""
+    """Serve the SQS endpoint and the carrier simulators until ``stop`` is set.
+
+    The queues are those of ``queue_tenants`` (default: ``tenants``): every DAG finds its queues even when
+    only some tenants' carriers are simulated.
+    """
     import boto3
     from moto.server import ThreadedMotoServer
 
@@ -156,7 +171,7 @@ def serve(
         aws_access_key_id="local",
         aws_secret_access_key="local",
     )
-    for name in tenant_queues(tenants):
+    for name in tenant_queues(queue_tenants if queue_tenants is not None else tenants):
         client.create_queue(QueueName=name)
     simulators = [
         CarrierSimulator.from_fleet(fleet, port=carrier_ports[provider.id]).start()
@@ -179,16 +194,21 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--sims", type=int, default=None, help="SIMs per provider (default: tenants.yaml)")
     parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument(
+        "--tenants", default=None, help="comma-separated slugs whose carriers are simulated (default: all)"
+    )
     parser.add_argument("--now", default=None, help="ISO time the fleets are generated for (default: now)")
     args = parser.parse_args(argv)
     now = dt.datetime.fromisoformat(args.now) if args.now else dt.datetime.now()
+    all_tenants = load_tenants(TENANTS_FILE)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     serve(
         sqs_port=args.sqs_port,
         carrier_ports={int(k): int(v) for k, v in json.loads(args.carrier_ports).items()},
-        tenants=load_tenants(TENANTS_FILE),
+        tenants=select_tenants(all_tenants, args.tenants.split(",") if args.tenants else None),
+        queue_tenants=all_tenants,
         sims=args.sims,
         seed=args.seed,
         now=now,

@@ -50,6 +50,14 @@ def test_the_celery_executor_adds_two_workers_and_the_local_one_none(tmp_path):
     assert set(local.commands()) >= {"services", "api-server", "scheduler", "dag-processor", "triggerer"}
 
 
+def test_only_the_chosen_tenants_carriers_are_simulated(tmp_path):
+    every, _ = configured(tmp_path)
+    chosen, _ = configured(tmp_path, tenants=("acme",))
+    assert "--tenants" not in every.commands()["services"]
+    services = chosen.commands()["services"]
+    assert services[services.index("--tenants") + 1] == "acme"
+
+
 def test_extra_settings_override_the_defaults(tmp_path):
     _, env = configured(tmp_path, settings={"AIRFLOW__CORE__PARALLELISM": "2"})
     assert env["AIRFLOW__CORE__PARALLELISM"] == "2"

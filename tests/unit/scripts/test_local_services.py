@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import datetime as dt
 
+import pytest
 from sqlalchemy import func, select
 
 from include.carrier_optimization import schema as s
 from include.carrier_optimization.storage import make_engine
 from include.carrier_optimization.tenants import load_tenants
-from scripts.local_services import STALE_DAYS, TENANTS_FILE, fleets, seed_amop, tenant_queues
+from scripts.local_services import STALE_DAYS, TENANTS_FILE, fleets, seed_amop, select_tenants, tenant_queues
 
 NOW = dt.datetime(2026, 11, 25, 12, 0)
 
@@ -41,3 +42,11 @@ def test_seed_writes_every_provider_into_a_fresh_schema(tmp_path):
     with engine.connect() as conn:
         assert conn.execute(select(func.count()).select_from(s.device)).scalar_one() == 90
     engine.dispose()
+
+
+def test_select_tenants_keeps_the_chosen_slugs_in_file_order():
+    tenants = load_tenants(TENANTS_FILE)
+    assert select_tenants(tenants, None) == tenants
+    assert [t.slug for t in select_tenants(tenants, ["acme"])] == ["acme"]
+    with pytest.raises(ValueError, match="nobody"):
+        select_tenants(tenants, ["nobody"])

@@ -54,7 +54,7 @@ def amop(tmp_path_factory):
     fleet = generate_fleet(120, seed=21)
     period_id = AmopRepository(engine).write_fleet(fleet)
     request = pipeline.Request(
-        tenant_id=1, service_provider_id=101, bill_period_id=period_id, has_synced=True
+        tenant_id=1, service_provider_id=101, bill_period_id=period_id, has_synced=True, manual=True
     )
 
     session, plan = start_instance(engine, request, run_key="dag/ui-done", now=fleet.as_of)

@@ -29,7 +29,7 @@ def populate(engine) -> dict:
     repo = AmopRepository(engine)
     period_id = repo.write_fleet(fleet)
     request = pipeline.Request(
-        tenant_id=TENANT, service_provider_id=101, bill_period_id=period_id, has_synced=True
+        tenant_id=TENANT, service_provider_id=101, bill_period_id=period_id, has_synced=True, manual=True
     )
 
     done_session, done = start_instance(engine, request, run_key="dag/done", now=fleet.as_of)

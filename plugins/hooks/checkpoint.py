@@ -84,6 +84,9 @@ class CheckpointHook(BaseHook):
             return None
         pool = getattr(client, "connection_pool", None)
         if pool is not None:  # RedisCluster keeps per-node pools: its defaults stay in force
+            db = self._uri_database()
+            if db is not None:  # RedisHook reads the database only from the `db` extra
+                pool.connection_kwargs["db"] = db
             timeouts = {
                 "socket_timeout": self.socket_timeout,
                 "socket_connect_timeout": self.socket_connect_timeout,
@@ -94,6 +97,13 @@ class CheckpointHook(BaseHook):
                     pool.connection_kwargs[f"orig_{name}"] = value
             client.set_retry(Retry(ExponentialBackoff(cap=0.5, base=0.05), self.retries))
         return client
+
+    def _uri_database(self) -> int | None:
+        """The database of a ``redis://host:port/N`` connection (schema) unless a ``db`` extra names one."""
+        conn = self.get_connection(self.redis_conn_id)
+        if "db" in (conn.extra_dejson or {}) or not str(conn.schema or "").isdigit():
+            return None
+        return int(conn.schema)
 
     def get_store(
         self, engine: Engine, *, on_degrade: Callable[[BaseException], object] | None = None

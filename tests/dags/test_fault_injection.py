@@ -364,6 +364,7 @@ def test_redis_down_before_the_run_runs_database_only(amop, reference, monkeypat
         "put",
         lambda self, key, value, **kw: in_database.append(key) or put(self, key, value, **kw),
     )
+    slow_evaluation(monkeypatch)  # the 1 s budget runs out, so the optimizer checkpoints and defers
     dr = short_budget_dag().test(run_conf=CONF)
 
     assert dr.state == "success", task_states(dr)

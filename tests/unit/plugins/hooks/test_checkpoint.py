@@ -53,6 +53,20 @@ class TestCheckpointHook:
         assert CheckpointHook.default_conn_name == "redis_default"
         assert CheckpointHook.conn_name_attr == "redis_conn_id"
 
+    def test_a_uri_connection_selects_its_database(self, redis_client, monkeypatch):
+        monkeypatch.setenv(CONN_ENV, f"redis://127.0.0.1:6379/{TEST_DB}")
+        client = CheckpointHook().get_conn()
+        assert client.connection_pool.connection_kwargs["db"] == TEST_DB
+        client.set("carrier_opt:probe", b"1")
+        assert redis_client.get("carrier_opt:probe") == b"1"  # written where the URI says, not in db 0
+
+    def test_a_db_extra_wins_over_the_uri_path(self, monkeypatch):
+        monkeypatch.setenv(
+            CONN_ENV,
+            json.dumps({"conn_type": "redis", "host": "127.0.0.1", "schema": "4", "extra": {"db": 5}}),
+        )
+        assert CheckpointHook().get_conn().connection_pool.connection_kwargs["db"] == 5
+
     def test_construction_does_no_io(self, local_redis_connection, monkeypatch):
         from plugins.compat import BaseHook
 

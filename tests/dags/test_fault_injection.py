@@ -219,10 +219,16 @@ def wait_until(condition, *, timeout: float, what: str, interval: float = 0.05) 
 # -- 1. a task killed mid-batch ----------------------------------------------------------------------
 
 CHILD_RUN = """
-import datetime as dt, sys
+import datetime as dt, sys, time
 sys.path.insert(0, {root!r})
 import fastapi.routing  # first: else the first in-process API call of dag.test() got a 400 here
+from include.carrier_optimization.engines import legacy
 from tests.dags.test_fault_injection import CONF, load_dag
+evaluate = legacy.evaluate_sequences
+def slow(*args, **kwargs):  # a batch lasts several checkpoint intervals, so the kill lands inside one
+    time.sleep(0.05)
+    return evaluate(*args, **kwargs)
+legacy.evaluate_sequences = slow
 when = dt.datetime.fromisoformat({when!r})
 load_dag().test(logical_date=when, run_after=when, run_conf=CONF)
 """
@@ -437,6 +443,7 @@ def test_redis_lost_during_the_run_degrades_to_the_database(amop, reference, mon
 
     watcher = threading.Thread(target=kill_redis_once_optimizing, daemon=True)
     watcher.start()
+    slow_evaluation(monkeypatch)  # the 1 s budget runs out: checkpoints are written while optimizing
     dr = short_budget_dag().test(run_conf=CONF)
     watcher.join(timeout=5)
 

@@ -1,7 +1,7 @@
 """
 ### Device sync, one DAG per tenant
 
-Worker side of DESIGN §6 step 4: a device-sync request of one of the tenant's service providers on
+Worker side of docs/architecture.md: a device-sync request of one of the tenant's service providers on
 the tenant's device-sync SQS queue starts a run within seconds (the queue's asset watcher, no polling
 runs); the run pages the carrier API (Jasper REST) into the staging tables, merges them into the
 devices, and publishes the completion message (`HasSynced=True`, the session, the billing period) that

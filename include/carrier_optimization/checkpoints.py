@@ -1,7 +1,7 @@
 """Checkpoint stores (Redis, database, Redis with database fallback) and the device-list cache.
 
 Everything a task needs to resume after a retry, a clear or a deferral lives here, not in XCom
-(DESIGN §7). One key function names every checkpoint; every store speaks one protocol; values are
+(docs/architecture.md). One key function names every checkpoint; every store speaks one protocol; values are
 JSON envelopes ``{"v": 1, "t": <unix seconds written>, "data": {...}}`` and every Redis write sets a
 TTL. Nothing here connects at import: stores receive a client or an engine.
 """

@@ -1,4 +1,4 @@
-"""Command line: ``python -m include.carrier_optimization optimize ...`` on the CSV files of DESIGN §5."""
+"""Command line: ``python -m include.carrier_optimization optimize`` on CSV files (docs/architecture.md)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The one cost model (DESIGN §4): usage projection, proration and the invoice of an assignment."""
+"""The one cost model (docs/architecture.md): usage projection, proration and the invoice of an assignment."""
 
 from __future__ import annotations
 
@@ -425,7 +425,7 @@ def _evaluate_iv(group, assignment):
 
 
 def evaluate(group: GroupProblem, assignment) -> CostBreakdown:
-    """Invoice of an assignment of one comm group (DESIGN §4).
+    """Invoice of an assignment of one comm group (docs/architecture.md).
 
     For device ``i`` on plan ``p``: fixed ``C_p·f_i``, allowance ``A_p·f_i``, SMS ``σ_p·m_i``; overage
     ``r_p·k(u_i − A_p·f_i, q_p)`` on a non-pooled plan and, on a pooled plan, one pool per plan:

@@ -1,4 +1,4 @@
-"""CSV files of the command line (DESIGN §5): read a `Problem`, write the assignment and the summary."""
+"""CSV files of the command line (docs/architecture.md): read a `Problem`, write assignment and summary."""
 
 from __future__ import annotations
 
@@ -59,7 +59,7 @@ def read_problem(
     days_in_period: int = 30,
     plan_limit: int = DEFAULT_PLAN_LIMIT,
 ) -> Problem:
-    """Read the three CSV files of DESIGN §5 and build the `Problem`.
+    """Read the three CSV files of docs/architecture.md and build the `Problem`.
 
     Parameters
     ----------
@@ -196,7 +196,7 @@ def problem_from_frames(
     days_in_period: int = 30,
     plan_limit: int = DEFAULT_PLAN_LIMIT,
 ) -> Problem:
-    """Build a `Problem` from DataFrames with the CSV columns of DESIGN §5 (extra columns are ignored).
+    """Build a `Problem` from DataFrames with the CSV columns (docs/architecture.md; extra ones are ignored).
 
     ``usage_mb`` is the usage to optimize for (already projected); ``sms`` defaults to 0,
     ``days_active`` to ``D`` (proration ``f = days_active / D`` when below ``D``), ``current_plan_id`` to

@@ -1,7 +1,7 @@
 """Deterministic generator of sample tenants: plans, comm plans, SIMs with realistic usage.
 
 The fleet is written into the AMOP schema (``write_to_database``) or, in the command-line format of
-DESIGN §5, as CSV files (``write_cli_files``). Usage follows ``reference/optimization-notes.md`` §5.1:
+docs/architecture.md, as CSV files (``write_cli_files``). Usage follows docs/architecture.md:
 a quarter of the SIMs idle, the rest lognormal (median 3 MB, sigma 1.6) capped at 20 GB.
 """
 
@@ -62,7 +62,7 @@ class Fleet:
         return (self.period_end - self.period_start).days
 
     def write_cli_files(self, directory: str | Path) -> dict[str, Path]:
-        """Write ``devices.csv``, ``plans.csv`` and ``comm_plans.csv`` in the DESIGN §5 format."""
+        """Write ``devices.csv``, ``plans.csv`` and ``comm_plans.csv`` in the docs/architecture.md format."""
         out = Path(directory)
         out.mkdir(parents=True, exist_ok=True)
         paths = {name: out / f"{name}.csv" for name in ("devices", "plans", "comm_plans")}

@@ -1,4 +1,4 @@
-"""Event-driven intake of SQS requests (DESIGN §6 "What starts a run"), sans I/O, no Airflow.
+"""Event-driven intake of SQS requests (docs/architecture.md), sans I/O, no Airflow.
 
 The watcher trigger of a tenant queue runs :func:`watch_steps` in a loop; each taken message becomes
 one event (:func:`event_payload`) and so one asset event that starts a DAG run. The run's first task

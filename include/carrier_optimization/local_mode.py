@@ -4,7 +4,7 @@ With ``CARRIER_OPT_LOCAL_MODE=true`` (set by ``make demo``, the tests and a loca
 connection falls back to its local default: the embedded SQLite AMOP database (schema created on first
 use), the ``.eml`` outbox, progress in the task log only. Without it, a missing or unusable connection
 is an error that names the connection id, and nothing creates tables at task time. Redis stays optional
-in both modes (degraded mode, DESIGN §8).
+in both modes (degraded mode, docs/architecture.md).
 """
 
 from __future__ import annotations

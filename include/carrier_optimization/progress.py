@@ -1,4 +1,4 @@
-"""Payloads of the AMOP 2.0 progress API (legacy-system.md §2.15)."""
+"""Payloads of the AMOP 2.0 progress API (docs/architecture.md)."""
 
 from __future__ import annotations
 

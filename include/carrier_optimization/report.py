@@ -5,7 +5,7 @@ joined with the instance's device snapshot (``OptimizationDevice``) and the carr
 per comm group figures of ``OptimizationCommGroupSummary``. The cost before optimization is recomputed
 with the one cost model (`cost.evaluate` on each SIM's current plan; SIMs without a known plan of their
 group priced on the legacy base plan, as ``pipeline.current_cost`` does), so every figure of the report
-follows DESIGN §4.
+follows docs/architecture.md.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Repository of the run model (DESIGN §6 "What starts a run"): taken messages, window decisions, guard.
+"""Repository of the run model (docs/architecture.md): taken messages, window decisions, guard.
 
 The SQL behind event-driven intake and the scheduled window, next to :mod:`repository`:
 

@@ -1,4 +1,4 @@
-"""The legacy "is it time to run" window of scheduled carrier optimizations (legacy-system.md §2.1)."""
+"""The legacy "is it time to run" window of scheduled carrier optimizations (docs/architecture.md)."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """The AMOP schema, defined once as SQLAlchemy Core metadata for SQLite and PostgreSQL.
 
-Table and column names follow the legacy AMOP database (``reference/legacy-system.md`` §6) so that
+Table and column names follow the legacy AMOP database (docs/architecture.md) so that
 the same SQL runs against it on SQL Server, where the existing tables are used and nothing is created.
 """
 
@@ -356,7 +356,7 @@ comm_group_summary = Table(
     info=ADDED,
 )
 
-# Checkpoint fallback when Redis is absent or down (DESIGN §7).
+# Checkpoint fallback when Redis is absent or down (docs/architecture.md).
 checkpoint = Table(
     "OptimizationCheckpoint",
     metadata,
@@ -367,7 +367,7 @@ checkpoint = Table(
     info=ADDED,
 )
 
-# Our additions for the event-driven run model (DESIGN §6 "What starts a run"):
+# Our additions for the event-driven run model (docs/architecture.md):
 # every SQS request a run took, by MessageId, so a redelivered copy never starts a second run;
 processed_message = Table(
     "AirflowProcessedMessage",
@@ -396,7 +396,7 @@ schedule_decision = Table(
     Index("ix_AirflowScheduleDecision_Period", "ServiceProviderId", "BillingPeriodId"),
 )
 
-# Jasper DB staging tables, cleared per provider before a sync (legacy-system.md §2.5).
+# Jasper DB staging tables, cleared per provider before a sync (docs/architecture.md).
 jasper_device_staging = Table(
     "JasperDeviceStaging",
     metadata,

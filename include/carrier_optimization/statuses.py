@@ -2,7 +2,7 @@
 
 The code speaks the product's ids (:class:`OptimizationStatus`, 1..6; SQLite and PostgreSQL are seeded
 with them). On a database whose ``OptimizationStatus`` lookup numbers them differently (the AMOP SQL
-Server: only NotStarted = 1 is evidenced, legacy-system.md §1.5), :func:`bind_status_ids` reads the ids
+Server: only NotStarted = 1 is evidenced, docs/architecture.md), :func:`bind_status_ids` reads the ids
 by name once per engine, and the :class:`StatusId` column type translates every status written or
 compared to the database's id and every status read back to the product's id.
 """

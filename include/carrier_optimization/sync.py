@@ -1,6 +1,6 @@
 """Device sync on the AMOP tables: carrier pages into staging, staging merged into ``Device``, session stop.
 
-The steps of DESIGN §6 step 4 on the worker side (``reference/legacy-system.md`` §2.6-2.7), each
+The steps of docs/architecture.md on the worker side (docs/architecture.md), each
 idempotent:
 
 1. :func:`sync_pages` pages the carrier API from the request's page (staging cleared first when that

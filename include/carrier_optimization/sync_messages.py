@@ -1,7 +1,7 @@
 """Device-sync request messages on SQS: legacy attributes, parsing, provider filtering, completion.
 
 A device-sync request is what the optimization DAG (or the legacy QueueCarrierPlanOptimization)
-publishes to the device-sync queue (``reference/legacy-system.md`` §2.5): ``PageNumber``,
+publishes to the device-sync queue (docs/architecture.md): ``PageNumber``,
 ``LastSyncDate`` (ISO 8601 here; the legacy ``DateTime.ToString()`` is culture-formatted),
 ``ServiceProviderId``, ``NextStep``, ``OptimizationSessionId`` and, from this package's producer,
 ``TenantId`` and ``BillPeriodId``. The completion is an optimization continuation

@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 
 
 class CheckpointHook(BaseHook):
-    """Build the checkpoint store (DESIGN §7) and the device-list cache from a Redis connection.
+    """Build the checkpoint store (docs/architecture.md) and the device-list cache from a Redis connection.
 
     Redis is optional. When ``redis_conn_id`` is ``None`` or names no defined connection, Redis is
     "not configured": :meth:`get_conn` returns ``None``, :meth:`get_store` returns the database store

@@ -1,4 +1,4 @@
-"""Operator that starts a device sync for an optimization session (DESIGN §6 step 4)."""
+"""Operator that starts a device sync for an optimization session (docs/architecture.md)."""
 
 from __future__ import annotations
 
@@ -83,7 +83,7 @@ class DeviceSyncRequestOperator(AmopBaseOperator):
         return response["MessageId"]
 
 
-# -- the device-sync DAG (worker side of DESIGN §6 step 4) ------------------------------------------------
+# -- the device-sync DAG (worker side, docs/architecture.md) ---------------------------------------------
 
 
 def _sync_request(value: Any):

@@ -10,7 +10,7 @@ from plugins.compat import AirflowSkipException, BaseOperator, Context
 
 
 class _SqsIntakeOperator(BaseOperator):
-    """Take the run's request from its triggering asset events (DESIGN §6 "What starts a run").
+    """Take the run's request from its triggering asset events (docs/architecture.md).
 
     The events come from :class:`plugins.triggers.intake.SqsRequestWatcherTrigger`, which never deletes
     a message. Here, in order (:func:`include.carrier_optimization.intake.plan_claims`):

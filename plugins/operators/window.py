@@ -9,7 +9,7 @@ from plugins.compat import BaseOperator, Context
 
 
 class OptimizationWindowOperator(BaseOperator):
-    """One scheduled tick of one tenant (DESIGN §6, the scheduled window); ends in seconds.
+    """One scheduled tick of one tenant (docs/architecture.md); ends in seconds.
 
     For each service provider, the legacy ``IsTimeToRun`` rule on the provider's current billing period
     (last 8 days, from its start hour, in the tenant's billing time zone). When the window is open and

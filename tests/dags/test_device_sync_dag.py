@@ -4,7 +4,7 @@ Each case generates the tenant's fleet into the AMOP database, serves a changed 
 carrier simulator, publishes a device-sync request as the optimization DAG does, runs
 ``device_sync__acme`` with ``dag.test()`` and reads back the ``Device`` table, the queues and the
 outbox. The last case runs the optimization DAG, which publishes the request and waits, while the
-device-sync DAG answers from a separate process: the whole round trip of DESIGN §6 step 4.
+device-sync DAG answers from a separate process: the whole round trip of docs/architecture.md.
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 Each case runs the real DAG file on a generated tenant and then reads the AMOP tables back: one winner
 per comm group, device results complete, statuses, and every winner's total recomputed here from the
-invoice rules of DESIGN §4 (not by the package's cost model). Progress and errors are captured by a
+invoice rules of docs/architecture.md (not by the package's cost model). Progress and errors are captured by a
 local AMOP 2.0 API; e-mails by the outbox folder; the device-sync worker is played by a thread.
 """
 
@@ -28,7 +28,7 @@ from tests.dags.conftest import ACME, take_from_queue
 pytestmark = pytest.mark.dags
 
 SUCCESS, ERRORS = int(OptimizationStatus.CompleteWithSuccess), int(OptimizationStatus.CompleteWithErrors)
-TOLERANCE = 1e-9  # overage blocks: ceil with a tolerance of 1e-9 blocks (DESIGN §4)
+TOLERANCE = 1e-9  # overage blocks: ceil with a tolerance of 1e-9 blocks (docs/architecture.md)
 #: Fewer, larger batches keep the run short; several batches are still mapped.
 FAST = {"batch_size": 2500}
 
@@ -52,7 +52,7 @@ def only_instance(engine):
 
 
 def recomputed_total(engine, instance, queue_id: int) -> float:
-    """Invoice of a queue's device results, written out from DESIGN §4 on the instance's snapshot."""
+    """Invoice of a queue's device results, from the cost model (docs/architecture.md) on the snapshot."""
     res, dev, plan = s.device_result, s.optimization_device, s.carrier_rate_plan
     uses_proration = rows(
         engine,

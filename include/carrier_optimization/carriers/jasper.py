@@ -2,7 +2,7 @@
 
 The client receives a ``requests.Session``-like object (authentication, headers and TLS settings are
 the session's) and the API's base URL; it never reads configuration. Behaviour follows the legacy
-device-sync Lambda (``reference/legacy-system.md`` §2.6) with its quirks corrected:
+device-sync Lambda (docs/architecture.md) with its quirks corrected:
 
 - ``GET {base}/api/v1/devices?modifiedSince=<ISO>Z&pageNumber=N`` returns
   ``{pageNumber, devices: [{iccid, status, ratePlan, communicationPlan}], lastPage}``; devices are

@@ -1,6 +1,6 @@
 """Carrier simulator: a small HTTP server speaking the Jasper device API over a generated fleet.
 
-Used by the tests, the benchmark and ``make demo`` in place of the carrier (DESIGN §8). Endpoints,
+Used by the tests, the benchmark and ``make demo`` in place of the carrier (docs/architecture.md). Endpoints,
 all behind HTTP basic auth:
 
 - ``GET /api/v1/devices?modifiedSince=<ISO>&pageNumber=N`` →

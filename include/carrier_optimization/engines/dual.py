@@ -1,6 +1,6 @@
 """The Lagrangian dual of a comm group: its data, the bound oracle and the cutting-plane maximisation.
 
-``optimization-notes.md`` §1.6. ``L(λ) = Σ_i min_p ĉ_ip(λ)`` with ``ĉ_ip = c_ip`` on a non-pooled plan and
+docs/architecture.md ``L(λ) = Σ_i min_p ĉ_ip(λ)`` with ``ĉ_ip = c_ip`` on a non-pooled plan and
 ``ĉ_ig = C_g·f_i + σ_g·m_i + λ_g·(u_i − A_g·f_i)`` on a pooled one; every ``λ ∈ Π_g [0, ρ_g]`` gives a
 lower bound of the optimum. Used by the optimal engine and by the block-aware bound.
 """

@@ -1,6 +1,6 @@
 """Exact MILP of one comm group (HiGHS), block-aware and aggregated over identical SIMs.
 
-``optimization-notes.md`` §1.2. Identical devices (same usage, proration and SMS count) form a class
+docs/architecture.md Identical devices (same usage, proration and SMS count) form a class
 ``c`` of ``n_c`` devices; per class the model keeps the cheapest non-pooled plan (non-pooled plans do
 not interact, so the others can never be better) and every pooled plan:
 

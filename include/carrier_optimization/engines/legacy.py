@@ -1,6 +1,6 @@
 """Legacy engine (parity): rate plan sequences filled greedily against MaxAvgUsage thresholds.
 
-Reconstruction of ``legacy-system.md`` §3.8 and §4: break-even average usage per plan, sequence
+Reconstruction of docs/architecture.md: break-even average usage per plan, sequence
 generation (permutations up to a cap, canonical order first), the four strategies, the base assignment
 and record-if-better. A sequence is evaluated from usage sorted once and prefix sums (O(P log N) per
 sequence and partition, vectorised over a batch of sequences), never by looping over devices.
@@ -51,7 +51,7 @@ __all__ = [
 
 LOG = logging.getLogger(__name__)
 
-#: Default cap on the number of sequences per comm group (``legacy-system.md`` §4.2).
+#: Default cap on the number of sequences per comm group (docs/architecture.md).
 DEFAULT_SEQUENCE_CAP = 5040
 DEFAULT_BATCH_SIZE = 1024
 #: Costs within this many $ are ties (float noise must not decide between equal candidates).
@@ -506,7 +506,7 @@ def evaluate_sequences(
     For each sequence π and strategy (grouping × order): partition the SIMs (one partition, or one per
     comm plan), sort each partition by usage, fill pools in sequence order (pool ``π_j`` takes SIMs while
     its average usage stays ``<= MaxAvgUsage(π_j)``; the last pool takes the rest), merge the plan pools
-    across partitions and cost the result with the DESIGN §4 model. The fill and the cost come from
+    across partitions and cost the result with the docs/architecture.md model. The fill and the cost come from
     prefix sums over the sorted usage, O(P log N) per sequence and partition.
 
     Parameters

@@ -1,6 +1,6 @@
 """Optimal engine: Lagrangian prices, restricted LP (HiGHS), rounding, exact-delta local search, relabel.
 
-``optimization-notes.md`` §1.6 and §3.4. Per comm group, with one pool per pooled plan ``g`` and the
+docs/architecture.md Per comm group, with one pool per pooled plan ``g`` and the
 per-MB overage price ``ρ_g = r_g / q_g``:
 
 1. **Dual.** ``L(λ) = Σ_i min_p ĉ_ip(λ)`` over ``λ ∈ Π_g [0, ρ_g]`` with ``ĉ_ip = c_ip`` on a non-pooled

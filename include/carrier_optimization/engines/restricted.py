@@ -1,6 +1,6 @@
 """The restricted LP of one group: tie devices aggregated into classes, solved by HiGHS, then rounded.
 
-``optimization-notes.md`` §3.4 step 3. Devices keep the plans whose reduced cost at the prices λ is within
+docs/architecture.md. Devices keep the plans whose reduced cost at the prices λ is within
 a tolerance of their best; single-candidate devices are fixed, identical tie devices become count
 variables, and the LP's pool duals are new prices for the next round of the optimal engine.
 """

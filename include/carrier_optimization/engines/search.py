@@ -1,6 +1,6 @@
 """Exact-delta local search and relabelling of one group's assignment (the optimal engine's last steps).
 
-``optimization-notes.md`` §3.4 steps 4–5: single moves with exact cost deltas (pool blocks included)
+docs/architecture.md: single moves with exact cost deltas (pool blocks included)
 until none improves, then identical devices swap plans so that devices keep their current plan, and
 devices move back to their current plan whenever that changes the cost by nothing.
 """

@@ -12,7 +12,7 @@ from include.carrier_optimization.domain import GroupProblem, RatePlan
 
 
 def _blocks(excess: float, block: float) -> int:
-    """Whole overage blocks of DESIGN §4, written out: ceil with a tolerance of 1e-9 blocks."""
+    """Whole overage blocks of docs/architecture.md, written out: ceil with a tolerance of 1e-9 blocks."""
     if excess <= 0:
         return 0
     return max(0, math.ceil(excess / block - 1e-9))

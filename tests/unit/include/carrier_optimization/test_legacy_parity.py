@@ -1,4 +1,4 @@
-"""Legacy parity of the instance set-up (legacy-system.md §2.6-2.9): queue fields, SqsMessageId."""
+"""Legacy parity of the instance set-up (docs/architecture.md): queue fields, SqsMessageId."""
 
 from __future__ import annotations
 

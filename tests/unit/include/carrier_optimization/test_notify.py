@@ -31,7 +31,7 @@ def _parse(raw: bytes) -> email.message.EmailMessage:
 
 class TestSubjects:
     def test_legacy_subjects_are_verbatim(self):
-        # legacy-system.md §2.16
+        # docs/architecture.md
         assert ALREADY_RUNNING_SUBJECT == (
             "[Warning] Carrier Plan Optimization: Optimization Is Already Running"
         )

@@ -1,4 +1,4 @@
-"""AMOP 2.0 progress API payloads: exact shapes of legacy-system.md §2.15 and the progress bounds."""
+"""AMOP 2.0 progress API payloads: exact shapes of docs/architecture.md and the progress bounds."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from include.carrier_optimization.progress import (
 
 SESSION_ID = 4711
 SESSION_GUID = "0b8f6f7e-3c1d-4a55-9a57-3f0c2f6b9e11"
-# legacy-system.md §2.15: {"data": {path, job_name, SessionId, OptimizationSessionGuid, ErrorMessage,
+# docs/architecture.md: {"data": {path, job_name, SessionId, OptimizationSessionGuid, ErrorMessage,
 # Progress, CustomerId, AdditionalJson, DeviceCount}}
 DATA_KEYS = [
     "path",

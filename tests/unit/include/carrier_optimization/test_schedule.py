@@ -1,4 +1,4 @@
-"""The legacy "is it time to run" window (legacy-system.md §2.1) and local billing time."""
+"""The legacy "is it time to run" window (docs/architecture.md) and local billing time."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Run status ids read by name from the OptimizationStatus lookup at run time (legacy-system.md §1.5)."""
+"""Run status ids read by name from the OptimizationStatus lookup at run time (docs/architecture.md)."""
 
 from __future__ import annotations
 

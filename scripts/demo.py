@@ -42,10 +42,16 @@ SYNC_WORKER = """
 import json, runpy, sys
 from airflow.utils import db
 db.resetdb()  # the worker's own metadata database: dag.test() needs the ORM of this process
+from include.carrier_optimization.tenants import load_tenants
+from scripts.local_services import TENANTS_FILE, take_from_queue
 dag = runpy.run_path(sys.argv[1])[sys.argv[2]]
+tenant = next(t for t in load_tenants(TENANTS_FILE) if t.slug == sys.argv[3])
 for task in dag.tasks:
     if hasattr(task, "poke_interval"):
         task.poke_interval = 1
+# dag.test() has no triggerer: the request task takes the device-sync request as the queue's watcher would
+take_from_queue(dag, timeout=300, sqs_queue=tenant.device_sync_queue, tenant_id=tenant.tenant_id,
+                kind="device_sync", service_provider_ids=[sp.id for sp in tenant.service_providers])
 dr = dag.test()
 print(json.dumps({"state": str(dr.state)}))
 """
@@ -102,6 +108,7 @@ def _sync_services(fleet, carrier_conn_id: str):
             SYNC_WORKER,
             str(ROOT / "dags" / "device_sync.py"),
             f"device_sync__{fleet.tenant.name}",
+            fleet.tenant.name,
         ],
         cwd=ROOT,
         env=env,
@@ -139,9 +146,7 @@ def main(argv: list[str] | None = None) -> int:
     print("Initializing the Airflow metadata database in", HOME)
     db.resetdb()
 
-    from dateutil.relativedelta import relativedelta
-
-    from include.carrier_optimization.fleet import TenantSpec, generate_fleet
+    from include.carrier_optimization.fleet import generate_fleet
     from include.carrier_optimization.repository import AmopRepository
     from include.carrier_optimization.schema import create_schema, drop_schema
     from include.carrier_optimization.storage import make_engine
@@ -153,18 +158,11 @@ def main(argv: list[str] | None = None) -> int:
     engine = make_engine(os.environ["CARRIER_OPT_DB_URL"])
     drop_schema(engine)
     create_schema(engine)
-    spec = TenantSpec(
-        tenant_id=tenant.tenant_id,
-        name=tenant.slug,
-        service_provider_id=provider.id,
-        service_provider_name=provider.name,
-        uses_proration=provider.uses_proration,
-        start_hour=provider.start_hour,
-    )
+    from scripts.local_services import current_period_end, tenant_spec
+
+    spec = tenant_spec(tenant, provider)
     now = dt.datetime.now()
-    period_end = (
-        now.replace(day=1, hour=0, minute=0, second=0, microsecond=0) + relativedelta(months=1)
-    ) - dt.timedelta(seconds=1)
+    period_end = current_period_end(now)
     today = generate_fleet(
         sims, seed=args.seed, tenant=spec, period_end=period_end, as_of=now - dt.timedelta(hours=1)
     )

@@ -18,6 +18,7 @@ import sys
 import threading
 from collections.abc import Iterable, Iterator
 from pathlib import Path
+from typing import Any
 
 from dateutil.relativedelta import relativedelta
 
@@ -128,6 +129,31 @@ def select_tenants(tenants: list[TenantConfig], slugs: Iterable[str] | None) -> 
     if unknown := wanted - {t.slug for t in tenants}:
         raise ValueError(f"unknown tenant(s): {sorted(unknown)}")
     return [t for t in tenants if t.slug in wanted]
+
+
+def take_from_queue(dag: Any, *, timeout: float = 120.0, **watcher: Any) -> None:
+    """Let ``dag.test()`` run as if the queue's asset watcher had started it.
+
+    ``dag.test()`` has no triggerer: the ``request`` task's triggering events are replaced by what one
+    round of :class:`plugins.triggers.intake.SqsRequestWatcherTrigger` (``watcher`` are its arguments)
+    takes from the queue, polled until a message arrives or ``timeout`` seconds pass.
+    """
+    import time
+
+    from airflow.providers.amazon.aws.hooks.sqs import SqsHook
+
+    from plugins.triggers.intake import SqsRequestWatcherTrigger
+
+    trigger = SqsRequestWatcherTrigger(**({"wait_time_seconds": 1} | watcher))
+
+    def payloads(context) -> list[dict]:
+        client = SqsHook(aws_conn_id="aws_default").get_conn()
+        deadline = time.monotonic() + timeout
+        while not (taken := trigger._round(client)) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        return taken
+
+    dag.get_task("request").payloads = payloads
 
 
 def tenant_queues(tenants: list[TenantConfig]) -> list[str]:

@@ -24,6 +24,7 @@ import pytest
 
 from include.carrier_optimization.fleet import Fleet, TenantSpec, generate_fleet
 from include.carrier_optimization.tenants import load_tenants
+from scripts.local_services import take_from_queue  # noqa: F401 (the DAG tests' stand-in of the watcher)
 
 ROOT = Path(__file__).resolve().parents[2]
 DAG_FILE = ROOT / "dags" / "carrier_optimization.py"
@@ -193,28 +194,3 @@ def amop_api(monkeypatch):
     for server in servers:
         server.shutdown()
         server.server_close()
-
-
-def take_from_queue(dag, *, timeout: float = 120.0, **watcher: Any) -> None:
-    """Let ``dag.test()`` run as if the queue's asset watcher had started it.
-
-    ``dag.test()`` has no triggerer: the ``request`` task's triggering events are replaced by what one
-    round of :class:`plugins.triggers.intake.SqsRequestWatcherTrigger` (``watcher`` are its arguments)
-    takes from the queue, polled until a message arrives or ``timeout`` seconds pass.
-    """
-    import time
-
-    from airflow.providers.amazon.aws.hooks.sqs import SqsHook
-
-    from plugins.triggers.intake import SqsRequestWatcherTrigger
-
-    trigger = SqsRequestWatcherTrigger(**({"wait_time_seconds": 1} | watcher))
-
-    def payloads(context) -> list[dict]:
-        client = SqsHook(aws_conn_id="aws_default").get_conn()
-        deadline = time.monotonic() + timeout
-        while not (taken := trigger._round(client)) and time.monotonic() < deadline:
-            time.sleep(0.2)
-        return taken
-
-    dag.get_task("request").payloads = payloads

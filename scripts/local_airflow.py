@@ -221,12 +221,30 @@ class LocalAirflow:
                 now=dt.datetime.now(),
             )
             print(f"AMOP database {self.amop}: {sum(counts.values()):,} SIMs over {len(counts)} providers")
-        env = self.environment(tenants)
-        migrate = subprocess.run(
-            [_airflow(), "db", "migrate"], env=env, cwd=ROOT, capture_output=True, text=True, check=False
+        self.cli("db", "migrate")
+
+    def cli(self, *args: str) -> str:
+        """Run ``airflow <args>`` with this deployment's environment; its output, or RuntimeError.
+
+        For the set-up commands a deployment needs besides ``db migrate`` (e.g. the FAB auth manager's
+        ``users create`` and ``roles add-perms``).
+        """
+        from include.carrier_optimization.tenants import load_tenants
+
+        tenants = load_tenants(TENANTS_FILE)
+        if not self.ports:
+            self._choose_ports(tenants)
+        done = subprocess.run(
+            [_airflow(), *args],
+            env=self.environment(tenants),
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            check=False,
         )
-        if migrate.returncode:
-            raise RuntimeError(f"airflow db migrate failed:\n{migrate.stdout}\n{migrate.stderr}")
+        if done.returncode:
+            raise RuntimeError(f"airflow {' '.join(args)} failed:\n{done.stdout}\n{done.stderr}")
+        return done.stdout
 
     # -- processes ---------------------------------------------------------------------------------
 

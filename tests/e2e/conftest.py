@@ -11,10 +11,12 @@ can be compared with the uninterrupted reference run of the same deployment.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import time
 import uuid
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from email import policy
 from email.parser import BytesParser
@@ -143,9 +145,22 @@ def _unavailable(message: str) -> None:
     pytest.skip(message)
 
 
-@pytest.fixture(scope="session", params=list(EXECUTORS))
-def deployment(request, tmp_path_factory):
-    """A running Airflow with ``request.param`` as executor, stopped by process id afterwards."""
+@contextlib.contextmanager
+def running_deployment(
+    tmp_path_factory,
+    *,
+    executor: str,
+    redis_db: int,
+    short: str,
+    settings: dict[str, str],
+    before_start: Callable[[LocalAirflow], None] | None = None,
+    label: str | None = None,
+) -> Iterator[E2EDeployment]:
+    """A running Airflow on throwaway metadata and AMOP databases, stopped by process id at the end.
+
+    ``before_start(airflow)`` runs once the metadata database is migrated, before any process starts
+    (e.g. to create the sign-in users of another auth manager). ``label`` names it in the figures.
+    """
     import psycopg
 
     from include.carrier_optimization.tenants import load_tenants
@@ -154,34 +169,46 @@ def deployment(request, tmp_path_factory):
         psycopg.connect(POSTGRES, connect_timeout=5).close()
     except psycopg.OperationalError as error:
         _unavailable(f"PostgreSQL is not reachable ({error})")
-    redis_db, short = EXECUTORS[request.param]
+    label = label or executor
     tag = f"{short}_{uuid.uuid4().hex[:6]}"
     metadata_db, amop_db = f"carrier_opt_e2e_{tag}", f"carrier_opt_e2e_amop_{tag}"
     create_database(amop_db, drop=True)
     amop_url = POSTGRES.rsplit("/", 1)[0].replace("postgresql://", "postgresql+psycopg://") + f"/{amop_db}"
     airflow = LocalAirflow(
         home=Path(tmp_path_factory.mktemp(f"airflow_{short}")),
-        executor=request.param,
+        executor=executor,
         port=free_port(),
         metadata_db=metadata_db,
         amop_url=amop_url,
         redis_db=redis_db,
         sims=SIMS,
-        settings=SETTINGS,
+        settings=settings,
     )
     started = time.monotonic()
     try:
         airflow.prepare(fresh=True)
+        if before_start is not None:
+            before_start(airflow)
         airflow.start()
         api = airflow.wait_ready(keep_paused=(WINDOW_DAG_ID,))
-        record_figure(f"[{request.param}] Airflow up in {time.monotonic() - started:.0f} s")
+        record_figure(f"[{label}] Airflow up in {time.monotonic() - started:.0f} s")
         yield E2EDeployment(airflow, api, amop_url, load_tenants(TENANTS_FILE))
     finally:
         airflow.stop()
-        record_figure(f"[{request.param}] deployment's whole time {time.monotonic() - started:.0f} s")
+        record_figure(f"[{label}] deployment's whole time {time.monotonic() - started:.0f} s")
         if not os.environ.get("CARRIER_OPT_E2E_KEEP"):  # keep them to look at a failure
             drop_database(metadata_db)
             drop_database(amop_db)
+
+
+@pytest.fixture(scope="session", params=list(EXECUTORS))
+def deployment(request, tmp_path_factory):
+    """A running Airflow with ``request.param`` as executor, stopped by process id afterwards."""
+    redis_db, short = EXECUTORS[request.param]
+    with running_deployment(
+        tmp_path_factory, executor=request.param, redis_db=redis_db, short=short, settings=SETTINGS
+    ) as running:
+        yield running
 
 
 @pytest.fixture(scope="session")

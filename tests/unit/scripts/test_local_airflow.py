@@ -6,6 +6,8 @@ import json
 import subprocess
 import sys
 
+import pytest
+
 from include.carrier_optimization.tenants import load_tenants
 from scripts.local_airflow import LocalAirflow, _alive
 from scripts.local_services import TENANTS_FILE
@@ -81,3 +83,16 @@ def test_stop_ends_exactly_the_recorded_processes_and_their_children(tmp_path):
     finally:
         stranger.kill()
         parent.kill()
+
+
+def test_cli_runs_an_airflow_command_with_the_deployments_environment(tmp_path, monkeypatch):
+    import scripts.local_airflow as launcher
+
+    monkeypatch.setattr(launcher, "_airflow", lambda: sys.executable)  # `python <args>` stands for airflow
+    airflow = LocalAirflow(home=tmp_path, port=8123, settings={"AIRFLOW__CORE__AUTH_MANAGER": "x.Y"})
+    printed = airflow.cli(
+        "-c", "import os; print(os.environ['AIRFLOW_HOME'], os.environ['AIRFLOW__CORE__AUTH_MANAGER'])"
+    )
+    assert printed.split() == [str(tmp_path), "x.Y"]
+    with pytest.raises(RuntimeError, match="boom"):
+        airflow.cli("-c", "import sys; sys.exit('boom')")

@@ -61,7 +61,7 @@ class TestTenantsYaml:
         )
         assert (acme.engine, acme.batch_size, acme.queues_per_instance, acme.time_budget_seconds) == (
             "best",
-            500,
+            2000,
             5,
             600,
         )
@@ -75,7 +75,7 @@ class TestTenantsYaml:
             (201, "Rogers", False, 2),
             (202, "TMobileJasper", True, 4),
         ]
-        assert (globex.batch_size, globex.time_budget_seconds) == (250, 300)
+        assert (globex.batch_size, globex.time_budget_seconds) == (1000, 300)
 
     def test_every_tenant_is_schedulable(self):
         from zoneinfo import ZoneInfo

@@ -38,6 +38,10 @@ IF COL_LENGTH(N'dbo.OptimizationInstance', N'ErrorMessage') IS NULL
 ALTER TABLE [OptimizationInstance] ADD [ErrorMessage] VARCHAR(max) NULL;
 GO
 
+IF COL_LENGTH(N'dbo.OptimizationInstanceResultFile', N'FileName') IS NULL
+ALTER TABLE [OptimizationInstanceResultFile] ADD [FileName] VARCHAR(200) NULL;
+GO
+
 IF OBJECT_ID(N'dbo.OptimizationCommGroupSummary', N'U') IS NULL
 CREATE TABLE [OptimizationCommGroupSummary] (
 	[CommGroupId] BIGINT NOT NULL, 

@@ -328,7 +328,7 @@ instance_result_file = Table(
     Column("AssignmentXlsxBytes", LargeBinary, nullable=False),
     # Our addition: which file the row holds (device_assignments.xlsx, or .csv.gz above Excel's row
     # limit); NULL is the xlsx, as the legacy rows are.
-    Column("FileName", String(200), nullable=True),
+    Column("FileName", String(200), nullable=True, info=ADDED),
     Column("IsDeleted", Boolean, nullable=False, default=False),
     *_audit(),
 )

@@ -6,7 +6,9 @@ import datetime as dt
 import logging
 import re
 from dataclasses import dataclass, field
+from email import policy
 from email.message import EmailMessage
+from email.parser import BytesParser
 from pathlib import Path
 
 LOG = logging.getLogger(__name__)
@@ -79,3 +81,20 @@ def write_to_outbox(email: Email, folder: str | Path, *, now: dt.datetime | None
     path.write_bytes(email.to_message().as_bytes())
     LOG.info("E-mail %r written to %s", email.subject, path)
     return path
+
+
+def read_outbox(folder: str | Path) -> list[dict[str, str]]:
+    """The outbox's messages, oldest first, as ``{subject, to, body}`` (the plain-text body)."""
+    out = Path(folder)
+    found = []
+    for path in sorted(out.glob("*.eml")) if out.exists() else []:
+        message = BytesParser(policy=policy.default).parsebytes(path.read_bytes())
+        body = message.get_body(preferencelist=("plain",))
+        found.append(
+            {
+                "subject": str(message["Subject"]),
+                "to": str(message["To"]),
+                "body": body.get_content() if body is not None else "",
+            }
+        )
+    return found

@@ -14,8 +14,6 @@ import json
 import runpy
 import threading
 from dataclasses import dataclass
-from email import policy
-from email.parser import BytesParser
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -23,6 +21,7 @@ from typing import Any
 import pytest
 
 from include.carrier_optimization.fleet import Fleet, TenantSpec, generate_fleet
+from include.carrier_optimization.notify import read_outbox
 from include.carrier_optimization.tenants import load_tenants
 from scripts.local_services import take_from_queue  # noqa: F401 (the DAG tests' stand-in of the watcher)
 
@@ -67,18 +66,7 @@ class AmopDatabase:
 
     def emails(self) -> list[dict[str, Any]]:
         """The outbox's messages (oldest first) as ``{subject, to, body}``."""
-        found = []
-        for path in sorted(self.outbox.glob("*.eml")) if self.outbox.exists() else []:
-            message = BytesParser(policy=policy.default).parsebytes(path.read_bytes())
-            body = message.get_body(preferencelist=("plain",))
-            found.append(
-                {
-                    "subject": str(message["Subject"]),
-                    "to": str(message["To"]),
-                    "body": body.get_content() if body is not None else "",
-                }
-            )
-        return found
+        return read_outbox(self.outbox)
 
 
 @pytest.fixture(

@@ -18,13 +18,12 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from email import policy
-from email.parser import BytesParser
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from include.carrier_optimization.notify import read_outbox
 from scripts.airflow_api import AirflowApi
 from scripts.local_airflow import (
     POSTGRES,
@@ -116,18 +115,7 @@ class E2EDeployment:
 
     def emails(self) -> list[dict[str, str]]:
         """The outbox's messages, oldest first, as ``{subject, to, body}``."""
-        found = []
-        for path in sorted(self.airflow.outbox.glob("*.eml")):
-            message = BytesParser(policy=policy.default).parsebytes(path.read_bytes())
-            body = message.get_body(preferencelist=("plain",))
-            found.append(
-                {
-                    "subject": str(message["Subject"]),
-                    "to": str(message["To"]),
-                    "body": body.get_content() if body is not None else "",
-                }
-            )
-        return found
+        return read_outbox(self.airflow.outbox)
 
     def run_to_end(self, conf: dict[str, Any] | None = None) -> dict[str, Any]:
         """Trigger a manual run with ``conf`` (default: the form) and wait until it ends."""

@@ -151,3 +151,16 @@ class TestWriteToOutbox:
         assert any(
             self.email.subject in r.getMessage() and str(path) in r.getMessage() for r in caplog.records
         )
+
+
+def test_the_outbox_reads_back_oldest_first_with_subject_recipients_and_body(tmp_path):
+    from include.carrier_optimization.notify import read_outbox
+
+    later, earlier = dt.datetime(2026, 11, 30, 12, 0, 1), dt.datetime(2026, 11, 30, 12, 0, 0)
+    write_to_outbox(Email(("b@x.example",), "Second", "two", (("r.xlsx", b"PK"),)), tmp_path, now=later)
+    write_to_outbox(Email(("a@x.example", "c@x.example"), "First", "one"), tmp_path, now=earlier)
+    assert read_outbox(tmp_path) == [
+        {"subject": "First", "to": "a@x.example, c@x.example", "body": "one\n"},
+        {"subject": "Second", "to": "b@x.example", "body": "two\n"},
+    ]
+    assert read_outbox(tmp_path / "missing") == []

@@ -21,6 +21,19 @@ from typing import Any
 CHROMIUM = Path("/usr/bin/chromium")
 
 
+#: Headless Chromium without a sandbox, GPU or background traffic (the tests' loopback pages only).
+HEADLESS_FLAGS = (
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+)
+
+
 class BrowserError(RuntimeError):
     """Chromium did not start, or a DevTools command failed."""
 
@@ -55,14 +68,7 @@ class Chromium:
         width, height = self.size
         command = [
             str(self.executable),
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-quic",
-            "--no-first-run",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
+            *HEADLESS_FLAGS,
             "--hide-scrollbars",
             "--remote-debugging-port=0",  # Chromium picks a port and writes it to DevToolsActivePort
             f"--user-data-dir={self.profile}",

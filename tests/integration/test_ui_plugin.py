@@ -26,6 +26,7 @@ from include.carrier_optimization.schema import create_schema
 from include.carrier_optimization.sessions_view import TABLE_HEADERS
 from include.carrier_optimization.storage import make_engine, sqlite_url
 from tests.conftest import finish_instance, start_instance
+from tests.e2e.browser import HEADLESS_FLAGS
 
 pytestmark = pytest.mark.integration("chromium")
 
@@ -103,14 +104,7 @@ def run_chromium(chromium: Path, profile: Path, *args: str) -> subprocess.Comple
     return subprocess.run(
         [
             str(chromium),
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-quic",
-            "--no-first-run",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
+            *HEADLESS_FLAGS,
             f"--user-data-dir={profile}",
             "--window-size=1280,800",
             *args,

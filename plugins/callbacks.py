@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from include.carrier_optimization.notify import FAILURE_SUBJECT, Email
-from include.carrier_optimization.repository import AmopRepository
+from include.carrier_optimization.repository import AmopRepository, run_key
 from include.carrier_optimization.schema import OptimizationStatus
 from plugins.hooks.amop import AmopDatabaseHook
 from plugins.hooks.amop_api import AmopApiHook
@@ -70,7 +70,7 @@ def mark_run_failed(
     marked = _best_effort(
         dag_id,
         "mark the instance",
-        lambda: _mark_unended_instance(amop_conn_id, f"{dag_id}/{run_id}", message),
+        lambda: _mark_unended_instance(amop_conn_id, run_key(dag_id, run_id), message),
     )
     if not marked:
         LOG.info("Run %s/%s failed; its instance has ended or never started", dag_id, run_id)
@@ -105,7 +105,7 @@ def mark_instance_failed(
         session = _best_effort(
             ti,
             "find the session",
-            lambda: _repository(amop_conn_id).session_for_run(f"{ti.dag_id}/{ti.run_id}"),
+            lambda: _repository(amop_conn_id).session_for_run(run_key(ti.dag_id, ti.run_id)),
         )
     session = session if isinstance(session, dict) else {}
     instance_id = None

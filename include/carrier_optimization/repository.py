@@ -26,6 +26,11 @@ def utcnow() -> dt.datetime:
     return dt.datetime.now(dt.UTC).replace(tzinfo=None)
 
 
+def run_key(dag_id: str, run_id: str) -> str:
+    """The key of an Airflow run in ``OptimizationSession.AirflowRunId``: ``<dag_id>/<run_id>``."""
+    return f"{dag_id}/{run_id}"
+
+
 class AmopRepository:
     """Reads and writes of one AMOP database; receives its engine, connects only when used."""
 

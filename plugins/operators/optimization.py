@@ -21,7 +21,7 @@ from include.carrier_optimization.notify import (
 )
 from include.carrier_optimization.progress import additional_json, is_auto_carrier_optimization
 from include.carrier_optimization.report import ReportError, build_report, store_result_file
-from include.carrier_optimization.repository import AmopRepository
+from include.carrier_optimization.repository import AmopRepository, run_key
 from include.carrier_optimization.tenants import ENGINES
 from plugins.compat import AirflowFailException, AirflowSkipException, BaseOperator, Context
 from plugins.hooks.amop import AmopDatabaseHook
@@ -135,9 +135,9 @@ class OptimizationSessionOperator(AmopBaseOperator):
         if not isinstance(self.request, dict):
             raise AirflowFailException(f"`request` must be the intake step's dict; got {self.request!r:.200}")
         request = session_request({"request": self.request}, name="request")
-        run_key = f"{context['dag'].dag_id}/{context['run_id']}"
+        key = run_key(context["dag"].dag_id, context["run_id"])
         try:
-            session = pipeline.open_session(self.db.get_conn(), request, run_key=run_key)
+            session = pipeline.open_session(self.db.get_conn(), request, run_key=key)
         except pipeline.RunRefused as refused:
             self.mail.send_or_log(
                 Email(

@@ -46,7 +46,7 @@ STEPS = {
     "optimize": ("pipeline", ("run_optimizer_batch",)),
     "engine": ("pipeline", ("run_engine_for_group",)),
     "winners": ("pipeline", ("select_winners",)),
-    "report": ("report", ("build_report", "store_result_file")),
+    "report": ("reporting.report", ("build_report", "store_result_file")),
     "(progress)": ("pipeline", ("set_progress",)),
 }
 
@@ -137,7 +137,7 @@ def print_results(conn) -> None:
     """The run's costs, to compare before and after a change to the cent."""
     from sqlalchemy import func, select
 
-    from include.carrier_optimization import schema as s
+    from include.carrier_optimization.amop import schema as s
 
     t = s.comm_group_summary
     rows = conn.execute(
@@ -164,11 +164,11 @@ def bench_dag(db_url: str, n_sims: int, spent: dict[str, list[float]]) -> None:
 
     from sqlalchemy import func, select
 
-    from include.carrier_optimization import schema as s
-    from include.carrier_optimization.fleet import generate_fleet
-    from include.carrier_optimization.repository import AmopRepository
-    from include.carrier_optimization.schema import create_schema, drop_schema
-    from include.carrier_optimization.storage import make_engine
+    from include.carrier_optimization.amop import schema as s
+    from include.carrier_optimization.amop.repository import AmopRepository
+    from include.carrier_optimization.amop.schema import create_schema, drop_schema
+    from include.carrier_optimization.amop.storage import make_engine
+    from include.carrier_optimization.core.fleet import generate_fleet
 
     engine = make_engine(db_url)
     drop_schema(engine)
@@ -242,8 +242,8 @@ def seed_parents(engine, n_queues: int, n_plans: int) -> tuple[list[int], list[i
 
     from sqlalchemy import insert, select
 
-    from include.carrier_optimization import schema as s
-    from include.carrier_optimization.storage import bulk_insert
+    from include.carrier_optimization.amop import schema as s
+    from include.carrier_optimization.amop.storage import bulk_insert
 
     now = dt.datetime(2026, 11, 25, 6, 0)
     with engine.begin() as conn:
@@ -307,9 +307,9 @@ def bench_insert(db_url: str, n_rows: int, repeat: int) -> None:
     import psycopg
     from sqlalchemy import Column, MetaData, Table, func, insert, select, text
 
-    from include.carrier_optimization import schema as s
-    from include.carrier_optimization.schema import create_schema, drop_schema
-    from include.carrier_optimization.storage import bulk_insert, make_engine
+    from include.carrier_optimization.amop import schema as s
+    from include.carrier_optimization.amop.schema import create_schema, drop_schema
+    from include.carrier_optimization.amop.storage import bulk_insert, make_engine
 
     n_plans = 10
     engine = make_engine(db_url)

@@ -33,17 +33,17 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from include.carrier_optimization.domain import GroupProblem, Problem, RatePlan  # noqa: E402
-from include.carrier_optimization.engines import solve  # noqa: E402
-from include.carrier_optimization.engines.legacy import (  # noqa: E402
+from include.carrier_optimization.core.domain import GroupProblem, Problem, RatePlan  # noqa: E402
+from include.carrier_optimization.core.engines import solve  # noqa: E402
+from include.carrier_optimization.core.engines.legacy import (  # noqa: E402
     canonical_plan_order,
     evaluate_sequences,
     iter_sequences,
     prepare_tables,
     sequence_count,
 )
+from include.carrier_optimization.core.fleet import generate_fleet  # noqa: E402
 from include.carrier_optimization.files import problem_from_frames  # noqa: E402
-from include.carrier_optimization.fleet import generate_fleet  # noqa: E402
 
 ENGINES = ("legacy", "optimal", "best")
 MB = 2**20

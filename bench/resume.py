@@ -51,10 +51,10 @@ def drop_database(name: str) -> None:
 def prepare(url: str, sims: int) -> dict:
     """A tenant with its instance set up and the largest comm group's queues written."""
     from include.carrier_optimization import pipeline
-    from include.carrier_optimization.fleet import generate_fleet
-    from include.carrier_optimization.repository import AmopRepository
-    from include.carrier_optimization.schema import create_schema
-    from include.carrier_optimization.storage import make_engine
+    from include.carrier_optimization.amop.repository import AmopRepository
+    from include.carrier_optimization.amop.schema import create_schema
+    from include.carrier_optimization.amop.storage import make_engine
+    from include.carrier_optimization.core.fleet import generate_fleet
 
     engine = make_engine(url)
     create_schema(engine)
@@ -75,8 +75,8 @@ def reset_batch(url: str, batch: dict) -> None:
     """Mark the batch's queues unstarted again and drop their results (a fresh run of the same work)."""
     from sqlalchemy import delete, update
 
-    from include.carrier_optimization import schema as s
-    from include.carrier_optimization.storage import make_engine
+    from include.carrier_optimization.amop import schema as s
+    from include.carrier_optimization.amop.storage import make_engine
 
     q = s.optimization_queue
     engine = make_engine(url)
@@ -102,9 +102,9 @@ import sys, time, json
 sys.path.insert(0, {root!r})
 import redis
 from include.carrier_optimization import pipeline
-from include.carrier_optimization.checkpoints import (
+from include.carrier_optimization.amop.checkpoints import (
     DatabaseCheckpointStore, FallbackCheckpointStore, RedisCheckpointStore, ThrottledWriter)
-from include.carrier_optimization.storage import make_engine
+from include.carrier_optimization.amop.storage import make_engine
 engine = make_engine({url!r})
 batch = {batch!r}
 store = None
@@ -161,7 +161,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--repeats", type=int, default=3, help="uninterrupted runs per variant (median)")
     args = parser.parse_args()
-    from include.carrier_optimization.pipeline import CHECKPOINT_SECONDS
+    from include.carrier_optimization.pipeline.steps import CHECKPOINT_SECONDS
 
     rng = random.Random(args.seed)
     qpi = args.queues_per_instance
@@ -198,8 +198,8 @@ def main() -> None:
             # (at most one checkpoint interval) is redone.
             from sqlalchemy import func, select
 
-            from include.carrier_optimization import schema as s
-            from include.carrier_optimization.storage import make_engine
+            from include.carrier_optimization.amop import schema as s
+            from include.carrier_optimization.amop.storage import make_engine
 
             engine = make_engine(url)
             with engine.connect() as conn:

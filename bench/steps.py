@@ -57,7 +57,7 @@ class Steps:
 
 def evaluation_timer():
     """Wrap ``legacy.evaluate_sequences`` (as the pipeline calls it) with a timer; return the timings."""
-    from include.carrier_optimization.engines import legacy
+    from include.carrier_optimization.core.engines import legacy
 
     spent = [0.0]
     original = legacy.evaluate_sequences
@@ -75,12 +75,12 @@ def evaluation_timer():
 
 def run(url: str, n_sims: int, batch_size: int, queues_per_instance: int) -> None:
     from include.carrier_optimization import pipeline
-    from include.carrier_optimization.engines.optimal import solve_optimal
-    from include.carrier_optimization.fleet import generate_fleet
-    from include.carrier_optimization.report import build_report, store_result_file
-    from include.carrier_optimization.repository import AmopRepository
-    from include.carrier_optimization.schema import create_schema
-    from include.carrier_optimization.storage import make_engine
+    from include.carrier_optimization.amop.repository import AmopRepository
+    from include.carrier_optimization.amop.schema import create_schema
+    from include.carrier_optimization.amop.storage import make_engine
+    from include.carrier_optimization.core.engines.optimal import solve_optimal
+    from include.carrier_optimization.core.fleet import generate_fleet
+    from include.carrier_optimization.reporting.report import build_report, store_result_file
 
     engine = make_engine(url)
     create_schema(engine)

@@ -6,7 +6,7 @@ Usage (from the project root)::
     .venv/bin/python bench/sync.py --sims 100000 --db postgresql://postgres@127.0.0.1:5432/postgres
     .venv/bin/python bench/sync.py --sims 20000 --usage per-device --workers 8
 
-The simulator runs in its own process (``python -m include.carrier_optimization.carriers.simulator``),
+The simulator runs in its own process (``python -m include.carrier_optimization.sync.carriers.simulator``),
 so it does not share the benchmark's interpreter lock; on a 2-core machine the two still share the CPUs.
 The AMOP database holds the same tenant with other usage (another seed), so the merge updates most rows
 and inserts the SIMs the database lacks. Phases: paging (device pages + their usage + staging, one
@@ -30,18 +30,18 @@ import requests
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from include.carrier_optimization.carriers.jasper import JasperClient, RetryPolicy  # noqa: E402
-from include.carrier_optimization.carriers.simulator import DEFAULT_PASSWORD, DEFAULT_USER  # noqa: E402
-from include.carrier_optimization.checkpoints import DatabaseCheckpointStore, checkpoint_key  # noqa: E402
-from include.carrier_optimization.fleet import generate_fleet  # noqa: E402
-from include.carrier_optimization.repository import AmopRepository  # noqa: E402
-from include.carrier_optimization.schema import create_schema, drop_schema  # noqa: E402
-from include.carrier_optimization.storage import make_engine  # noqa: E402
-from include.carrier_optimization.sync import merge_staging, sync_pages  # noqa: E402
-from include.carrier_optimization.sync_messages import (  # noqa: E402
+from include.carrier_optimization.amop.checkpoints import DatabaseCheckpointStore, checkpoint_key  # noqa: E402
+from include.carrier_optimization.amop.repository import AmopRepository  # noqa: E402
+from include.carrier_optimization.amop.schema import create_schema, drop_schema  # noqa: E402
+from include.carrier_optimization.amop.storage import make_engine  # noqa: E402
+from include.carrier_optimization.core.fleet import generate_fleet  # noqa: E402
+from include.carrier_optimization.messaging.sync_messages import (  # noqa: E402
     build_sync_request_attributes,
     parse_sync_request,
 )
+from include.carrier_optimization.sync.carriers.jasper import JasperClient, RetryPolicy  # noqa: E402
+from include.carrier_optimization.sync.carriers.simulator import DEFAULT_PASSWORD, DEFAULT_USER  # noqa: E402
+from include.carrier_optimization.sync.devices import merge_staging, sync_pages  # noqa: E402
 
 
 def free_port() -> int:
@@ -56,7 +56,7 @@ def start_simulator(sims: int, page_size: int, seed: int) -> tuple[subprocess.Po
         [
             sys.executable,
             "-m",
-            "include.carrier_optimization.carriers.simulator",
+            "include.carrier_optimization.sync.carriers.simulator",
             "--sims",
             str(sims),
             "--port",

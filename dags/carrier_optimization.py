@@ -24,7 +24,7 @@ from pathlib import Path
 import pendulum
 from airflow.sdk import DAG, Param, get_parsing_context, task
 
-from include.carrier_optimization.tenants import ENGINES, PORTAL_TYPES, TenantConfig, load_tenants
+from include.carrier_optimization.config.tenants import ENGINES, PORTAL_TYPES, TenantConfig, load_tenants
 from plugins.assets import request_asset
 from plugins.callbacks import instance_failure_callback, run_failure_callback
 from plugins.operators.device_sync import DeviceSyncRequestOperator

@@ -25,7 +25,7 @@ from pathlib import Path
 import pendulum
 from airflow.sdk import DAG, get_parsing_context
 
-from include.carrier_optimization.tenants import TenantConfig, load_tenants
+from include.carrier_optimization.config.tenants import TenantConfig, load_tenants
 from plugins.assets import device_sync_asset
 from plugins.compat import TriggerRule
 from plugins.operators.device_sync import (

@@ -17,7 +17,7 @@ from pathlib import Path
 import pendulum
 from airflow.sdk import DAG
 
-from include.carrier_optimization.tenants import load_tenants
+from include.carrier_optimization.config.tenants import load_tenants
 from plugins.operators.window import OptimizationWindowOperator
 
 TENANTS = load_tenants(Path(__file__).with_name("tenants.yaml"))

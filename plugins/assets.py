@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from airflow.sdk import Asset, AssetWatcher
 
-from include.carrier_optimization.tenants import TenantConfig
+from include.carrier_optimization.config.tenants import TenantConfig
 from plugins.triggers.intake import SqsRequestWatcherTrigger
 
 #: Seconds a taken message stays invisible until its run records it; ``watcher_hold_seconds`` in a

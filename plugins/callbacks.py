@@ -13,9 +13,9 @@ import logging
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from include.carrier_optimization.notify import FAILURE_SUBJECT, Email
-from include.carrier_optimization.repository import AmopRepository, run_key
-from include.carrier_optimization.schema import OptimizationStatus
+from include.carrier_optimization.amop.repository import AmopRepository, run_key
+from include.carrier_optimization.amop.schema import OptimizationStatus
+from include.carrier_optimization.reporting.notify import FAILURE_SUBJECT, Email
 from plugins.hooks.amop import AmopDatabaseHook
 from plugins.hooks.amop_api import AmopApiHook
 from plugins.hooks.email import NotificationEmailHook

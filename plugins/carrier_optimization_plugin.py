@@ -3,7 +3,7 @@
 A FastAPI app mounted by the API server at ``/carrier-optimization`` (``fastapi_apps``) and a navigation
 entry under *Browse* that shows it inside the Airflow UI (``external_views``, Airflow 3.1 and later; on
 3.0 the page is reached at its URL). The queries and the HTML live in
-:mod:`include.carrier_optimization.sessions_view`; this module only wires them to HTTP.
+:mod:`include.carrier_optimization.reporting.sessions_view`; this module only wires them to HTTP.
 
 Routes (below the prefix), all requiring an authenticated Airflow user (the UI's session cookie or a
 ``Bearer`` token, checked by Airflow's own ``get_user``). A user sees only the tenants whose DAG
@@ -35,7 +35,7 @@ MAX_LIMIT = 500
 
 
 def _tenants() -> list[Any]:
-    from include.carrier_optimization.tenants import load_tenants
+    from include.carrier_optimization.config.tenants import load_tenants
     from plugins.compat import conf
 
     return load_tenants(Path(conf.get("core", "dags_folder")) / "tenants.yaml")
@@ -87,8 +87,13 @@ def create_app(
     from fastapi import Depends, FastAPI, HTTPException, Query
     from fastapi.responses import HTMLResponse, Response
 
-    from include.carrier_optimization import sessions_view as view
-    from include.carrier_optimization.report import CSV_MIME, CSV_NAME, XLSX_MIME, latest_result_file
+    from include.carrier_optimization.reporting import sessions_view as view
+    from include.carrier_optimization.reporting.report import (
+        CSV_MIME,
+        CSV_NAME,
+        XLSX_MIME,
+        latest_result_file,
+    )
 
     dependencies = []
     current_user: Callable[..., Any] = _anonymous
@@ -187,7 +192,7 @@ class TenantAccess:
 
     def visible(self, user: Any) -> set[int] | None:
         """Tenants ``user`` may see; None when access is not enforced (every tenant)."""
-        from include.carrier_optimization.sessions_view import readable_tenants
+        from include.carrier_optimization.reporting.sessions_view import readable_tenants
 
         if not self.enabled:
             return None

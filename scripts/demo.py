@@ -42,7 +42,7 @@ SYNC_WORKER = """
 import json, runpy, sys
 from airflow.utils import db
 db.resetdb()  # the worker's own metadata database: dag.test() needs the ORM of this process
-from include.carrier_optimization.tenants import load_tenants
+from include.carrier_optimization.config.tenants import load_tenants
 from scripts.local_services import TENANTS_FILE, take_from_queue
 dag = runpy.run_path(sys.argv[1])[sys.argv[2]]
 tenant = next(t for t in load_tenants(TENANTS_FILE) if t.slug == sys.argv[3])
@@ -62,7 +62,7 @@ def _sync_services(fleet, carrier_conn_id: str):
     """A local SQS endpoint, the carrier simulator and the device-sync DAG's worker process."""
     from moto.server import ThreadedMotoServer
 
-    from include.carrier_optimization.carriers.simulator import (
+    from include.carrier_optimization.sync.carriers.simulator import (
         DEFAULT_PASSWORD,
         DEFAULT_USER,
         CarrierSimulator,
@@ -146,11 +146,11 @@ def main(argv: list[str] | None = None) -> int:
     print("Initializing the Airflow metadata database in", HOME)
     db.resetdb()
 
-    from include.carrier_optimization.fleet import generate_fleet
-    from include.carrier_optimization.repository import AmopRepository
-    from include.carrier_optimization.schema import create_schema, drop_schema
-    from include.carrier_optimization.storage import make_engine
-    from include.carrier_optimization.tenants import load_tenants
+    from include.carrier_optimization.amop.repository import AmopRepository
+    from include.carrier_optimization.amop.schema import create_schema, drop_schema
+    from include.carrier_optimization.amop.storage import make_engine
+    from include.carrier_optimization.config.tenants import load_tenants
+    from include.carrier_optimization.core.fleet import generate_fleet
 
     tenant = load_tenants(ROOT / "dags" / "tenants.yaml")[0]
     provider = tenant.service_providers[0]
@@ -190,7 +190,7 @@ def main(argv: list[str] | None = None) -> int:
     if str(run.state) != "success":
         return 1
 
-    from include.carrier_optimization.pipeline import summary_of_instance
+    from include.carrier_optimization.reporting.summary import summary_of_instance
     from plugins.operators.optimization import format_summary
 
     print()

@@ -158,7 +158,7 @@ class LocalAirflow:
                 "AIRFLOW_CONN_AMOP_DB": self._amop_connection(),
             }
         )
-        from include.carrier_optimization.carriers.simulator import DEFAULT_PASSWORD, DEFAULT_USER
+        from include.carrier_optimization.sync.carriers.simulator import DEFAULT_PASSWORD, DEFAULT_USER
 
         for tenant in tenants:
             for provider in tenant.service_providers:
@@ -201,7 +201,7 @@ class LocalAirflow:
 
     def prepare(self, *, fresh: bool) -> None:
         """Folders, sign-in, the metadata database (migrated) and, when new or ``fresh``, the AMOP data."""
-        from include.carrier_optimization.tenants import load_tenants
+        from include.carrier_optimization.config.tenants import load_tenants
 
         tenants = load_tenants(TENANTS_FILE)
         self.home.mkdir(parents=True, exist_ok=True)
@@ -229,7 +229,7 @@ class LocalAirflow:
         For the set-up commands a deployment needs besides ``db migrate`` (e.g. the FAB auth manager's
         ``users create`` and ``roles add-perms``).
         """
-        from include.carrier_optimization.tenants import load_tenants
+        from include.carrier_optimization.config.tenants import load_tenants
 
         tenants = load_tenants(TENANTS_FILE)
         if not self.ports:
@@ -297,7 +297,7 @@ class LocalAirflow:
 
     def start(self, names: list[str] | None = None) -> None:
         """Start the processes (all, or ``names``), each in its own process group; record their ids."""
-        from include.carrier_optimization.tenants import load_tenants
+        from include.carrier_optimization.config.tenants import load_tenants
 
         env = self.environment(load_tenants(TENANTS_FILE))
         logs = self.home / "process-logs"
@@ -318,7 +318,7 @@ class LocalAirflow:
         ``keep_paused``: DAG ids left paused (the tests keep the window DAG paused, so that only the
         scenarios start optimizations).
         """
-        from include.carrier_optimization.tenants import load_tenants
+        from include.carrier_optimization.config.tenants import load_tenants
 
         api = self.api()
         components = ("metadatabase", "scheduler", "triggerer", "dag_processor")
@@ -436,7 +436,7 @@ def _alive(pid: int) -> bool:
 
 def _other_dag_ids() -> set[str]:
     """The product's DAGs besides the tenant ones: device sync per tenant and the scheduling window."""
-    from include.carrier_optimization.tenants import load_tenants
+    from include.carrier_optimization.config.tenants import load_tenants
 
     return {f"device_sync__{t.slug}" for t in load_tenants(TENANTS_FILE)} | {WINDOW_DAG_ID}
 

@@ -29,12 +29,12 @@ STALE_DAYS = 3
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from include.carrier_optimization.fleet import Fleet, TenantSpec, generate_fleet  # noqa: E402
-from include.carrier_optimization.tenants import (  # noqa: E402
+from include.carrier_optimization.config.tenants import (  # noqa: E402
     ServiceProviderConfig,
     TenantConfig,
     load_tenants,
 )
+from include.carrier_optimization.core.fleet import Fleet, TenantSpec, generate_fleet  # noqa: E402
 
 
 def tenant_spec(tenant: TenantConfig, provider: ServiceProviderConfig) -> TenantSpec:
@@ -101,9 +101,9 @@ def seed_amop(
 
     Returns the SIM count per service provider id.
     """
-    from include.carrier_optimization.repository import AmopRepository
-    from include.carrier_optimization.schema import create_schema, drop_schema
-    from include.carrier_optimization.storage import make_engine
+    from include.carrier_optimization.amop.repository import AmopRepository
+    from include.carrier_optimization.amop.schema import create_schema, drop_schema
+    from include.carrier_optimization.amop.storage import make_engine
 
     engine = make_engine(amop_url)
     try:
@@ -185,7 +185,7 @@ def serve(
     import boto3
     from moto.server import ThreadedMotoServer
 
-    from include.carrier_optimization.carriers.simulator import CarrierSimulator
+    from include.carrier_optimization.sync.carriers.simulator import CarrierSimulator
 
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
     sqs = ThreadedMotoServer(ip_address="127.0.0.1", port=sqs_port, verbose=False)

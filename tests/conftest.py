@@ -22,7 +22,7 @@ os.environ["AIRFLOW__CORE__DAGS_FOLDER"] = str(ROOT / "dags")
 os.environ["AIRFLOW__CORE__PLUGINS_FOLDER"] = str(ROOT / "plugins")
 os.environ.setdefault("AIRFLOW__CORE__ALLOWED_DESERIALIZATION_CLASSES_REGEXP", ".*")
 os.environ.setdefault("AIRFLOW__LOGGING__LOGGING_LEVEL", "WARNING")
-# The explicit local mode (include/carrier_optimization/local_mode.py): embedded defaults for missing
+# The explicit local mode (include/carrier_optimization/config/local_mode.py): embedded defaults for missing
 # connections. Tests of the production behaviour switch it off with monkeypatch.
 os.environ["CARRIER_OPT_LOCAL_MODE"] = "true"
 for key, value in {
@@ -86,8 +86,8 @@ def finish_instance(engine, session: dict, plan):
     Returns the summary of ``select_winners``.
     """
     from include.carrier_optimization import pipeline
-    from include.carrier_optimization.engines.optimal import solve_optimal
-    from include.carrier_optimization.report import build_report, store_result_file
+    from include.carrier_optimization.core.engines.optimal import solve_optimal
+    from include.carrier_optimization.reporting.report import build_report, store_result_file
 
     for group in plan.groups:
         pipeline.run_engine_for_group(engine, comm_group_id=group["comm_group_id"], solve=solve_optimal)
@@ -124,8 +124,8 @@ def sqlite_url(tmp_path: Path) -> str:
 @pytest.fixture(params=["sqlite", "postgres"])
 def db_engine(request):
     """An engine with a freshly created AMOP schema, once on SQLite and once on PostgreSQL."""
-    from include.carrier_optimization.schema import create_schema, drop_schema
-    from include.carrier_optimization.storage import make_engine
+    from include.carrier_optimization.amop.schema import create_schema, drop_schema
+    from include.carrier_optimization.amop.storage import make_engine
 
     url = request.getfixturevalue("sqlite_url" if request.param == "sqlite" else "postgres_url")
     engine = make_engine(url)
@@ -138,8 +138,8 @@ def db_engine(request):
 @pytest.fixture
 def amop(monkeypatch, tmp_path):
     """An AMOP SQLite database with the schema; the hooks' embedded default (no ``amop_db`` connection)."""
-    from include.carrier_optimization.schema import create_schema
-    from include.carrier_optimization.storage import make_engine
+    from include.carrier_optimization.amop.schema import create_schema
+    from include.carrier_optimization.amop.storage import make_engine
 
     url = f"sqlite:///{tmp_path / 'amop.sqlite'}"
     monkeypatch.setenv("CARRIER_OPT_DB_URL", url)

@@ -7,11 +7,11 @@ import logging
 import sys
 from pathlib import Path
 
-from include.carrier_optimization.commgroups import DEFAULT_PLAN_LIMIT, describe_skipped
-from include.carrier_optimization.engines import ENGINES, solve
-from include.carrier_optimization.engines.result import STATUS_INFEASIBLE
+from include.carrier_optimization.core.commgroups import DEFAULT_PLAN_LIMIT, describe_skipped
+from include.carrier_optimization.core.engines import ENGINES, solve
+from include.carrier_optimization.core.engines.result import STATUS_INFEASIBLE
+from include.carrier_optimization.core.validation import InvalidInputError
 from include.carrier_optimization.files import read_problem, write_assignment, write_summary
-from include.carrier_optimization.validation import InvalidInputError
 
 __all__ = ["build_parser", "main"]
 

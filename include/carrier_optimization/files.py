@@ -10,11 +10,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from include.carrier_optimization.commgroups import DEFAULT_PLAN_LIMIT, build_problem, parse_plan_list
-from include.carrier_optimization.cost import evaluate, proration_factor
-from include.carrier_optimization.domain import Problem, RatePlan
-from include.carrier_optimization.engines.result import EngineResult
-from include.carrier_optimization.validation import InvalidInputError, mask_errors
+from include.carrier_optimization.core.commgroups import DEFAULT_PLAN_LIMIT, build_problem, parse_plan_list
+from include.carrier_optimization.core.cost import evaluate, proration_factor
+from include.carrier_optimization.core.domain import Problem, RatePlan
+from include.carrier_optimization.core.engines.result import EngineResult
+from include.carrier_optimization.core.validation import InvalidInputError, mask_errors
 
 __all__ = [
     "DEVICE_COLUMNS",

@@ -10,10 +10,10 @@ from sqlalchemy import create_engine
 from sqlalchemy.engine import URL, Engine
 from sqlalchemy.exc import DBAPIError
 
-from include.carrier_optimization.local_mode import ConnectionNotUsable, local_mode, missing_connection
-from include.carrier_optimization.schema import create_schema, missing_tables
-from include.carrier_optimization.statuses import bind_status_ids
-from include.carrier_optimization.storage import make_engine, sqlite_url
+from include.carrier_optimization.amop.schema import create_schema, missing_tables
+from include.carrier_optimization.amop.statuses import bind_status_ids
+from include.carrier_optimization.amop.storage import make_engine, sqlite_url
+from include.carrier_optimization.config.local_mode import ConnectionNotUsable, local_mode, missing_connection
 from plugins.compat import AirflowNotFoundException, BaseHook
 
 EMBEDDED_DB_ENV = "CARRIER_OPT_DB_URL"
@@ -33,11 +33,11 @@ class AmopDatabaseHook(BaseHook):
 
     The Airflow connection decides the database: ``mssql`` (the existing AMOP tables), ``postgres`` or
     ``sqlite``. In local mode (``CARRIER_OPT_LOCAL_MODE=true``, see
-    :mod:`include.carrier_optimization.local_mode`) a missing connection means the embedded default of
+    :mod:`include.carrier_optimization.config.local_mode`) a missing connection means the embedded default of
     :func:`embedded_database_url`, and the schema is created on ``postgres``/``sqlite`` if missing.
     Outside local mode no DDL runs: a missing connection, an unreachable database or missing tables
     fail with :class:`ConnectionNotUsable` naming the connection id. In both modes the run status ids
-    are read by name from the ``OptimizationStatus`` lookup (:mod:`include.carrier_optimization.statuses`).
+    are read by name from the ``OptimizationStatus`` lookup (:mod:`amop.statuses`).
     The engine is built on the first ``get_conn()`` and cached.
 
     :param amop_conn_id: Airflow connection id of the AMOP database (default ``amop_db``).

@@ -6,8 +6,8 @@ from typing import Any
 
 from requests import RequestException
 
-from include.carrier_optimization.local_mode import local_mode, missing_connection
-from include.carrier_optimization.progress import error_payload, progress_payload
+from include.carrier_optimization.config.local_mode import local_mode, missing_connection
+from include.carrier_optimization.pipeline.progress import error_payload, progress_payload
 from plugins.compat import AirflowException, AirflowNotFoundException, BaseHook
 
 

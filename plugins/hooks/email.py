@@ -9,13 +9,13 @@ import time
 from pathlib import Path
 from typing import Any
 
-from include.carrier_optimization.local_mode import (
+from include.carrier_optimization.config.local_mode import (
     ConnectionNotUsable,
     EmailNotDelivered,
     local_mode,
     missing_connection,
 )
-from include.carrier_optimization.notify import Email, write_to_outbox
+from include.carrier_optimization.reporting.notify import Email, write_to_outbox
 from plugins.compat import AirflowNotFoundException, BaseHook
 
 OUTBOX_ENV = "CARRIER_OPT_OUTBOX"

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 from plugins.compat import BaseHook
 
 if TYPE_CHECKING:
-    from include.carrier_optimization.carriers.jasper import JasperClient
+    from include.carrier_optimization.sync.carriers.jasper import JasperClient
 
 
 class JasperHook(BaseHook):
@@ -45,7 +45,7 @@ class JasperHook(BaseHook):
     def _build_client(self) -> JasperClient:
         import requests
 
-        from include.carrier_optimization.carriers.jasper import JasperClient, RetryPolicy
+        from include.carrier_optimization.sync.carriers.jasper import JasperClient, RetryPolicy
 
         conn = self.get_connection(self.jasper_conn_id)
         if not conn.host:

@@ -9,9 +9,9 @@ from typing import Any
 
 from sqlalchemy import delete
 
-from include.carrier_optimization.queues import resolve_queue_url
-from include.carrier_optimization.schema import STAGING_TABLES
-from include.carrier_optimization.sync_messages import legacy_last_sync_date
+from include.carrier_optimization.amop.schema import STAGING_TABLES
+from include.carrier_optimization.messaging.queues import resolve_queue_url
+from include.carrier_optimization.messaging.sync_messages import legacy_last_sync_date
 from plugins.compat import AirflowFailException, AirflowSkipException, Context
 from plugins.operators.optimization import AmopBaseOperator, check_session, session_request
 
@@ -88,7 +88,7 @@ class DeviceSyncRequestOperator(AmopBaseOperator):
 
 def _sync_request(value: Any):
     """The sensor's request dict as a ``DeviceSyncRequest``; anything else fails without retries."""
-    from include.carrier_optimization.sync_messages import DeviceSyncRequest
+    from include.carrier_optimization.messaging.sync_messages import DeviceSyncRequest
     from plugins.compat import AirflowFailException
 
     try:
@@ -117,13 +117,13 @@ class DeviceSyncBaseOperator(AmopBaseOperator):
 
     def store(self):
         """The database checkpoint store (survives retries, clears and a missing Redis)."""
-        from include.carrier_optimization.checkpoints import DatabaseCheckpointStore
+        from include.carrier_optimization.amop.checkpoints import DatabaseCheckpointStore
 
         return DatabaseCheckpointStore(self.db.get_conn())
 
     def key(self, context: Context, name: str) -> str:
         """Checkpoint key ``name`` of this task instance."""
-        from include.carrier_optimization.checkpoints import checkpoint_key
+        from include.carrier_optimization.amop.checkpoints import checkpoint_key
 
         ti = context["ti"]
         return checkpoint_key(ti.dag_id, ti.run_id, ti.task_id, ti.map_index, name=name)
@@ -188,8 +188,8 @@ class DeviceSyncPagesOperator(DeviceSyncBaseOperator):
         import time
         from datetime import timedelta
 
-        from include.carrier_optimization.carriers.jasper import CarrierApiError
-        from include.carrier_optimization.sync import sync_pages
+        from include.carrier_optimization.sync.carriers.jasper import CarrierApiError
+        from include.carrier_optimization.sync.devices import sync_pages
         from plugins.compat import AirflowFailException
         from plugins.hooks.jasper import JasperHook
 
@@ -249,7 +249,7 @@ class DeviceSyncMergeOperator(DeviceSyncBaseOperator):
 
     def execute(self, context: Context) -> dict[str, Any]:
         """Run the step (see the class docstring)."""
-        from include.carrier_optimization.sync import merge_staging
+        from include.carrier_optimization.sync.devices import merge_staging
 
         request = _sync_request(self.request)
         try:
@@ -307,8 +307,11 @@ class DeviceSyncCompleteOperator(DeviceSyncBaseOperator):
 
     def execute(self, context: Context) -> dict[str, Any]:
         """Run the step (see the class docstring)."""
-        from include.carrier_optimization.sync import completion_target
-        from include.carrier_optimization.sync_messages import NEXT_STEP_USAGE, build_completion_attributes
+        from include.carrier_optimization.messaging.sync_messages import (
+            NEXT_STEP_USAGE,
+            build_completion_attributes,
+        )
+        from include.carrier_optimization.sync.devices import completion_target
 
         request = _sync_request(self.request)
         if request.session_id is None:
@@ -394,7 +397,7 @@ class DeviceSyncFailedOperator(DeviceSyncBaseOperator):
         self.environment = environment
 
     def _errors(self, context: Context) -> str:
-        from include.carrier_optimization.checkpoints import checkpoint_key
+        from include.carrier_optimization.amop.checkpoints import checkpoint_key
 
         ti = context["ti"]
         store, errors = self.store(), []
@@ -406,8 +409,8 @@ class DeviceSyncFailedOperator(DeviceSyncBaseOperator):
 
     def execute(self, context: Context) -> None:
         """Run the step (see the class docstring)."""
-        from include.carrier_optimization.sync import stop_session, sync_error_email
-        from include.carrier_optimization.sync_messages import DeviceSyncRequest
+        from include.carrier_optimization.messaging.sync_messages import DeviceSyncRequest
+        from include.carrier_optimization.sync.devices import stop_session, sync_error_email
 
         error = self._errors(context)
         request = None
@@ -456,7 +459,7 @@ class DeviceSyncFailedOperator(DeviceSyncBaseOperator):
     def _session_guid(self, session_id: int) -> str | None:
         from sqlalchemy import select
 
-        from include.carrier_optimization.schema import optimization_session as ses
+        from include.carrier_optimization.amop.schema import optimization_session as ses
 
         with self.db.get_conn().connect() as conn:
             return conn.execute(select(ses.c.SessionGuid).where(ses.c.Id == session_id)).scalar_one_or_none()

@@ -13,7 +13,7 @@ class _SqsIntakeOperator(BaseOperator):
     """Take the run's request from its triggering asset events (docs/architecture.md).
 
     The events come from :class:`plugins.triggers.intake.SqsRequestWatcherTrigger`, which never deletes
-    a message. Here, in order (:func:`include.carrier_optimization.intake.plan_claims`):
+    a message. Here, in order (:func:`include.carrier_optimization.messaging.intake.plan_claims`):
 
     1. a message another run already recorded (a redelivered copy) is deleted and not run again;
     2. the first new message is recorded in ``AirflowProcessedMessage`` (AMOP database) under this run,
@@ -61,7 +61,7 @@ class _SqsIntakeOperator(BaseOperator):
     @cached_property
     def records(self) -> Any:
         """The run model's repository on the AMOP database (built on first use)."""
-        from include.carrier_optimization.run_records import RunRecords
+        from include.carrier_optimization.amop.run_records import RunRecords
         from plugins.hooks.amop import AmopDatabaseHook
 
         return RunRecords(AmopDatabaseHook(amop_conn_id=self.amop_conn_id).get_conn())
@@ -72,13 +72,13 @@ class _SqsIntakeOperator(BaseOperator):
 
     def payloads(self, context: Context) -> list[dict[str, Any]]:
         """The SQS payloads of the run's triggering asset events, oldest first."""
-        from include.carrier_optimization.intake import event_payloads
+        from include.carrier_optimization.messaging.intake import event_payloads
 
         return event_payloads(context.get("triggering_asset_events") or {})
 
     def execute(self, context: Context) -> dict[str, Any]:
         """Claim the first new request of the run's events and return it (see the class docstring)."""
-        from include.carrier_optimization.intake import plan_claims
+        from include.carrier_optimization.messaging.intake import plan_claims
 
         payloads = self.payloads(context)
         if not payloads:
@@ -123,19 +123,19 @@ class _SqsIntakeOperator(BaseOperator):
 class OptimizationIntakeOperator(_SqsIntakeOperator):
     """The ``request`` task of a tenant DAG: the triggering SQS request, or a manual run's form.
 
-    Returns the request dict of :class:`include.carrier_optimization.pipeline.Request`.
+    Returns the request dict of :class:`include.carrier_optimization.messaging.request.Request`.
     """
 
     @property
     def request_class(self) -> Any:  # type: ignore[override]
-        """:class:`include.carrier_optimization.pipeline.Request`."""
-        from include.carrier_optimization.pipeline import Request
+        """:class:`include.carrier_optimization.messaging.request.Request`."""
+        from include.carrier_optimization.messaging.request import Request
 
         return Request
 
     def without_event(self, context: Context) -> dict[str, Any]:
         """A manual run: its trigger form is the request (an asset event without a message: skipped)."""
-        from include.carrier_optimization.pipeline import request_from_params
+        from include.carrier_optimization.messaging.request import request_from_params
 
         run_type = getattr(context.get("dag_run"), "run_type", "manual")
         if str(getattr(run_type, "value", run_type)) == "asset_triggered":
@@ -154,7 +154,7 @@ class DeviceSyncIntakeOperator(_SqsIntakeOperator):
 
     @property
     def request_class(self) -> Any:  # type: ignore[override]
-        """:class:`include.carrier_optimization.sync_messages.DeviceSyncRequest`."""
-        from include.carrier_optimization.sync_messages import DeviceSyncRequest
+        """:class:`include.carrier_optimization.messaging.sync_messages.DeviceSyncRequest`."""
+        from include.carrier_optimization.messaging.sync_messages import DeviceSyncRequest
 
         return DeviceSyncRequest

@@ -10,8 +10,15 @@ from functools import cached_property
 from typing import Any
 
 from include.carrier_optimization import pipeline
-from include.carrier_optimization.checkpoints import DatabaseCheckpointStore, ThrottledWriter, checkpoint_key
-from include.carrier_optimization.notify import (
+from include.carrier_optimization.amop.checkpoints import (
+    DatabaseCheckpointStore,
+    ThrottledWriter,
+    checkpoint_key,
+)
+from include.carrier_optimization.amop.repository import AmopRepository, run_key
+from include.carrier_optimization.config.tenants import ENGINES
+from include.carrier_optimization.pipeline.progress import additional_json, is_auto_carrier_optimization
+from include.carrier_optimization.reporting.notify import (
     ALREADY_RUNNING_SUBJECT,
     CACHE_ISSUE_SUBJECT,
     RESULTS_SUBJECT,
@@ -19,10 +26,7 @@ from include.carrier_optimization.notify import (
     sim_count_email,
     skipped_groups_email,
 )
-from include.carrier_optimization.progress import additional_json, is_auto_carrier_optimization
-from include.carrier_optimization.report import ReportError, build_report, store_result_file
-from include.carrier_optimization.repository import AmopRepository, run_key
-from include.carrier_optimization.tenants import ENGINES
+from include.carrier_optimization.reporting.report import ReportError, build_report, store_result_file
 from plugins.compat import AirflowFailException, AirflowSkipException, BaseOperator, Context
 from plugins.hooks.amop import AmopDatabaseHook
 from plugins.hooks.amop_api import AmopApiHook
@@ -451,7 +455,7 @@ class OptimizationEngineOperator(AmopBaseOperator):
         """Run the step (see the class docstring)."""
         if self.engine == "legacy":
             raise AirflowSkipException("engine=legacy: the optimal engine does not run")
-        from include.carrier_optimization.engines.optimal import solve_optimal
+        from include.carrier_optimization.core.engines.optimal import solve_optimal
 
         return pipeline.run_engine_for_group(
             self.db.get_conn(),
@@ -489,7 +493,7 @@ class OptimizationWinnersOperator(AmopBaseOperator):
 class OptimizationReportOperator(AmopBaseOperator):
     """Build the result report, store it, upload it, e-mail it, and report progress 100.
 
-    The report (:func:`include.carrier_optimization.report.build_report`) is an xlsx with a statistics
+    The report (:func:`reporting.report.build_report`) is an xlsx with a statistics
     sheet per communication plan and a device assignment sheet, a savings chart (PNG) and the e-mail
     summary. The xlsx is stored in ``OptimizationInstanceResultFile`` (replacing the instance's previous
     row); with ``s3_bucket`` set both files are uploaded (overwritten on a rerun); the result e-mail

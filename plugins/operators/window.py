@@ -18,7 +18,7 @@ class OptimizationWindowOperator(BaseOperator):
     to optimize is for Billing Period Y/M"; String attributes ``BillYear``, ``BillMonth``,
     ``ServiceProviderId``, ``TenantId``, ``BillPeriodId``, ``HasSynced=False``; no session id) and the
     decision is written to ``AirflowScheduleDecision``. Logic:
-    :func:`include.carrier_optimization.schedule.publish_due_requests`.
+    :func:`include.carrier_optimization.pipeline.schedule.publish_due_requests`.
 
     Returns the published decisions (``[]`` on a closed window).
 
@@ -56,8 +56,8 @@ class OptimizationWindowOperator(BaseOperator):
         """Decide and publish (see the class docstring)."""
         from airflow.providers.amazon.aws.hooks.sqs import SqsHook
 
-        from include.carrier_optimization.repository import utcnow
-        from include.carrier_optimization.schedule import publish_due_requests
+        from include.carrier_optimization.amop.repository import utcnow
+        from include.carrier_optimization.pipeline.schedule import publish_due_requests
         from plugins.hooks.amop import AmopDatabaseHook
 
         published = publish_due_requests(

@@ -9,7 +9,7 @@ from typing import Any, ClassVar
 
 from airflow.providers.amazon.aws.hooks.sqs import SqsHook
 
-from include.carrier_optimization.messages import (
+from include.carrier_optimization.messaging.messages import (
     OptimizationRequest,
     poke_steps,
     receive_params,
@@ -17,8 +17,8 @@ from include.carrier_optimization.messages import (
     split_batch,
     validate_filter,
 )
-from include.carrier_optimization.queues import resolve_queue_url
-from include.carrier_optimization.sync_messages import (
+from include.carrier_optimization.messaging.queues import resolve_queue_url
+from include.carrier_optimization.messaging.sync_messages import (
     DeviceSyncRequest,
     split_sync_batch,
     validate_provider_filter,
@@ -46,7 +46,7 @@ VISIBILITY_TIMEOUT_LIMIT = 43200
 class _FilteringSqsSensor(BaseSensorOperator):
     """Take one wanted message from SQS, release the others, move malformed ones (base class).
 
-    ``poke`` is :func:`include.carrier_optimization.messages.poke_steps` (the logic shared with the
+    ``poke`` is :func:`include.carrier_optimization.messaging.messages.poke_steps` (the logic shared with the
     triggers) with the subclass's ``split_function`` and :meth:`_filter_kwargs`; ``execute`` pokes or
     defers to ``trigger_class``; ``execute_complete`` parses the event's request with ``request_class``.
     Subclasses assign their own template fields in ``__init__``.
@@ -204,7 +204,7 @@ class OptimizationRequestSqsSensor(_FilteringSqsSensor):
 
     Messages carry the legacy attributes (``ServiceProviderId``, ``BillPeriodId``, ``TenantId``,
     ``OptimizationSessionId``, ``HasSynced``, ``PortalTypeId``); they are received with all message
-    attributes and sorted by :func:`include.carrier_optimization.messages.split_batch`, the logic shared
+    attributes and sorted by :func:`messaging.messages.split_batch`, the logic shared
     with :class:`plugins.triggers.sqs.OptimizationRequestSqsTrigger`:
 
     - the first message of ``tenant_id`` (and of ``session_id`` / ``HasSynced == require_synced`` when
@@ -350,7 +350,7 @@ class DeviceSyncRequestSqsSensor(_FilteringSqsSensor):
 
     The machinery of :class:`OptimizationRequestSqsSensor` (receive with all attributes, take one,
     release the others at once, dead-letter malformed messages, deferrable wait) on the device-sync
-    queue. Batches are sorted by :func:`include.carrier_optimization.sync_messages.split_sync_batch`,
+    queue. Batches are sorted by :func:`messaging.sync_messages.split_sync_batch`,
     the logic shared with :class:`plugins.triggers.sqs.DeviceSyncRequestSqsTrigger`: the first valid
     request whose ``ServiceProviderId`` is one of ``service_provider_ids`` is taken and deleted, and
     its ``DeviceSyncRequest.to_dict()`` (``service_provider_id, page_number, last_sync_date, next_step,

@@ -8,15 +8,15 @@ from collections.abc import AsyncIterator
 from functools import partial
 from typing import Any
 
-from include.carrier_optimization.intake import (
+from include.carrier_optimization.messaging.intake import (
     event_payload,
     provider_verdict,
     tenant_verdict,
     watch_steps,
 )
-from include.carrier_optimization.messages import parse_request, receive_params, run_steps
-from include.carrier_optimization.queues import resolve_queue_url
-from include.carrier_optimization.sync_messages import parse_sync_request
+from include.carrier_optimization.messaging.messages import parse_request, receive_params, run_steps
+from include.carrier_optimization.messaging.queues import resolve_queue_url
+from include.carrier_optimization.messaging.sync_messages import parse_sync_request
 from plugins.compat import BaseEventTrigger, TriggerEvent
 
 #: Kinds of queue a watcher reads: the tenant's request queue or its device-sync queue.
@@ -27,7 +27,7 @@ class SqsRequestWatcherTrigger(BaseEventTrigger):
     """Watch a tenant's SQS queue; yield one event per request, and never delete a request it takes.
 
     Each round receives up to 10 messages with all attributes, holding them invisible for
-    ``hold_seconds``, and runs :func:`include.carrier_optimization.intake.watch_steps`:
+    ``hold_seconds``, and runs :func:`include.carrier_optimization.messaging.intake.watch_steps`:
 
     - a request of the tenant (``kind="optimization"``) or of one of its providers
       (``kind="device_sync"``) is taken: one ``TriggerEvent`` with ``message_id``, ``receipt_handle``,
@@ -91,8 +91,8 @@ class SqsRequestWatcherTrigger(BaseEventTrigger):
         return f"{type(self).__module__}.{type(self).__qualname__}", {n: getattr(self, n) for n in names}
 
     def _awaiting_sync(self, session_id: int) -> bool:
-        from include.carrier_optimization.repository import utcnow
-        from include.carrier_optimization.run_records import RunRecords
+        from include.carrier_optimization.amop.repository import utcnow
+        from include.carrier_optimization.amop.run_records import RunRecords
         from plugins.hooks.amop import AmopDatabaseHook
 
         if self._records is None:

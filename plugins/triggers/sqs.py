@@ -10,16 +10,21 @@ from typing import Any, ClassVar
 
 from airflow.providers.amazon.aws.hooks.sqs import SqsHook
 
-from include.carrier_optimization.messages import arun_steps, poke_steps, receive_params, split_batch
-from include.carrier_optimization.run_records import SyncFailedError
-from include.carrier_optimization.sync_messages import split_sync_batch
+from include.carrier_optimization.amop.run_records import SyncFailedError
+from include.carrier_optimization.messaging.messages import (
+    arun_steps,
+    poke_steps,
+    receive_params,
+    split_batch,
+)
+from include.carrier_optimization.messaging.sync_messages import split_sync_batch
 from plugins.compat import BaseTrigger, TriggerEvent
 
 
 class _FilteringSqsTrigger(BaseTrigger):
     """Poll an SQS queue until a wanted message arrives, then fire once (base of the request triggers).
 
-    Each round is :func:`include.carrier_optimization.messages.poke_steps` (receive, split, release,
+    Each round is :func:`include.carrier_optimization.messaging.messages.poke_steps` (receive, split, release,
     dead-letter, delete: the sensors' ``poke`` logic) with the subclass's ``split_function`` and
     :meth:`_filter_kwargs`. ``serialize()`` returns every constructor parameter of the concrete class,
     read from the attribute of the same name.
@@ -135,7 +140,7 @@ class OptimizationRequestSqsTrigger(_FilteringSqsTrigger):
     """Poll an SQS queue until a message of this tenant (and session) arrives, then fire once.
 
     Each round receives up to ``max_messages`` messages with all message attributes and sorts them with
-    :func:`include.carrier_optimization.messages.split_batch` (the same logic as the sensor's ``poke``):
+    :func:`messaging.messages.split_batch` (the same logic as the sensor's ``poke``):
 
     - messages of other tenants or sessions, and further matches, are made visible again at once
       (``ChangeMessageVisibilityBatch`` with ``VisibilityTimeout=0``);
@@ -226,7 +231,7 @@ class DeviceSyncRequestSqsTrigger(_FilteringSqsTrigger):
 
     The same machinery as :class:`OptimizationRequestSqsTrigger` (release others at once, dead-letter
     malformed messages, one event), sorting batches with
-    :func:`include.carrier_optimization.sync_messages.split_sync_batch`. The success event carries the
+    :func:`messaging.sync_messages.split_sync_batch`. The success event carries the
     request as ``DeviceSyncRequest.to_dict()``.
 
     :param sqs_queue: URL of the device-sync queue.
@@ -284,7 +289,7 @@ class DeviceSyncRequestSqsTrigger(_FilteringSqsTrigger):
 
 def session_sync_error(amop_conn_id: str, session_id: int) -> str | None:
     """The error of the session's failed device sync, or None (blocking; the sensor shares it)."""
-    from include.carrier_optimization.run_records import RunRecords
+    from include.carrier_optimization.amop.run_records import RunRecords
     from plugins.hooks.amop import AmopDatabaseHook
 
     return RunRecords(AmopDatabaseHook(amop_conn_id=amop_conn_id).get_conn()).sync_error(int(session_id))

@@ -20,9 +20,9 @@ from typing import Any
 
 import pytest
 
-from include.carrier_optimization.fleet import Fleet, TenantSpec, generate_fleet
-from include.carrier_optimization.notify import read_outbox
-from include.carrier_optimization.tenants import load_tenants
+from include.carrier_optimization.config.tenants import load_tenants
+from include.carrier_optimization.core.fleet import Fleet, TenantSpec, generate_fleet
+from include.carrier_optimization.reporting.notify import read_outbox
 from scripts.local_services import take_from_queue  # noqa: F401 (the DAG tests' stand-in of the watcher)
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -85,9 +85,9 @@ def amop_url(request, tmp_path) -> str:
 @pytest.fixture
 def amop(amop_url, tmp_path, monkeypatch, airflow_db) -> AmopDatabase:
     """A fresh AMOP schema holding a generated fleet of tenant ``acme``; env points the DAG at it."""
-    from include.carrier_optimization.repository import AmopRepository
-    from include.carrier_optimization.schema import create_schema, drop_schema
-    from include.carrier_optimization.storage import make_engine
+    from include.carrier_optimization.amop.repository import AmopRepository
+    from include.carrier_optimization.amop.schema import create_schema, drop_schema
+    from include.carrier_optimization.amop.storage import make_engine
 
     engine = make_engine(amop_url)
     drop_schema(engine)

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from include.carrier_optimization.tenants import load_tenants
+from include.carrier_optimization.config.tenants import load_tenants
 
 ROOT = Path(__file__).resolve().parents[2]
 DAGS = ROOT / "dags"

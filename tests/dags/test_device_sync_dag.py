@@ -19,18 +19,18 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from include.carrier_optimization import schema as s
-from include.carrier_optimization.carriers.simulator import (
+from include.carrier_optimization.amop import schema as s
+from include.carrier_optimization.amop.repository import AmopRepository
+from include.carrier_optimization.core.fleet import generate_fleet
+from include.carrier_optimization.messaging.messages import parse_request
+from include.carrier_optimization.messaging.sync_messages import build_sync_request_attributes
+from include.carrier_optimization.sync.carriers.simulator import (
     DEFAULT_PASSWORD,
     DEFAULT_USER,
     CarrierSimulator,
     Faults,
 )
-from include.carrier_optimization.fleet import generate_fleet
-from include.carrier_optimization.messages import parse_request
-from include.carrier_optimization.repository import AmopRepository
-from include.carrier_optimization.sync import SYNC_ERROR_SUBJECT
-from include.carrier_optimization.sync_messages import build_sync_request_attributes
+from include.carrier_optimization.sync.devices import SYNC_ERROR_SUBJECT
 from tests.dags.conftest import ACME, ACME_SPEC, FLEET_SEED, FLEET_SIZE, take_from_queue
 
 pytestmark = [pytest.mark.dags, pytest.mark.integration("sqs")]
@@ -175,7 +175,7 @@ def assert_devices_match_carrier(engine, sim) -> None:
 
 
 def test_one_sync_dag_per_tenant_with_the_policies():
-    from include.carrier_optimization.tenants import load_tenants
+    from include.carrier_optimization.config.tenants import load_tenants
 
     namespace = runpy.run_path(str(DAG_FILE))
     for tenant in load_tenants(ROOT / "dags" / "tenants.yaml"):

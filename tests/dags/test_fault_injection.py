@@ -29,8 +29,8 @@ from collections import Counter
 import pytest
 from sqlalchemy import func, select
 
-from include.carrier_optimization import schema as s
-from include.carrier_optimization.fleet import generate_fleet
+from include.carrier_optimization.amop import schema as s
+from include.carrier_optimization.core.fleet import generate_fleet
 from tests.conftest import free_port
 from tests.dags.conftest import (
     ACME,
@@ -136,9 +136,9 @@ def load_dag(*, retries: int | None = 0, retry_delay: float | None = None):
 
 def fresh_amop_database(url: str):
     """A fresh AMOP schema at ``url`` holding the fleet of the ``amop`` fixture; returns the engine."""
-    from include.carrier_optimization.repository import AmopRepository
-    from include.carrier_optimization.schema import create_schema, drop_schema
-    from include.carrier_optimization.storage import make_engine
+    from include.carrier_optimization.amop.repository import AmopRepository
+    from include.carrier_optimization.amop.schema import create_schema, drop_schema
+    from include.carrier_optimization.amop.storage import make_engine
 
     engine = make_engine(url)
     drop_schema(engine)
@@ -222,7 +222,7 @@ CHILD_RUN = """
 import datetime as dt, sys, time
 sys.path.insert(0, {root!r})
 import fastapi.routing  # first: else the first in-process API call of dag.test() got a 400 here
-from include.carrier_optimization.engines import legacy
+from include.carrier_optimization.core.engines import legacy
 from tests.dags.test_fault_injection import CONF, load_dag
 evaluate = legacy.evaluate_sequences
 def slow(*args, **kwargs):  # a batch lasts several checkpoint intervals, so the kill lands inside one
@@ -329,7 +329,7 @@ def slow_evaluation(monkeypatch, seconds: float = 0.01) -> None:
 
     Without commits per chunk a batch of this fleet can finish within one second, never deferring.
     """
-    from include.carrier_optimization.engines import legacy
+    from include.carrier_optimization.core.engines import legacy
 
     original = legacy.evaluate_sequences
 
@@ -360,8 +360,8 @@ def test_redis_down_before_the_run_runs_database_only(amop, reference, monkeypat
 
     The cache check finds Redis configured but unreachable: one configuration-issue e-mail.
     """
-    from include.carrier_optimization.checkpoints import DatabaseCheckpointStore
-    from include.carrier_optimization.notify import CACHE_ISSUE_SUBJECT
+    from include.carrier_optimization.amop.checkpoints import DatabaseCheckpointStore
+    from include.carrier_optimization.reporting.notify import CACHE_ISSUE_SUBJECT
 
     monkeypatch.setenv("AIRFLOW_CONN_REDIS_DEFAULT", f"redis://127.0.0.1:{free_port()}/0")
     put, in_database = DatabaseCheckpointStore.put, []
@@ -418,7 +418,7 @@ def test_redis_lost_during_the_run_degrades_to_the_database(amop, reference, mon
     A thread watches the checkpoint writes and kills this test's own redis-server; the stores of the
     running and later optimizer tasks find it gone and continue on the database alone.
     """
-    from include.carrier_optimization.checkpoints import FallbackCheckpointStore, RedisCheckpointStore
+    from include.carrier_optimization.amop.checkpoints import FallbackCheckpointStore, RedisCheckpointStore
 
     monkeypatch.setenv("AIRFLOW_CONN_REDIS_DEFAULT", redis_server.url)
     put, in_redis = RedisCheckpointStore.put, []
@@ -471,7 +471,7 @@ def test_database_connection_lost_mid_batch_is_retried_to_the_reference(amop, re
     """
     import psycopg
 
-    from include.carrier_optimization import pipeline
+    from include.carrier_optimization.pipeline import steps
 
     terminated: list[tuple[str, int]] = []
 
@@ -481,7 +481,7 @@ def test_database_connection_lost_mid_batch_is_retried_to_the_reference(amop, re
             assert admin.execute("SELECT pg_terminate_backend(%s)", (pid,)).fetchone()[0]
         terminated.append((where, pid))
 
-    bulk_insert, record_if_better, records = pipeline.bulk_insert, pipeline.record_if_better, []
+    bulk_insert, record_if_better, records = steps.bulk_insert, steps.record_if_better, []
 
     def bulk_insert_cut(conn, table, *args, **kwargs):
         if table is s.queue_rate_plan and "write_queues" not in dict(terminated):
@@ -494,8 +494,8 @@ def test_database_connection_lost_mid_batch_is_retried_to_the_reference(amop, re
             terminate(conn, "optimize")
         return record_if_better(conn, *args, **kwargs)
 
-    monkeypatch.setattr(pipeline, "bulk_insert", bulk_insert_cut)
-    monkeypatch.setattr(pipeline, "record_if_better", record_if_better_cut)
+    monkeypatch.setattr(steps, "bulk_insert", bulk_insert_cut)
+    monkeypatch.setattr(steps, "record_if_better", record_if_better_cut)
     dr = load_dag(retries=None, retry_delay=1).test(run_conf=CONF)
 
     assert [where for where, _ in terminated] == ["write_queues", "optimize"]
@@ -535,7 +535,7 @@ def test_duplicated_sync_completion_does_no_harm(
     finished: its session step skips (no e-mail), so nothing after it runs (no queue evaluated, no row
     rewritten, no second report), and the message is consumed. The end state stays the reference's.
     """
-    from include.carrier_optimization.notify import RESULTS_SUBJECT
+    from include.carrier_optimization.reporting.notify import RESULTS_SUBJECT
     from tests.dags.test_optimization_dag import DeviceSyncWorker, drain, send_request, text
 
     def publish_twice(message):  # the worker publishes the completion after this: two in all

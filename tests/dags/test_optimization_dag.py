@@ -17,12 +17,12 @@ import boto3
 import pytest
 from sqlalchemy import func, select, update
 
-from include.carrier_optimization import schema as s
-from include.carrier_optimization.messages import build_request_attributes
-from include.carrier_optimization.notify import ALREADY_RUNNING_SUBJECT, RESULTS_SUBJECT
-from include.carrier_optimization.pipeline import INVALID_PLANS_MESSAGE
-from include.carrier_optimization.progress import ERROR_PATH, PROGRESS_PATH
-from include.carrier_optimization.schema import OptimizationStatus
+from include.carrier_optimization.amop import schema as s
+from include.carrier_optimization.amop.schema import OptimizationStatus
+from include.carrier_optimization.messaging.messages import build_request_attributes
+from include.carrier_optimization.pipeline.progress import ERROR_PATH, PROGRESS_PATH
+from include.carrier_optimization.pipeline.steps import INVALID_PLANS_MESSAGE
+from include.carrier_optimization.reporting.notify import ALREADY_RUNNING_SUBJECT, RESULTS_SUBJECT
 from tests.dags.conftest import ACME, take_from_queue
 
 pytestmark = pytest.mark.dags
@@ -487,7 +487,7 @@ def test_optimizer_out_of_time_defers_and_continues_from_its_checkpoint(
     The other runs checkpoint to the database alone (no ``redis_default`` connection).
     """
     from include.carrier_optimization import pipeline
-    from include.carrier_optimization.checkpoints import RedisCheckpointStore, checkpoint_prefix
+    from include.carrier_optimization.amop.checkpoints import RedisCheckpointStore, checkpoint_prefix
     from tests.conftest import REDIS_URL
 
     monkeypatch.setenv("AIRFLOW_CONN_REDIS_DEFAULT", REDIS_URL)

@@ -23,7 +23,7 @@ from typing import Any
 
 import pytest
 
-from include.carrier_optimization.notify import read_outbox
+from include.carrier_optimization.reporting.notify import read_outbox
 from scripts.airflow_api import AirflowApi
 from scripts.local_airflow import (
     POSTGRES,
@@ -96,7 +96,7 @@ class E2EDeployment:
         return self.airflow.executor
 
     def engine(self):
-        from include.carrier_optimization.storage import make_engine
+        from include.carrier_optimization.amop.storage import make_engine
 
         return make_engine(self.amop_url)
 
@@ -151,7 +151,7 @@ def running_deployment(
     """
     import psycopg
 
-    from include.carrier_optimization.tenants import load_tenants
+    from include.carrier_optimization.config.tenants import load_tenants
 
     try:
         psycopg.connect(POSTGRES, connect_timeout=5).close()

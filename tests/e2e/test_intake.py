@@ -16,9 +16,9 @@ import boto3
 import pytest
 from sqlalchemy import func, select
 
-from include.carrier_optimization import schema as s
-from include.carrier_optimization.notify import RESULTS_SUBJECT
-from include.carrier_optimization.schema import OptimizationStatus
+from include.carrier_optimization.amop import schema as s
+from include.carrier_optimization.amop.schema import OptimizationStatus
+from include.carrier_optimization.reporting.notify import RESULTS_SUBJECT
 from scripts.airflow_api import wait_until
 from tests.dags.test_optimization_dag import assert_optimized
 from tests.e2e.conftest import FORM, PROVIDER_ID, RUN_TIMEOUT, SIMS, record_figure

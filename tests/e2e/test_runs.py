@@ -15,9 +15,9 @@ import time
 import psutil
 import pytest
 
-from include.carrier_optimization import schema as s
-from include.carrier_optimization.notify import FAILURE_SUBJECT, RESULTS_SUBJECT
-from include.carrier_optimization.schema import OptimizationStatus
+from include.carrier_optimization.amop import schema as s
+from include.carrier_optimization.amop.schema import OptimizationStatus
+from include.carrier_optimization.reporting.notify import FAILURE_SUBJECT, RESULTS_SUBJECT
 from scripts.airflow_api import wait_until
 from tests.dags.test_fault_injection import assert_same_end_state
 from tests.e2e.conftest import FORM, RUN_TIMEOUT, SIMS

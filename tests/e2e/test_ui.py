@@ -18,9 +18,9 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from include.carrier_optimization import schema as s
-from include.carrier_optimization.pipeline import summary_of_instance
-from include.carrier_optimization.schema import OptimizationStatus
+from include.carrier_optimization.amop import schema as s
+from include.carrier_optimization.amop.schema import OptimizationStatus
+from include.carrier_optimization.reporting.summary import summary_of_instance
 from tests.conftest import IN_CI
 from tests.e2e.browser import CHROMIUM, Chromium
 from tests.e2e.conftest import PROVIDER_ID, TENANT

@@ -21,14 +21,14 @@ import pytest
 from sqlalchemy import func, insert, select
 
 from include.carrier_optimization import pipeline
-from include.carrier_optimization import schema as s
-from include.carrier_optimization.fleet import TenantSpec, generate_fleet
-from include.carrier_optimization.messages import build_request_attributes
-from include.carrier_optimization.repository import AmopRepository
-from include.carrier_optimization.run_records import RunRecords
-from include.carrier_optimization.schedule import publish_due_requests
-from include.carrier_optimization.schema import OptimizationStatus, create_schema
-from include.carrier_optimization.storage import make_engine
+from include.carrier_optimization.amop import schema as s
+from include.carrier_optimization.amop.repository import AmopRepository
+from include.carrier_optimization.amop.run_records import RunRecords
+from include.carrier_optimization.amop.schema import OptimizationStatus, create_schema
+from include.carrier_optimization.amop.storage import make_engine
+from include.carrier_optimization.core.fleet import TenantSpec, generate_fleet
+from include.carrier_optimization.messaging.messages import build_request_attributes
+from include.carrier_optimization.pipeline.schedule import publish_due_requests
 from plugins.compat import AirflowSkipException
 from plugins.operators.intake import OptimizationIntakeOperator
 from plugins.triggers.intake import SqsRequestWatcherTrigger
@@ -87,7 +87,7 @@ def world(monkeypatch, tmp_path, sqs_client) -> World:
     engine = make_engine(url)
     create_schema(engine)
     clock = {"now": START}
-    for module in ("repository", "pipeline", "run_records"):
+    for module in ("amop.repository", "pipeline.steps", "amop.run_records"):
         monkeypatch.setattr(f"include.carrier_optimization.{module}.utcnow", lambda: clock["now"])
     periods = {}
     for provider, end in FIRST_END.items():

@@ -9,8 +9,8 @@ from datetime import timedelta
 import pytest
 from airflow.sdk.exceptions import TaskDeferred
 
-from include.carrier_optimization.messages import ERROR_REASON
-from include.carrier_optimization.sync_messages import build_sync_request_attributes
+from include.carrier_optimization.messaging.messages import ERROR_REASON
+from include.carrier_optimization.messaging.sync_messages import build_sync_request_attributes
 from plugins.compat import AirflowException, AirflowFailException
 from plugins.sensors.sqs import DeviceSyncRequestSqsSensor
 from plugins.triggers.sqs import DeviceSyncRequestSqsTrigger

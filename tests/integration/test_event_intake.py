@@ -13,9 +13,9 @@ from types import SimpleNamespace
 
 import pytest
 
-from include.carrier_optimization.intake import event_payloads
-from include.carrier_optimization.messages import ERROR_REASON, build_request_attributes
-from include.carrier_optimization.run_records import RunRecords
+from include.carrier_optimization.amop.run_records import RunRecords
+from include.carrier_optimization.messaging.intake import event_payloads
+from include.carrier_optimization.messaging.messages import ERROR_REASON, build_request_attributes
 from plugins.compat import AirflowSkipException
 from plugins.operators.intake import DeviceSyncIntakeOperator, OptimizationIntakeOperator
 from plugins.triggers.intake import SqsRequestWatcherTrigger
@@ -105,8 +105,8 @@ class TestWatcherRound:
         assert any("ServiceProviderId" in r and "missing" in r for r in reasons)
 
     def test_a_sync_completion_awaited_by_a_run_is_left_to_its_sync_wait(self, sqs_client, queues, amop):
-        from include.carrier_optimization.repository import AmopRepository
-        from include.carrier_optimization.schema import optimization_session
+        from include.carrier_optimization.amop.repository import AmopRepository
+        from include.carrier_optimization.amop.schema import optimization_session
 
         queue, _ = queues
         session = AmopRepository(amop).create_session(TENANT, PROVIDER, PERIOD)["session_id"]
@@ -185,7 +185,7 @@ class TestIntakeTask:
         assert request["manual"] is True and request["has_synced"] is True and request["message_id"] is None
 
     def test_device_sync_runs_take_their_request_and_skip_without_one(self, sqs_client, queues, amop):
-        from include.carrier_optimization.sync_messages import build_sync_request_attributes
+        from include.carrier_optimization.messaging.sync_messages import build_sync_request_attributes
 
         queue, _ = queues
         attributes = build_sync_request_attributes(
@@ -206,7 +206,7 @@ class TestIntakeTask:
 
 
 def test_a_repeated_event_of_a_released_message_never_deletes_it():
-    from include.carrier_optimization.intake import plan_claims
+    from include.carrier_optimization.messaging.intake import plan_claims
 
     first = {"message_id": "a", "receipt_handle": "h1"}
     second, second_again = (

@@ -7,10 +7,10 @@ import time
 
 import pytest
 
-from include.carrier_optimization.fleet import TenantSpec, generate_fleet
-from include.carrier_optimization.repository import AmopRepository
-from include.carrier_optimization.run_records import RunRecords
-from include.carrier_optimization.schema import OptimizationStatus
+from include.carrier_optimization.amop.repository import AmopRepository
+from include.carrier_optimization.amop.run_records import RunRecords
+from include.carrier_optimization.amop.schema import OptimizationStatus
+from include.carrier_optimization.core.fleet import TenantSpec, generate_fleet
 from plugins.operators.window import OptimizationWindowOperator
 
 pytestmark = pytest.mark.integration("sqs")

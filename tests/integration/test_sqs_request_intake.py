@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from include.carrier_optimization.messages import ERROR_REASON, build_request_attributes
+from include.carrier_optimization.messaging.messages import ERROR_REASON, build_request_attributes
 from plugins.sensors.sqs import OptimizationRequestSqsSensor
 from plugins.triggers.sqs import OptimizationRequestSqsTrigger
 

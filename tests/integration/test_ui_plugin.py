@@ -20,11 +20,11 @@ from types import SimpleNamespace
 import pytest
 
 from include.carrier_optimization import pipeline
-from include.carrier_optimization.fleet import generate_fleet
-from include.carrier_optimization.repository import AmopRepository
-from include.carrier_optimization.schema import create_schema
-from include.carrier_optimization.sessions_view import TABLE_HEADERS
-from include.carrier_optimization.storage import make_engine, sqlite_url
+from include.carrier_optimization.amop.repository import AmopRepository
+from include.carrier_optimization.amop.schema import create_schema
+from include.carrier_optimization.amop.storage import make_engine, sqlite_url
+from include.carrier_optimization.core.fleet import generate_fleet
+from include.carrier_optimization.reporting.sessions_view import TABLE_HEADERS
 from tests.conftest import finish_instance, start_instance
 from tests.e2e.browser import HEADLESS_FLAGS
 

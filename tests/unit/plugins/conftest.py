@@ -6,10 +6,10 @@ import datetime as dt
 
 import pytest
 
-from include.carrier_optimization import schema as s
-from include.carrier_optimization.fleet import TenantSpec, generate_fleet
-from include.carrier_optimization.repository import AmopRepository
-from include.carrier_optimization.storage import make_engine
+from include.carrier_optimization.amop import schema as s
+from include.carrier_optimization.amop.repository import AmopRepository
+from include.carrier_optimization.amop.storage import make_engine
+from include.carrier_optimization.core.fleet import TenantSpec, generate_fleet
 
 
 @pytest.fixture

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from include.carrier_optimization.tenants import ServiceProviderConfig, TenantConfig
+from include.carrier_optimization.config.tenants import ServiceProviderConfig, TenantConfig
 from plugins.assets import HOLD_SECONDS, device_sync_asset, request_asset
 from plugins.triggers.intake import SqsRequestWatcherTrigger
 

@@ -8,10 +8,10 @@ from types import SimpleNamespace
 import pytest
 
 from include.carrier_optimization import pipeline
-from include.carrier_optimization.fleet import TenantSpec
-from include.carrier_optimization.notify import FAILURE_SUBJECT
-from include.carrier_optimization.repository import AmopRepository
-from include.carrier_optimization.schema import OptimizationStatus
+from include.carrier_optimization.amop.repository import AmopRepository
+from include.carrier_optimization.amop.schema import OptimizationStatus
+from include.carrier_optimization.core.fleet import TenantSpec
+from include.carrier_optimization.reporting.notify import FAILURE_SUBJECT
 from plugins.callbacks import instance_failure_callback, mark_instance_failed, run_failure_callback
 from plugins.hooks.amop_api import AmopApiHook
 

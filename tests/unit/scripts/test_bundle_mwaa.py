@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from include.carrier_optimization.tenants import load_tenants
+from include.carrier_optimization.config.tenants import load_tenants
 from scripts.bundle_mwaa import (
     MWAA_CONSTRAINED,
     build_bundle,
@@ -135,7 +135,7 @@ class TestLayout:
         for path in (ROOT / "dags").iterdir():
             if path.is_file():
                 assert (dags / path.name).read_bytes() == path.read_bytes(), path.name
-        assert (dags / "include" / "carrier_optimization" / "pipeline.py").is_file()
+        assert (dags / "include" / "carrier_optimization" / "core" / "cost.py").is_file()
         assert (dags / "include" / "__init__.py").is_file()
         assert "include/" in (dags / ".airflowignore").read_text().splitlines()
         assert not list(dags.rglob("__pycache__")) and not list(dags.rglob("*.pyc"))
@@ -147,7 +147,7 @@ class TestLayout:
         assert {
             "plugins/__init__.py",
             "plugins/triggers/sqs.py",
-            "include/carrier_optimization/messages.py",
+            "include/carrier_optimization/messaging/messages.py",
         } <= names
         assert not any("__pycache__" in n or n.endswith(".pyc") for n in names)
         assert "include/" in ignore and "plugins/triggers/" in ignore
@@ -263,8 +263,8 @@ class TestImportFromTheBundle:
             if path is not None and not str(Path(path).resolve()).startswith(out)
         }
         assert not strays, f"modules imported from outside the bundle: {strays}"
-        assert "include.carrier_optimization.messages" in probe["module_files"]
-        assert "include.carrier_optimization.sessions_view" in probe["module_files"]
+        assert "include.carrier_optimization.messaging.messages" in probe["module_files"]
+        assert "include.carrier_optimization.reporting.sessions_view" in probe["module_files"]
 
     def test_plugin_manager_loads_only_plugin_modules_without_errors(self, probe):
         assert probe["plugin_errors"] == {}

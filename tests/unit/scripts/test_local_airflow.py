@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from include.carrier_optimization.tenants import load_tenants
+from include.carrier_optimization.config.tenants import load_tenants
 from scripts.local_airflow import LocalAirflow, _alive
 from scripts.local_services import TENANTS_FILE
 

@@ -7,9 +7,9 @@ import datetime as dt
 import pytest
 from sqlalchemy import func, select
 
-from include.carrier_optimization import schema as s
-from include.carrier_optimization.storage import make_engine
-from include.carrier_optimization.tenants import load_tenants
+from include.carrier_optimization.amop import schema as s
+from include.carrier_optimization.amop.storage import make_engine
+from include.carrier_optimization.config.tenants import load_tenants
 from scripts.local_services import STALE_DAYS, TENANTS_FILE, fleets, seed_amop, select_tenants, tenant_queues
 
 NOW = dt.datetime(2026, 11, 25, 12, 0)

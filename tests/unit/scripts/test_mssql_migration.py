@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import Column, Integer, MetaData, Table
 
-from include.carrier_optimization.schema import ADDED, metadata
+from include.carrier_optimization.amop.schema import ADDED, metadata
 from scripts import mssql_migration as migration
 
 

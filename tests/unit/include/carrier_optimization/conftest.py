@@ -8,7 +8,7 @@ import math
 import numpy as np
 import pytest
 
-from include.carrier_optimization.domain import GroupProblem, RatePlan
+from include.carrier_optimization.core.domain import GroupProblem, RatePlan
 
 
 def _blocks(excess: float, block: float) -> int:

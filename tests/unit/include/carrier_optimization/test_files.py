@@ -9,7 +9,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from include.carrier_optimization.engines import solve_optimal
+from include.carrier_optimization.core.engines import solve_optimal
+from include.carrier_optimization.core.validation import InvalidInputError
 from include.carrier_optimization.files import (
     problem_from_frames,
     read_problem,
@@ -17,7 +18,6 @@ from include.carrier_optimization.files import (
     write_assignment,
     write_summary,
 )
-from include.carrier_optimization.validation import InvalidInputError
 
 PLANS = """plan_id,code,monthly_charge,included_mb,overage_rate,overage_block_mb,pooled,sms_rate
 1,IND-5,3.0,5,0.5,1,0,0

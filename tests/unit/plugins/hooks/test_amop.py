@@ -11,9 +11,14 @@ from sqlalchemy import make_url, select
 from sqlalchemy.exc import OperationalError
 
 import plugins.hooks.amop as amop_module
-from include.carrier_optimization.local_mode import LOCAL_MODE_ENV, ConnectionNotUsable
-from include.carrier_optimization.schema import OptimizationStatus, drop_schema, metadata, optimization_status
-from include.carrier_optimization.storage import make_engine
+from include.carrier_optimization.amop.schema import (
+    OptimizationStatus,
+    drop_schema,
+    metadata,
+    optimization_status,
+)
+from include.carrier_optimization.amop.storage import make_engine
+from include.carrier_optimization.config.local_mode import LOCAL_MODE_ENV, ConnectionNotUsable
 from plugins.compat import BaseHook
 from plugins.hooks.amop import EMBEDDED_DB_ENV, AmopDatabaseHook, embedded_database_url
 from tests.conftest import free_port, not_defined
@@ -269,7 +274,7 @@ class TestMsSql:
         assert hook.get_conn() is engine and self.status_reads == [engine]
 
     def test_unreachable_server_names_the_connection(self, monkeypatch):
-        from include.carrier_optimization.statuses import bind_status_ids
+        from include.carrier_optimization.amop.statuses import bind_status_ids
 
         monkeypatch.setattr(amop_module, "bind_status_ids", bind_status_ids)  # the real lookup read
         hook = AmopDatabaseHook(amop_conn_id=CONN_ID)
@@ -318,7 +323,7 @@ class TestProductionMode:
         assert schema_calls == [] and sa_inspect(make_engine(f"sqlite:///{path}")).get_table_names() == []
 
     def test_complete_schema_is_used_as_is(self, monkeypatch, tmp_path, schema_calls):
-        from include.carrier_optimization.schema import create_schema
+        from include.carrier_optimization.amop.schema import create_schema
 
         path = tmp_path / "prod.sqlite"
         create_schema(make_engine(f"sqlite:///{path}"))

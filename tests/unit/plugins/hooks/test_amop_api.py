@@ -9,8 +9,13 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from include.carrier_optimization.local_mode import ConnectionNotUsable
-from include.carrier_optimization.progress import ERROR_PATH, PROGRESS_PATH, error_payload, progress_payload
+from include.carrier_optimization.config.local_mode import ConnectionNotUsable
+from include.carrier_optimization.pipeline.progress import (
+    ERROR_PATH,
+    PROGRESS_PATH,
+    error_payload,
+    progress_payload,
+)
 from plugins.compat import BaseHook
 from plugins.hooks.amop_api import AmopApiHook
 from tests.conftest import free_port, not_defined

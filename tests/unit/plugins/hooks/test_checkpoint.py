@@ -8,7 +8,7 @@ import json
 import pytest
 import redis
 
-from include.carrier_optimization.checkpoints import (
+from include.carrier_optimization.amop.checkpoints import (
     DatabaseCheckpointStore,
     DeviceCache,
     FallbackCheckpointStore,
@@ -37,8 +37,8 @@ def local_redis_connection(monkeypatch, redis_client):
 
 @pytest.fixture
 def sqlite_engine(sqlite_url):
-    from include.carrier_optimization.schema import create_schema
-    from include.carrier_optimization.storage import make_engine
+    from include.carrier_optimization.amop.schema import create_schema
+    from include.carrier_optimization.amop.storage import make_engine
 
     engine = make_engine(sqlite_url)
     create_schema(engine)

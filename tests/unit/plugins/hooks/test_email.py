@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from include.carrier_optimization.local_mode import ConnectionNotUsable, EmailNotDelivered
-from include.carrier_optimization.notify import Email
+from include.carrier_optimization.config.local_mode import ConnectionNotUsable, EmailNotDelivered
+from include.carrier_optimization.reporting.notify import Email
 from plugins.compat import BaseHook
 from plugins.hooks.email import OUTBOX_ENV, NotificationEmailHook, outbox_folder
 from tests.conftest import free_port, not_defined

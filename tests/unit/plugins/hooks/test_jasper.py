@@ -7,9 +7,13 @@ import json
 
 import pytest
 
-from include.carrier_optimization.carriers.jasper import JasperClient
-from include.carrier_optimization.carriers.simulator import DEFAULT_PASSWORD, DEFAULT_USER, CarrierSimulator
-from include.carrier_optimization.fleet import generate_fleet
+from include.carrier_optimization.core.fleet import generate_fleet
+from include.carrier_optimization.sync.carriers.jasper import JasperClient
+from include.carrier_optimization.sync.carriers.simulator import (
+    DEFAULT_PASSWORD,
+    DEFAULT_USER,
+    CarrierSimulator,
+)
 from plugins.hooks.jasper import JasperHook
 
 CONN_ENV = "AIRFLOW_CONN_JASPER_DEFAULT"

@@ -9,9 +9,9 @@ from types import SimpleNamespace
 import pytest
 from sqlalchemy import func, select
 
-from include.carrier_optimization import schema as s
-from include.carrier_optimization.storage import make_engine
-from include.carrier_optimization.sync_messages import legacy_last_sync_date
+from include.carrier_optimization.amop import schema as s
+from include.carrier_optimization.amop.storage import make_engine
+from include.carrier_optimization.messaging.sync_messages import legacy_last_sync_date
 from plugins.compat import AirflowFailException, AirflowSkipException
 from plugins.operators.device_sync import NEXT_STEP, DeviceSyncRequestOperator
 

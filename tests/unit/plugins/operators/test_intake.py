@@ -7,10 +7,10 @@ from unittest.mock import MagicMock, call
 
 import pytest
 
-from include.carrier_optimization.run_records import RunRecords
-from include.carrier_optimization.schema import create_schema
-from include.carrier_optimization.storage import make_engine
-from include.carrier_optimization.sync_messages import DeviceSyncRequest
+from include.carrier_optimization.amop.run_records import RunRecords
+from include.carrier_optimization.amop.schema import create_schema
+from include.carrier_optimization.amop.storage import make_engine
+from include.carrier_optimization.messaging.sync_messages import DeviceSyncRequest
 from plugins.compat import AirflowSkipException
 from plugins.operators.intake import DeviceSyncIntakeOperator, OptimizationIntakeOperator
 

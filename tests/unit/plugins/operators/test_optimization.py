@@ -11,11 +11,11 @@ import pytest
 from sqlalchemy import func, select
 
 from include.carrier_optimization import pipeline
-from include.carrier_optimization import schema as s
-from include.carrier_optimization.fleet import TenantSpec, generate_fleet
-from include.carrier_optimization.notify import ALREADY_RUNNING_SUBJECT, CACHE_ISSUE_SUBJECT
-from include.carrier_optimization.repository import AmopRepository
-from include.carrier_optimization.storage import make_engine
+from include.carrier_optimization.amop import schema as s
+from include.carrier_optimization.amop.repository import AmopRepository
+from include.carrier_optimization.amop.storage import make_engine
+from include.carrier_optimization.core.fleet import TenantSpec, generate_fleet
+from include.carrier_optimization.reporting.notify import ALREADY_RUNNING_SUBJECT, CACHE_ISSUE_SUBJECT
 from plugins.compat import AirflowFailException, AirflowSkipException
 from plugins.operators.optimization import (
     OptimizationCacheCheckOperator,

@@ -14,12 +14,12 @@ import pytest
 from sqlalchemy import select
 
 from include.carrier_optimization import pipeline
-from include.carrier_optimization import schema as s
-from include.carrier_optimization.engines.optimal import solve_optimal
-from include.carrier_optimization.fleet import generate_fleet
-from include.carrier_optimization.repository import AmopRepository
-from include.carrier_optimization.schema import OptimizationStatus
-from include.carrier_optimization.storage import make_engine
+from include.carrier_optimization.amop import schema as s
+from include.carrier_optimization.amop.repository import AmopRepository
+from include.carrier_optimization.amop.schema import OptimizationStatus
+from include.carrier_optimization.amop.storage import make_engine
+from include.carrier_optimization.core.engines.optimal import solve_optimal
+from include.carrier_optimization.core.fleet import generate_fleet
 from plugins.compat import AirflowFailException
 from plugins.operators.optimization import OptimizationReportOperator, upload_report
 from tests.conftest import start_instance
@@ -159,7 +159,7 @@ class TestOptimizationReportOperator:
         assert (status, progress) == (OptimizationStatus.CompleteWithSuccess, 100)
 
     def test_above_the_row_limit_the_csv_is_stored_uploaded_and_attached(self, amop, s3, monkeypatch):
-        from include.carrier_optimization import report
+        from include.carrier_optimization.reporting import report
 
         monkeypatch.setattr(report, "XLSX_MAX_ROWS", 10)  # the 40 SIMs do not fit in a sheet
         session, summary = finished_instance(amop, n_sims=40)

@@ -9,10 +9,10 @@ import pytest
 from sqlalchemy import select
 
 from include.carrier_optimization import pipeline
-from include.carrier_optimization import schema as s
-from include.carrier_optimization.fleet import TenantSpec
-from include.carrier_optimization.progress import is_auto_carrier_optimization, progress_payload
-from include.carrier_optimization.repository import AmopRepository
+from include.carrier_optimization.amop import schema as s
+from include.carrier_optimization.amop.repository import AmopRepository
+from include.carrier_optimization.core.fleet import TenantSpec
+from include.carrier_optimization.pipeline.progress import is_auto_carrier_optimization, progress_payload
 from plugins.hooks.amop_api import AmopApiHook
 from plugins.operators.optimization import OptimizationCountOperator, OptimizationSessionOperator
 
@@ -112,7 +112,7 @@ def test_a_mobility_request_from_the_form_fails_naming_the_portal_type(amop, sen
 def test_count_sends_the_limit_and_sim_count_e_mails_once(amop, sent, monkeypatch, tmp_path):
     import functools
 
-    from include.carrier_optimization.notify import SIM_COUNT_SUBJECT, SKIPPED_GROUP_SUBJECT
+    from include.carrier_optimization.reporting.notify import SIM_COUNT_SUBJECT, SKIPPED_GROUP_SUBJECT
 
     monkeypatch.setattr(
         pipeline, "prepare_instance", functools.partial(pipeline.prepare_instance, plan_limit=1)

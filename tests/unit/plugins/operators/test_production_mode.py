@@ -6,9 +6,9 @@ import json
 
 import pytest
 
-from include.carrier_optimization.local_mode import EmailNotDelivered
-from include.carrier_optimization.schema import create_schema
-from include.carrier_optimization.storage import make_engine
+from include.carrier_optimization.amop.schema import create_schema
+from include.carrier_optimization.amop.storage import make_engine
+from include.carrier_optimization.config.local_mode import EmailNotDelivered
 from tests.conftest import free_port
 from tests.unit.plugins.operators.test_optimization_report import context, finished_instance, operator
 

@@ -6,7 +6,7 @@ import datetime as dt
 
 import pytest
 
-from include.carrier_optimization import schedule
+from include.carrier_optimization.pipeline import schedule
 from plugins.operators.window import OptimizationWindowOperator
 
 TENANT, PROVIDER = 9, 901

@@ -10,7 +10,7 @@ import pytest
 from airflow.sdk.exceptions import TaskDeferred
 from moto import mock_aws
 
-from include.carrier_optimization.messages import ERROR_REASON, build_request_attributes
+from include.carrier_optimization.messaging.messages import ERROR_REASON, build_request_attributes
 from plugins.compat import AirflowException, AirflowFailException
 from plugins.sensors.sqs import OptimizationRequestSqsSensor
 from plugins.triggers.sqs import OptimizationRequestSqsTrigger

@@ -10,12 +10,12 @@ import uuid
 import pytest
 from sqlalchemy import insert
 
-from include.carrier_optimization import schema as s
-from include.carrier_optimization.messages import ERROR_REASON, build_request_attributes
-from include.carrier_optimization.repository import utcnow
-from include.carrier_optimization.run_records import SYNC_PROGRESS
-from include.carrier_optimization.storage import make_engine
-from include.carrier_optimization.sync_messages import build_sync_request_attributes
+from include.carrier_optimization.amop import schema as s
+from include.carrier_optimization.amop.repository import utcnow
+from include.carrier_optimization.amop.run_records import SYNC_PROGRESS
+from include.carrier_optimization.amop.storage import make_engine
+from include.carrier_optimization.messaging.messages import ERROR_REASON, build_request_attributes
+from include.carrier_optimization.messaging.sync_messages import build_sync_request_attributes
 from plugins.triggers.intake import SqsRequestWatcherTrigger
 
 TENANT, PROVIDER, OTHER_PROVIDER = 7, 3, 4

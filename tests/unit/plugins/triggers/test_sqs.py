@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from include.carrier_optimization.run_records import SyncFailedError
+from include.carrier_optimization.amop.run_records import SyncFailedError
 from plugins.compat import TriggerEvent
 from plugins.triggers import sqs as sqs_triggers
 from plugins.triggers.sqs import OptimizationRequestSqsTrigger

@@ -1,0 +1,1 @@
+"""Configuration: tenants.yaml and the explicit local mode."""

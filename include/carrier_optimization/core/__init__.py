@@ -1,0 +1,1 @@
+"""The pure optimization core: domain, cost model, comm groups, validation, fleets, engines (no I/O)."""

@@ -1,0 +1,1 @@
+"""Results: the report workbook and files, the sessions view, the e-mails."""

@@ -1,0 +1,424 @@
+"""The result report of an optimization instance: xlsx workbook, savings chart and e-mail summary.
+
+The report reads only the AMOP tables the run wrote: the winners' rows of ``OptimizationDeviceResult``
+joined with the instance's device snapshot (``OptimizationDevice``) and the carrier rate plans, plus the
+per comm group figures of ``OptimizationCommGroupSummary``. The cost before optimization is recomputed
+with the one cost model (`cost.evaluate` on each SIM's current plan; SIMs without a known plan of their
+group priced on the legacy base plan, as ``pipeline.current_cost`` does), so every figure of the report
+follows docs/architecture.md.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sqlalchemy import Float, and_, cast, select
+from sqlalchemy.engine import Engine
+
+from include.carrier_optimization.amop import schema as s
+from include.carrier_optimization.amop.repository import utcnow
+from include.carrier_optimization.amop.result_files import (  # noqa: F401 (the report's public names)
+    CSV_MIME,
+    CSV_NAME,
+    XLSX_MIME,
+    XLSX_NAME,
+    latest_result_file,
+    store_result_file,
+)
+from include.carrier_optimization.amop.storage import frame_of
+from include.carrier_optimization.core.cost import evaluate
+from include.carrier_optimization.core.engines import legacy
+from include.carrier_optimization.core.engines.result import proven_from_stored
+from include.carrier_optimization.pipeline.steps import load_group
+from include.carrier_optimization.reporting.report_files import (  # noqa: F401 (the report's public names)
+    ASSIGNMENT_HEADERS,
+    ASSIGNMENTS_SHEET,
+    CHART_MAX_PLANS,
+    STATISTICS_HEADERS,
+    STATISTICS_SHEET,
+    SUMMARY_SHEET,
+    TOTAL_LABEL,
+    XLSX_MAX_ROWS,
+    render_assignments_csv,
+    render_chart,
+    render_workbook,
+    share,
+)
+from include.carrier_optimization.reporting.summary import savings_summary
+
+LOG = logging.getLogger(__name__)
+
+CHART_NAME = "savings_chart.png"
+
+
+class ReportError(ValueError):
+    """The instance cannot be reported: it does not exist or its winners are not selected yet."""
+
+
+@dataclass(frozen=True)
+class CommPlanStats:
+    """Statistics of one communication plan: SIMs, plans used, usage and cost before and after."""
+
+    comm_plan: str
+    sims: int
+    plans: dict[str, int]
+    usage_mb: float
+    cost_before: float
+    cost_after: float
+
+    @property
+    def savings(self) -> float:
+        """Cost before minus cost after."""
+        return self.cost_before - self.cost_after
+
+
+@dataclass(frozen=True)
+class Report:
+    """The report of one instance, ready to store, attach and upload.
+
+    Attributes
+    ----------
+    instance_id : int
+        The reported instance.
+    xlsx : bytes
+        Workbook with the sheets ``Summary``, ``Statistics`` (one row per communication plan and a
+        total row) and ``Device Assignments`` (one row per SIM) when the SIMs fit in one sheet.
+    assignments_csv : bytes or None
+        Gzip CSV of all device assignments when they do not fit in one sheet (`XLSX_MAX_ROWS`); the
+        workbook then has no device sheet and its summary names this file.
+    chart_png : bytes
+        Savings chart: cost by rate plan before and after, totals with the lower bound.
+    summary_text : str
+        Plain-text e-mail body with the figures.
+    figures : dict
+        ``pipeline.savings_summary`` of the winners (``devices, current_cost, optimized_cost, savings,
+        lower_bound, gap, changes``) plus ``comm_plans``.
+    statistics : tuple of CommPlanStats
+        One entry per communication plan, sorted by name.
+    """
+
+    instance_id: int
+    xlsx: bytes
+    chart_png: bytes
+    summary_text: str
+    figures: dict[str, Any]
+    statistics: tuple[CommPlanStats, ...] = field(default=())
+    xlsx_name: str = XLSX_NAME
+    chart_name: str = CHART_NAME
+    assignments_csv: bytes | None = None
+    csv_name: str = CSV_NAME
+
+    @property
+    def attachments(self) -> tuple[tuple[str, bytes], ...]:
+        """``(name, bytes)`` pairs for an `notify.Email`: the xlsx, the CSV when there is one, the chart."""
+        csv = ((self.csv_name, self.assignments_csv),) if self.assignments_csv else ()
+        return ((self.xlsx_name, self.xlsx), *csv, (self.chart_name, self.chart_png))
+
+
+# -- reading ----------------------------------------------------------------------------------------
+
+
+def _build_report_iv(instance_id: Any) -> int:
+    try:
+        value = int(instance_id)
+    except (TypeError, ValueError):
+        value = 0
+    if value <= 0 or str(value) != str(instance_id).strip():
+        raise ValueError(f"`instance_id` must be a positive integer; got {instance_id!r}")
+    return value
+
+
+def _header(engine: Engine, instance_id: int) -> dict[str, Any]:
+    ins, ses, sp = s.optimization_instance, s.optimization_session, s.service_provider
+    with engine.connect() as conn:
+        row = conn.execute(
+            select(
+                ins.c.Id,
+                ins.c.TenantId,
+                ins.c.ServiceProviderId,
+                ins.c.BillingPeriodStartDate,
+                ins.c.BillingPeriodEndDate,
+                ins.c.RunStartTime,
+                ins.c.RunEndTime,
+                ins.c.OptimizationSessionId,
+                ses.c.SessionGuid,
+                sp.c.DisplayName,
+            )
+            .join(ses, ses.c.Id == ins.c.OptimizationSessionId)
+            .outerjoin(sp, sp.c.id == ins.c.ServiceProviderId)
+            .where(ins.c.Id == instance_id)
+        ).first()
+    if row is None:
+        raise ReportError(f"optimization instance {instance_id} does not exist")
+    return dict(row._mapping)
+
+
+def _groups(engine: Engine, instance_id: int) -> list[dict[str, Any]]:
+    summary = s.comm_group_summary
+    with engine.connect() as conn:
+        rows = conn.execute(
+            select(summary).where(summary.c.InstanceId == instance_id).order_by(summary.c.CommGroupId)
+        ).all()
+    if not rows:
+        raise ReportError(f"instance {instance_id} has no comm groups; nothing to report")
+    pending = [int(r.CommGroupId) for r in rows if r.WinnerQueueId is None]
+    if pending:
+        raise ReportError(
+            f"instance {instance_id}: comm groups {', '.join(map(str, pending))} have no winner yet; "
+            "run the winners step first"
+        )
+    return [
+        {
+            "comm_group_id": int(r.CommGroupId),
+            "winner_queue_id": int(r.WinnerQueueId),
+            "winner_kind": r.WinnerKind,
+            "cost": float(r.WinnerCost),
+            "current_cost": None if r.CurrentCost is None else float(r.CurrentCost),
+            "lower_bound": None if r.LowerBound is None else float(r.LowerBound),
+            "proven_optimal": proven_from_stored(
+                float(r.WinnerCost), None if r.LowerBound is None else float(r.LowerBound)
+            ),
+            "devices": int(r.DeviceCount),
+            "changes": int(r.PlanChanges or 0),
+        }
+        for r in rows
+    ]
+
+
+def _assignments(engine: Engine, instance_id: int, winner_ids: list[int]) -> pd.DataFrame:
+    """One row per SIM: snapshot fields, current and recommended plan codes, cost (winner rows)."""
+    r, d, plan = s.device_result, s.optimization_device, s.carrier_rate_plan
+    current = plan.alias("current_plan")
+    with engine.connect() as conn:
+        rows = conn.execute(
+            select(
+                d.c.AmopDeviceId,
+                d.c.ICCID,
+                d.c.MSISDN,
+                d.c.CommunicationPlan,
+                d.c.OptimizationCommGroupId,
+                d.c.RatePlanCode,
+                r.c.UsageMB,
+                cast(r.c.ChargeAmt, Float),  # as floats: Decimal rows cost ~1 s per 100,000 SIMs
+                cast(r.c.SmsChargeAmount, Float),
+                r.c.AssignedCarrierRatePlanId,
+                plan.c.RatePlanCode.label("recommended"),
+                current.c.RatePlanCode.label("current"),
+            )
+            .join(d, and_(d.c.AmopDeviceId == r.c.AmopDeviceId, d.c.InstanceId == instance_id))
+            .outerjoin(plan, plan.c.Id == r.c.AssignedCarrierRatePlanId)
+            .outerjoin(current, current.c.Id == d.c.CurrentCarrierRatePlanId)
+            .where(r.c.QueueId.in_(winner_ids))
+            .order_by(d.c.CommunicationPlan, d.c.ICCID)
+        ).all()
+    raw = frame_of(
+        rows,
+        columns=[
+            "device_id", "iccid", "msisdn", "comm_plan", "comm_group_id", "code", "usage_mb",
+            "charge", "sms_charge", "plan_id", "recommended", "current",
+        ],
+    )  # fmt: skip
+    frame = raw.loc[:, ["device_id", "iccid", "msisdn", "comm_plan", "comm_group_id"]]
+    frame = frame.astype({"device_id": np.int64, "comm_group_id": np.int64})
+    frame["comm_plan"] = raw["comm_plan"].fillna("")
+    frame["usage_mb"] = raw["usage_mb"].astype(float)
+    frame["current"] = raw["current"].fillna(raw["code"]).fillna("")
+    frame["recommended"] = raw["recommended"].fillna(raw["plan_id"].astype(str))
+    frame["cost"] = raw["charge"].astype(float) + raw["sms_charge"].astype(float)
+    return frame
+
+
+def _costs_before(engine: Engine, group_ids: list[int]) -> tuple[pd.Series, dict[str, float]]:
+    """Per SIM (a Series by device id) and per plan code: the invoice as the SIMs are now."""
+    ids: list[np.ndarray] = []
+    costs: list[np.ndarray] = []
+    per_plan: dict[str, float] = {}
+    for group_id in group_ids:
+        group = load_group(engine, group_id)
+        if group.n_devices == 0:
+            continue
+        now = np.where(group.current_plan >= 0, group.current_plan, legacy.base_assignment(group))
+        breakdown = evaluate(group, now)
+        ids.append(np.asarray(group.device_ids).astype(np.int64))
+        costs.append(breakdown.fixed + breakdown.overage + breakdown.sms)
+        for line in breakdown.plans:
+            if line.devices:
+                per_plan[line.code] = per_plan.get(line.code, 0.0) + line.total
+    if not ids:
+        return pd.Series(dtype=float), per_plan
+    return pd.Series(np.concatenate(costs), index=np.concatenate(ids)), per_plan
+
+
+def _statistics(assignments: pd.DataFrame, before: pd.Series) -> tuple[CommPlanStats, ...]:
+    frame = assignments.assign(before=assignments["device_id"].map(before).fillna(0.0).to_numpy())
+    sums = frame.groupby("comm_plan", sort=True)[["usage_mb", "before", "cost"]].sum()
+    counts = frame.groupby(["comm_plan", "recommended"]).size()
+    stats = []
+    for name, row in sums.iterrows():
+        plans = counts.loc[name]
+        stats.append(
+            CommPlanStats(
+                comm_plan=str(name),
+                sims=int(plans.sum()),
+                plans={
+                    str(k): int(v) for k, v in sorted(plans.items(), key=lambda item: (-item[1], item[0]))
+                },
+                usage_mb=float(row["usage_mb"]),
+                cost_before=float(row["before"]),
+                cost_after=float(row["cost"]),
+            )
+        )
+    return tuple(stats)
+
+
+def build_report(
+    engine: Engine, instance_id: int, *, now: dt.datetime | None = None, max_rows: int | None = None
+) -> Report:
+    """Build the result report of a finished instance from the AMOP tables.
+
+    Per communication plan ``c``: SIMs ``n_c``, cost after ``Σ_{s∈c} (ChargeAmt_s + SmsChargeAmount_s)``
+    over the winners' device rows, cost before ``Σ_{s∈c} cost_s(current plan)`` by the cost model, and
+    savings = before − after. Instance figures (cost, lower bound, gap) are `pipeline.savings_summary`
+    of the comm group summaries, the same numbers the winners step returned.
+
+    Parameters
+    ----------
+    engine : Engine
+        The AMOP database.
+    instance_id : int
+        An instance whose winners were selected (``pipeline.select_winners``).
+    now : datetime, optional
+        Time stamped on the report (default: now, UTC).
+    max_rows : int, optional
+        Rows of one sheet, header included (default `XLSX_MAX_ROWS`, Excel's limit). More SIMs than
+        fit go to a gzip CSV beside the workbook (`Report.assignments_csv`) instead of a sheet.
+
+    Returns
+    -------
+    Report
+        The workbook, the chart, the e-mail text and the figures.
+
+    Raises
+    ------
+    ValueError
+        When `instance_id` is not a positive integer.
+    ReportError
+        When the instance does not exist, has no comm groups, or a comm group has no winner yet.
+
+    Examples
+    --------
+    >>> report = build_report(engine, 42)                    # doctest: +SKIP
+    >>> store_result_file(engine, report.instance_id, report.xlsx)  # doctest: +SKIP
+    """
+    instance_id = _build_report_iv(instance_id)
+    header = _header(engine, instance_id)
+    groups = _groups(engine, instance_id)
+    assignments = _assignments(engine, instance_id, [g["winner_queue_id"] for g in groups])
+    before_device, before_plan = _costs_before(engine, [g["comm_group_id"] for g in groups])
+    statistics = _statistics(assignments, before_device)
+    figures = savings_summary(instance_id, groups)
+    figures.pop("groups")
+    figures["comm_plans"] = len(statistics)
+    after_plan = assignments.groupby("recommended")["cost"].sum()
+    fits = len(assignments) + 1 <= (max_rows or XLSX_MAX_ROWS)
+    stamp = now or utcnow()
+    report = Report(
+        instance_id=instance_id,
+        xlsx=render_workbook(
+            header,
+            figures,
+            statistics,
+            assignments if fits else None,
+            generated=stamp,
+            elsewhere=None if fits else CSV_NAME,
+        ),
+        chart_png=render_chart(before_plan, {str(k): float(v) for k, v in after_plan.items()}, figures),
+        summary_text=format_report_summary(
+            header, figures, statistics, csv_rows=None if fits else len(assignments)
+        ),
+        figures=figures,
+        statistics=statistics,
+        assignments_csv=None if fits else render_assignments_csv(assignments),
+    )
+    LOG.info(
+        "Instance %s report: %d SIMs in %d comm plans, xlsx %d bytes, CSV %d bytes, chart %d bytes",
+        instance_id,
+        len(assignments),
+        len(statistics),
+        len(report.xlsx),
+        len(report.assignments_csv or b""),
+        len(report.chart_png),
+    )
+    return report
+
+
+# -- rendering (the files: report_files) -------------------------------------------------------
+
+
+def _date(value: Any) -> str:
+    if value is None:
+        return ""
+    return value.strftime("%Y-%m-%d %H:%M") if isinstance(value, dt.datetime) else str(value)
+
+
+def _money(value: float | None) -> str:
+    return "n/a" if value is None else f"${value:,.2f}"
+
+
+def format_report_summary(
+    header: dict[str, Any],
+    figures: dict[str, Any],
+    statistics: tuple[CommPlanStats, ...],
+    *,
+    csv_rows: int | None = None,
+) -> str:
+    """Plain-text e-mail body: who and when, the figures, one line per communication plan, the files.
+
+    ``csv_rows`` set: the device assignments (that many) are in the CSV, not in the workbook.
+    """
+    gap = figures.get("gap")
+    share_of_cost = share(figures["savings"], figures["current_cost"])
+    provider = header.get("DisplayName") or "service provider"
+    lines = [
+        "Carrier plan optimization results",
+        "",
+        f"Service provider:  {provider} ({header['ServiceProviderId']})",
+        f"Billing period:    {_date(header['BillingPeriodStartDate'])[:10]} to "
+        f"{_date(header['BillingPeriodEndDate'])[:10]}",
+        f"Session:           {header['SessionGuid']} (id {header['OptimizationSessionId']}), "
+        f"instance {header['Id']}",
+        f"Run (UTC):         {_date(header['RunStartTime'])} to {_date(header['RunEndTime'])}",
+        f"SIMs:              {figures['devices']:,} in {figures['comm_plans']} communication plans",
+        f"Cost before:       {_money(figures['current_cost'])}",
+        f"Cost after:        {_money(figures['optimized_cost'])}",
+        f"Savings:           {_money(figures['savings'])}"
+        + ("" if share_of_cost is None else f" ({share_of_cost:.1%})"),
+        f"Lower bound:       {_money(figures.get('lower_bound'))}",
+        "Gap to bound:      "
+        + ("n/a" if gap is None else f"{gap:.4%} (the cost is at most this far above the optimum)"),
+        f"Plan changes:      {figures['changes']:,}",
+        "",
+        "By communication plan (SIMs, cost before -> after, savings):",
+    ]
+    width = max((len(st.comm_plan) for st in statistics), default=10)
+    for st in statistics:
+        lines.append(
+            f"  {st.comm_plan:<{width}}  {st.sims:>7,}  {_money(st.cost_before):>12} -> "
+            f"{_money(st.cost_after):>12}  {_money(st.savings):>12}"
+        )
+    lines.append("")
+    if csv_rows is None:
+        lines.append(
+            f"Attached: {XLSX_NAME} (statistics and device assignments) and {CHART_NAME} (savings chart)."
+        )
+    else:
+        lines.append(
+            f"Attached: {XLSX_NAME} (summary and statistics), {CSV_NAME} (all {csv_rows:,} device "
+            f"assignments: more than one Excel sheet holds) and {CHART_NAME} (savings chart)."
+        )
+    return "\n".join(lines)

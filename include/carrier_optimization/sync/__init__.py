@@ -1,0 +1,1 @@
+"""Device sync: carrier API clients and simulator, staging, merge into Device."""

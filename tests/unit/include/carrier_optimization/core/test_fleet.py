@@ -1,0 +1,69 @@
+"""The fleet generator is deterministic and realistic enough for the engines and the pipeline."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from include.carrier_optimization.core.fleet import CLI_DEVICE_COLUMNS, CLI_PLAN_COLUMNS, generate_fleet
+
+
+class TestGenerateFleet:
+    def test_same_seed_same_fleet_other_seed_other_fleet(self):
+        a, b, c = generate_fleet(2000, seed=7), generate_fleet(2000, seed=7), generate_fleet(2000, seed=8)
+        pd.testing.assert_frame_equal(a.devices, b.devices)
+        assert not np.array_equal(a.devices.usage_mb, c.devices.usage_mb)
+
+    def test_plans_ladder_has_pooled_and_individual_plans_and_groups_within_limit(self):
+        fleet = generate_fleet(100, seed=1)
+        assert len(fleet.plans) == 21
+        assert set(fleet.plans.pooled) == {0, 1}
+        allowed = {row.allowed_plan_ids for row in fleet.comm_plans.itertuples()}
+        assert len(allowed) == 3  # three comm groups of identical allowed lists
+        assert all(len(a.split(",")) <= 15 for a in allowed)
+        assert (fleet.plans.overage_rate > 0).all() and (fleet.plans.overage_block_mb > 0).all()
+
+    def test_oversized_group_exceeds_the_legacy_limit(self):
+        fleet = generate_fleet(100, seed=1, oversized_group=True)
+        assert max(len(a.split(",")) for a in fleet.comm_plans.allowed_plan_ids) == 21
+
+    def test_usage_has_idle_share_heavy_tail_and_mid_period_activations(self):
+        d = generate_fleet(20_000, seed=3).devices
+        idle = (d.usage_mb == 0).mean()
+        assert 0.2 < idle < 0.3
+        assert d.usage_mb.max() > 50 * d.usage_mb.median()
+        assert 0.03 < (d.days_active < 31).mean() < 0.07
+        assert set(d.status) == {"ACTIVATED", "DEACTIVATED"}
+
+    def test_current_plan_is_allowed_by_the_devices_comm_plan(self):
+        fleet = generate_fleet(3000, seed=4)
+        allowed = {
+            r.comm_plan: {int(x) for x in r.allowed_plan_ids.split(",")}
+            for r in fleet.comm_plans.itertuples()
+        }
+        assert all(
+            p in allowed[c]
+            for c, p in zip(fleet.devices.comm_plan, fleet.devices.current_plan_id, strict=True)
+        )
+
+    def test_projection_scales_month_to_date_usage_of_active_sims(self):
+        fleet = generate_fleet(500, seed=5)
+        d = fleet.devices
+        period = round((fleet.period_end - fleet.period_start).total_seconds())
+        elapsed = round((fleet.as_of - fleet.period_start).total_seconds())
+        active = d.status == "ACTIVATED"
+        np.testing.assert_allclose(
+            d.usage_mb[active], d.cycle_usage_mb[active] * period / elapsed * 1.01, atol=1e-6
+        )
+        np.testing.assert_allclose(d.usage_mb[~active], d.cycle_usage_mb[~active])
+
+    def test_cli_files_have_the_design_columns(self, tmp_path):
+        paths = generate_fleet(50, seed=1).write_cli_files(tmp_path)
+        assert list(pd.read_csv(paths["devices"]).columns) == list(CLI_DEVICE_COLUMNS)
+        assert list(pd.read_csv(paths["plans"]).columns) == list(CLI_PLAN_COLUMNS)
+        assert list(pd.read_csv(paths["comm_plans"]).columns) == ["comm_plan", "allowed_plan_ids"]
+
+    def test_rejects_an_empty_fleet(self):
+        with pytest.raises(ValueError, match="`n_sims` must be >= 1"):
+            generate_fleet(0)

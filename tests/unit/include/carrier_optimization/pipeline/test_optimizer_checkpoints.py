@@ -1,0 +1,190 @@
+"""The optimizer's checkpoints (issue #12 §5): a killed batch repeats at most one checkpoint interval.
+
+The kill is simulated at library level: the legacy evaluation raises on its k-th chunk, as a worker
+killed mid-chunk would stop. What the database holds then is all a retry starts from.
+"""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+from sqlalchemy import delete, func, select, update
+
+from include.carrier_optimization import pipeline
+from include.carrier_optimization.amop import schema as s
+from include.carrier_optimization.core.cost import evaluate
+from include.carrier_optimization.core.engines import legacy
+from include.carrier_optimization.pipeline import steps
+from tests.unit.include.carrier_optimization.pipeline import test_steps as test_pipeline
+
+# The pipeline tests' fleet (60 SIMs) and session, and their count step.
+fleet, session, prepare = test_pipeline.fleet, test_pipeline.session, test_pipeline.prepare
+
+QUEUES_PER_CHUNK = 3
+
+
+class Killed(Exception):
+    """Stands in for the worker's death."""
+
+
+def kill_at(monkeypatch, chunk: int) -> list[int]:
+    """Make the ``chunk``-th evaluation (1-based) raise `Killed`; returns the list of evaluated sizes."""
+    original, calls = legacy.evaluate_sequences, []
+
+    def evaluate_sequences(group, sequences, **kwargs):
+        if len(calls) + 1 == chunk:
+            raise Killed(f"killed in chunk {chunk}")
+        calls.append(len(sequences))
+        return original(group, sequences, **kwargs)
+
+    monkeypatch.setattr(legacy, "evaluate_sequences", evaluate_sequences)
+    return calls
+
+
+def finished(engine, batch) -> int:
+    q = s.optimization_queue
+    with engine.connect() as conn:
+        return conn.execute(
+            select(func.count()).where(
+                q.c.CommPlanGroupId == batch["comm_group_id"],
+                q.c.QueueKind == pipeline.KIND_SEQUENCE,
+                q.c.RunEndTime.is_not(None),
+            )
+        ).scalar_one()
+
+
+def lowest_cost(engine, group_id: int) -> float:
+    q = s.optimization_queue
+    with engine.connect() as conn:
+        return float(
+            conn.execute(select(func.min(q.c.TotalCost)).where(q.c.CommPlanGroupId == group_id)).scalar()
+        )
+
+
+def expected_lowest(engine, batch) -> float:
+    """The group's best after the batch, computed in memory: base or the batch's best sequence."""
+    group = pipeline.load_group(engine, batch["comm_group_id"])
+    _, pending, sequences, _ = steps._pending_queues(
+        engine, batch["comm_group_id"], batch["start"], batch["stop"]
+    )
+    best = legacy.evaluate_sequences(group, [sequences[q] for q in pending])
+    base = evaluate(group, legacy.base_assignment(group)).total
+    return min(round(base, 4), round(evaluate(group, best.assignment).total, 4))
+
+
+@pytest.mark.parametrize("kill_chunk", [1, 4])
+def test_checkpoint_every_chunk_repeats_nothing_but_the_killed_chunk(
+    db_engine, session, monkeypatch, kill_chunk
+):
+    batch = prepare(db_engine, session).batches[0]
+    pipeline.write_queue_batch(db_engine, **batch)
+    size = batch["stop"] - batch["start"]
+    expected = expected_lowest(db_engine, batch)
+    cursors: list[int] = []
+    kill_at(monkeypatch, kill_chunk)
+    with pytest.raises(Killed):
+        pipeline.run_optimizer_batch(
+            db_engine,
+            queues_per_instance=QUEUES_PER_CHUNK,
+            checkpoint_seconds=0,
+            on_chunk=cursors.append,
+            **batch,
+        )
+    monkeypatch.undo()
+    done_before = (kill_chunk - 1) * QUEUES_PER_CHUNK
+    assert finished(db_engine, batch) == done_before
+    assert cursors == list(range(QUEUES_PER_CHUNK, done_before + 1, QUEUES_PER_CHUNK))
+
+    resumed = pipeline.run_optimizer_batch(
+        db_engine, queues_per_instance=QUEUES_PER_CHUNK, checkpoint_seconds=0, **batch
+    )
+    assert resumed.done and resumed.cursor == size
+    assert resumed.evaluated == size - done_before  # the evaluated work of the killed run is not repeated
+    assert finished(db_engine, batch) == size
+    assert lowest_cost(db_engine, batch["comm_group_id"]) == pytest.approx(expected, abs=1e-9)
+
+
+def test_a_kill_inside_an_interval_repeats_that_interval_and_leaves_nothing_half_written(
+    db_engine, session, monkeypatch
+):
+    batch = prepare(db_engine, session).batches[0]
+    pipeline.write_queue_batch(db_engine, **batch)
+    size = batch["stop"] - batch["start"]
+    expected = expected_lowest(db_engine, batch)
+    staging_before = pipeline_rows(db_engine)
+    evaluated = kill_at(monkeypatch, 4)
+    with pytest.raises(Killed):
+        pipeline.run_optimizer_batch(
+            db_engine, queues_per_instance=QUEUES_PER_CHUNK, checkpoint_seconds=math.inf, **batch
+        )
+    monkeypatch.undo()
+    assert sum(evaluated) == 3 * QUEUES_PER_CHUNK  # one interval of work, lost with the worker
+    assert finished(db_engine, batch) == 0
+    assert pipeline_rows(db_engine) == staging_before
+
+    resumed = pipeline.run_optimizer_batch(db_engine, queues_per_instance=QUEUES_PER_CHUNK, **batch)
+    assert resumed.done and resumed.evaluated == size
+    assert lowest_cost(db_engine, batch["comm_group_id"]) == pytest.approx(expected, abs=1e-9)
+
+
+def pipeline_rows(engine) -> tuple[int, int]:
+    """Device result staging rows and queues with a total: what recording writes."""
+    q = s.optimization_queue
+    with engine.connect() as conn:
+        return (
+            conn.execute(select(func.count()).select_from(s.device_result_staging)).scalar_one(),
+            conn.execute(select(func.count()).where(q.c.TotalCost.is_not(None))).scalar_one(),
+        )
+
+
+def best_sequence_queue(engine, group_id: int) -> tuple[int, float] | None:
+    """The sequence queue record-if-better kept last: lowest total, then lowest id."""
+    q = s.optimization_queue
+    with engine.connect() as conn:
+        row = conn.execute(
+            select(q.c.Id, q.c.TotalCost)
+            .where(
+                q.c.CommPlanGroupId == group_id,
+                q.c.QueueKind == pipeline.KIND_SEQUENCE,
+                q.c.TotalCost.is_not(None),
+            )
+            .order_by(q.c.TotalCost, q.c.Id)
+            .limit(1)
+        ).first()
+    return None if row is None else (int(row.Id), float(row.TotalCost))
+
+
+def reset(engine, batch) -> None:
+    """The batch's sequence queues unstarted again, their results dropped."""
+    q = s.optimization_queue
+    ids = select(q.c.Id).where(
+        q.c.CommPlanGroupId == batch["comm_group_id"], q.c.QueueKind == pipeline.KIND_SEQUENCE
+    )
+    with engine.begin() as conn:
+        conn.execute(delete(s.device_result_staging).where(s.device_result_staging.c.QueueId.in_(ids)))
+        conn.execute(
+            update(q)
+            .where(q.c.Id.in_(ids))
+            .values(RunStartTime=None, RunEndTime=None, TotalCost=None, RunStatusId=1)
+        )
+
+
+def test_the_recorded_queue_does_not_depend_on_the_checkpoint_interval(db_engine, session):
+    batch = prepare(db_engine, session).batches[0]
+    pipeline.write_queue_batch(db_engine, **batch)
+    with db_engine.begin() as conn:  # no base queue to beat: every improvement counts
+        conn.execute(
+            update(s.optimization_queue)
+            .where(s.optimization_queue.c.QueueKind == "base")
+            .values(TotalCost=None)
+        )
+    kept = []
+    for seconds in (math.inf, 0, math.inf):
+        reset(db_engine, batch)
+        pipeline.run_optimizer_batch(
+            db_engine, queues_per_instance=QUEUES_PER_CHUNK, checkpoint_seconds=seconds, **batch
+        )
+        kept.append(best_sequence_queue(db_engine, batch["comm_group_id"]))
+    assert kept[0] is not None
+    assert kept[0] == kept[1] == kept[2]

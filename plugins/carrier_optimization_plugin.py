@@ -2,8 +2,9 @@
 
 A FastAPI app mounted by the API server at ``/carrier-optimization`` (``fastapi_apps``) and a navigation
 entry under *Browse* that shows it inside the Airflow UI (``external_views``, Airflow 3.1 and later; on
-3.0 the page is reached at its URL). The queries and the HTML live in
-:mod:`include.carrier_optimization.reporting.sessions_view`; this module only wires them to HTTP.
+3.0 the page is reached at its URL). The rows and the HTML are built by
+:mod:`include.carrier_optimization.reporting.sessions_view`, the queries live in
+:mod:`include.carrier_optimization.amop.sessions`; this module only wires them to HTTP.
 
 Routes (below the prefix), all requiring an authenticated Airflow user (the UI's session cookie or a
 ``Bearer`` token, checked by Airflow's own ``get_user``). A user sees only the tenants whose DAG
@@ -87,6 +88,7 @@ def create_app(
     from fastapi import Depends, FastAPI, HTTPException, Query
     from fastapi.responses import HTMLResponse, Response
 
+    from include.carrier_optimization.amop import sessions
     from include.carrier_optimization.reporting import sessions_view as view
     from include.carrier_optimization.reporting.report import (
         CSV_MIME,
@@ -127,7 +129,7 @@ def create_app(
     ) -> HTMLResponse:
         engine, known, allowed = engine_of(), names_of(), access.visible(user)
         access.check(allowed, tenant_id)
-        ids = sorted(set(view.tenant_ids(engine)) | set(known))
+        ids = sorted(set(sessions.tenant_ids(engine)) | set(known))
         ids = ids if allowed is None else [t for t in ids if t in allowed]
         chosen = tenant_id if tenant_id is not None else (ids[0] if ids else None)
         if chosen is not None and chosen not in ids:
@@ -147,7 +149,7 @@ def create_app(
     def report_file(instance_id: int, user: Any = user_dependency) -> Response:
         allowed = access.visible(user)
         if allowed is not None:  # an unknown instance has no report: the 404 below
-            access.check(allowed, view.instance_tenant_id(engine_of(), instance_id))
+            access.check(allowed, sessions.instance_tenant_id(engine_of(), instance_id))
         content = latest_result_file(engine_of(), instance_id)
         if content is None:
             raise HTTPException(status_code=404, detail=f"instance {instance_id} has no stored report")

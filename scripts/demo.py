@@ -190,8 +190,7 @@ def main(argv: list[str] | None = None) -> int:
     if str(run.state) != "success":
         return 1
 
-    from include.carrier_optimization.reporting.summary import summary_of_instance
-    from plugins.operators.optimization import format_summary
+    from include.carrier_optimization.reporting.summary import format_summary, summary_of_instance
 
     print()
     print(format_summary(summary_of_instance(engine, tenant_id=tenant.tenant_id)))

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Sequence
 from datetime import timedelta
@@ -600,20 +599,3 @@ def upload_report(
         hook.load_bytes(content, key=key, bucket_name=bucket, replace=True)
         uris.append(f"s3://{bucket}/{key}")
     return uris
-
-
-def format_summary(summary: dict[str, Any]) -> str:
-    """Plain-text savings summary: current cost, optimized cost, savings, lower bound, gap."""
-    gap = summary.get("gap")
-    bound = summary.get("lower_bound")
-    lines = [
-        f"Instance:        {summary.get('instance_id')}",
-        f"SIMs:            {summary.get('devices', 0):,}",
-        f"Current cost:    ${summary.get('current_cost', 0):,.2f}",
-        f"Optimized cost:  ${summary.get('optimized_cost', 0):,.2f}",
-        f"Savings:         ${summary.get('savings', 0):,.2f}",
-        f"Lower bound:     {'n/a' if bound is None else f'${bound:,.2f}'}",
-        f"Gap to bound:    {'n/a' if gap is None or not math.isfinite(gap) else f'{gap:.4%}'}",
-        f"Plan changes:    {summary.get('changes', 0):,}",
-    ]
-    return "\n".join(lines)

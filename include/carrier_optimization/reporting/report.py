@@ -17,10 +17,10 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import Float, and_, cast, select
 from sqlalchemy.engine import Engine
 
-from include.carrier_optimization.amop import schema as s
+from include.carrier_optimization import pipeline
+from include.carrier_optimization.amop.instance_results import instance_header, winner_assignments
 from include.carrier_optimization.amop.repository import utcnow
 from include.carrier_optimization.amop.result_files import (  # noqa: F401 (the report's public names)
     CSV_MIME,
@@ -30,11 +30,8 @@ from include.carrier_optimization.amop.result_files import (  # noqa: F401 (the 
     latest_result_file,
     store_result_file,
 )
-from include.carrier_optimization.amop.storage import frame_of
 from include.carrier_optimization.core.cost import evaluate
 from include.carrier_optimization.core.engines import legacy
-from include.carrier_optimization.core.engines.result import proven_from_stored
-from include.carrier_optimization.pipeline.steps import load_group
 from include.carrier_optimization.reporting.report_files import (  # noqa: F401 (the report's public names)
     ASSIGNMENT_HEADERS,
     ASSIGNMENTS_SHEET,
@@ -49,7 +46,7 @@ from include.carrier_optimization.reporting.report_files import (  # noqa: F401 
     render_workbook,
     share,
 )
-from include.carrier_optimization.reporting.summary import savings_summary
+from include.carrier_optimization.reporting.summary import instance_groups, money, savings_summary
 
 LOG = logging.getLogger(__name__)
 
@@ -96,7 +93,7 @@ class Report:
     summary_text : str
         Plain-text e-mail body with the figures.
     figures : dict
-        ``pipeline.savings_summary`` of the winners (``devices, current_cost, optimized_cost, savings,
+        `summary.savings_summary` of the winners (``devices, current_cost, optimized_cost, savings,
         lower_bound, gap, changes``) plus ``comm_plans``.
     statistics : tuple of CommPlanStats
         One entry per communication plan, sorted by name.
@@ -133,96 +130,22 @@ def _build_report_iv(instance_id: Any) -> int:
     return value
 
 
-def _header(engine: Engine, instance_id: int) -> dict[str, Any]:
-    ins, ses, sp = s.optimization_instance, s.optimization_session, s.service_provider
-    with engine.connect() as conn:
-        row = conn.execute(
-            select(
-                ins.c.Id,
-                ins.c.TenantId,
-                ins.c.ServiceProviderId,
-                ins.c.BillingPeriodStartDate,
-                ins.c.BillingPeriodEndDate,
-                ins.c.RunStartTime,
-                ins.c.RunEndTime,
-                ins.c.OptimizationSessionId,
-                ses.c.SessionGuid,
-                sp.c.DisplayName,
-            )
-            .join(ses, ses.c.Id == ins.c.OptimizationSessionId)
-            .outerjoin(sp, sp.c.id == ins.c.ServiceProviderId)
-            .where(ins.c.Id == instance_id)
-        ).first()
-    if row is None:
-        raise ReportError(f"optimization instance {instance_id} does not exist")
-    return dict(row._mapping)
-
-
 def _groups(engine: Engine, instance_id: int) -> list[dict[str, Any]]:
-    summary = s.comm_group_summary
-    with engine.connect() as conn:
-        rows = conn.execute(
-            select(summary).where(summary.c.InstanceId == instance_id).order_by(summary.c.CommGroupId)
-        ).all()
-    if not rows:
+    groups = instance_groups(engine, instance_id)
+    if not groups:
         raise ReportError(f"instance {instance_id} has no comm groups; nothing to report")
-    pending = [int(r.CommGroupId) for r in rows if r.WinnerQueueId is None]
+    pending = [g["comm_group_id"] for g in groups if g["winner_queue_id"] is None]
     if pending:
         raise ReportError(
             f"instance {instance_id}: comm groups {', '.join(map(str, pending))} have no winner yet; "
             "run the winners step first"
         )
-    return [
-        {
-            "comm_group_id": int(r.CommGroupId),
-            "winner_queue_id": int(r.WinnerQueueId),
-            "winner_kind": r.WinnerKind,
-            "cost": float(r.WinnerCost),
-            "current_cost": None if r.CurrentCost is None else float(r.CurrentCost),
-            "lower_bound": None if r.LowerBound is None else float(r.LowerBound),
-            "proven_optimal": proven_from_stored(
-                float(r.WinnerCost), None if r.LowerBound is None else float(r.LowerBound)
-            ),
-            "devices": int(r.DeviceCount),
-            "changes": int(r.PlanChanges or 0),
-        }
-        for r in rows
-    ]
+    return groups
 
 
 def _assignments(engine: Engine, instance_id: int, winner_ids: list[int]) -> pd.DataFrame:
     """One row per SIM: snapshot fields, current and recommended plan codes, cost (winner rows)."""
-    r, d, plan = s.device_result, s.optimization_device, s.carrier_rate_plan
-    current = plan.alias("current_plan")
-    with engine.connect() as conn:
-        rows = conn.execute(
-            select(
-                d.c.AmopDeviceId,
-                d.c.ICCID,
-                d.c.MSISDN,
-                d.c.CommunicationPlan,
-                d.c.OptimizationCommGroupId,
-                d.c.RatePlanCode,
-                r.c.UsageMB,
-                cast(r.c.ChargeAmt, Float),  # as floats: Decimal rows cost ~1 s per 100,000 SIMs
-                cast(r.c.SmsChargeAmount, Float),
-                r.c.AssignedCarrierRatePlanId,
-                plan.c.RatePlanCode.label("recommended"),
-                current.c.RatePlanCode.label("current"),
-            )
-            .join(d, and_(d.c.AmopDeviceId == r.c.AmopDeviceId, d.c.InstanceId == instance_id))
-            .outerjoin(plan, plan.c.Id == r.c.AssignedCarrierRatePlanId)
-            .outerjoin(current, current.c.Id == d.c.CurrentCarrierRatePlanId)
-            .where(r.c.QueueId.in_(winner_ids))
-            .order_by(d.c.CommunicationPlan, d.c.ICCID)
-        ).all()
-    raw = frame_of(
-        rows,
-        columns=[
-            "device_id", "iccid", "msisdn", "comm_plan", "comm_group_id", "code", "usage_mb",
-            "charge", "sms_charge", "plan_id", "recommended", "current",
-        ],
-    )  # fmt: skip
+    raw = winner_assignments(engine, instance_id, winner_ids)
     frame = raw.loc[:, ["device_id", "iccid", "msisdn", "comm_plan", "comm_group_id"]]
     frame = frame.astype({"device_id": np.int64, "comm_group_id": np.int64})
     frame["comm_plan"] = raw["comm_plan"].fillna("")
@@ -239,7 +162,7 @@ def _costs_before(engine: Engine, group_ids: list[int]) -> tuple[pd.Series, dict
     costs: list[np.ndarray] = []
     per_plan: dict[str, float] = {}
     for group_id in group_ids:
-        group = load_group(engine, group_id)
+        group = pipeline.load_group(engine, group_id)
         if group.n_devices == 0:
             continue
         now = np.where(group.current_plan >= 0, group.current_plan, legacy.base_assignment(group))
@@ -283,7 +206,7 @@ def build_report(
 
     Per communication plan ``c``: SIMs ``n_c``, cost after ``Σ_{s∈c} (ChargeAmt_s + SmsChargeAmount_s)``
     over the winners' device rows, cost before ``Σ_{s∈c} cost_s(current plan)`` by the cost model, and
-    savings = before − after. Instance figures (cost, lower bound, gap) are `pipeline.savings_summary`
+    savings = before − after. Instance figures (cost, lower bound, gap) are `summary.savings_summary`
     of the comm group summaries, the same numbers the winners step returned.
 
     Parameters
@@ -316,7 +239,9 @@ def build_report(
     >>> store_result_file(engine, report.instance_id, report.xlsx)  # doctest: +SKIP
     """
     instance_id = _build_report_iv(instance_id)
-    header = _header(engine, instance_id)
+    header = instance_header(engine, instance_id)
+    if header is None:
+        raise ReportError(f"optimization instance {instance_id} does not exist")
     groups = _groups(engine, instance_id)
     assignments = _assignments(engine, instance_id, [g["winner_queue_id"] for g in groups])
     before_device, before_plan = _costs_before(engine, [g["comm_group_id"] for g in groups])
@@ -366,10 +291,6 @@ def _date(value: Any) -> str:
     return value.strftime("%Y-%m-%d %H:%M") if isinstance(value, dt.datetime) else str(value)
 
 
-def _money(value: float | None) -> str:
-    return "n/a" if value is None else f"${value:,.2f}"
-
-
 def format_report_summary(
     header: dict[str, Any],
     figures: dict[str, Any],
@@ -394,11 +315,11 @@ def format_report_summary(
         f"instance {header['Id']}",
         f"Run (UTC):         {_date(header['RunStartTime'])} to {_date(header['RunEndTime'])}",
         f"SIMs:              {figures['devices']:,} in {figures['comm_plans']} communication plans",
-        f"Cost before:       {_money(figures['current_cost'])}",
-        f"Cost after:        {_money(figures['optimized_cost'])}",
-        f"Savings:           {_money(figures['savings'])}"
+        f"Cost before:       {money(figures['current_cost'])}",
+        f"Cost after:        {money(figures['optimized_cost'])}",
+        f"Savings:           {money(figures['savings'])}"
         + ("" if share_of_cost is None else f" ({share_of_cost:.1%})"),
-        f"Lower bound:       {_money(figures.get('lower_bound'))}",
+        f"Lower bound:       {money(figures.get('lower_bound'))}",
         "Gap to bound:      "
         + ("n/a" if gap is None else f"{gap:.4%} (the cost is at most this far above the optimum)"),
         f"Plan changes:      {figures['changes']:,}",
@@ -408,8 +329,8 @@ def format_report_summary(
     width = max((len(st.comm_plan) for st in statistics), default=10)
     for st in statistics:
         lines.append(
-            f"  {st.comm_plan:<{width}}  {st.sims:>7,}  {_money(st.cost_before):>12} -> "
-            f"{_money(st.cost_after):>12}  {_money(st.savings):>12}"
+            f"  {st.comm_plan:<{width}}  {st.sims:>7,}  {money(st.cost_before):>12} -> "
+            f"{money(st.cost_after):>12}  {money(st.savings):>12}"
         )
     lines.append("")
     if csv_rows is None:

@@ -20,6 +20,8 @@ from xml.sax.saxutils import escape as xml_escape
 import numpy as np
 import pandas as pd
 
+from include.carrier_optimization.reporting.summary import money
+
 #: Rows of one Excel sheet, header included.
 XLSX_MAX_ROWS = 1_048_576
 
@@ -303,7 +305,7 @@ def render_chart(before: dict[str, float], after: dict[str, float], figures: dic
     savings = figures["savings"]
     part = share(savings, current)
     fig.suptitle(
-        f"Savings {'n/a' if savings is None else f'${savings:,.2f}'}"
+        f"Savings {money(savings)}"
         + ("" if part is None else f" ({part:.1%})")
         + f" on {figures['devices']:,} SIMs",
         fontweight="bold",

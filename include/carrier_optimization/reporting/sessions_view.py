@@ -1,9 +1,9 @@
-"""The optimization sessions page of the UI plugin: queries and HTML rendering (no Airflow, no web framework).
+"""The optimization sessions page of the UI plugin: its rows and their HTML (no Airflow, no web framework).
 
 One row per instance of a tenant's sessions (a session still syncing, without an instance yet, has one
 row of its own): status, progress, SIMs, cost before and after, savings, lower bound, gap, and a link to
-the stored result workbook. Money and gap follow `pipeline.savings_summary`, the figures the winners step
-and the report use.
+the stored result workbook. The rows are read by `amop.sessions` and `amop.summaries`; money and gap
+follow `summary.savings_summary`, the figures the winners step and the report use.
 """
 
 from __future__ import annotations
@@ -15,13 +15,12 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from sqlalchemy import select
 from sqlalchemy.engine import Engine
 
-from include.carrier_optimization.amop import schema as s
 from include.carrier_optimization.amop.schema import OptimizationStatus
-from include.carrier_optimization.core.engines.result import proven_from_stored
-from include.carrier_optimization.reporting.summary import savings_summary
+from include.carrier_optimization.amop.sessions import newest_sessions, reported_instances, session_instances
+from include.carrier_optimization.amop.summaries import comm_group_summaries
+from include.carrier_optimization.reporting.summary import group_figures, money, savings_summary
 
 DEFAULT_LIMIT = 50
 STATUS_LABELS = {
@@ -48,6 +47,8 @@ TABLE_HEADERS = (
     "Report",
 )
 REPORT_LINK = "reports/{instance_id}.xlsx"
+#: A cell without a value.
+DASH = "—"
 
 
 @dataclass(frozen=True)
@@ -92,30 +93,10 @@ def _tenants_iv(tenant_id: Any, limit: Any) -> tuple[int, int]:
     return tenant, count
 
 
-def tenant_ids(engine: Engine) -> list[int]:
-    """Tenants that have at least one optimization session, ascending."""
-    ses = s.optimization_session
-    with engine.connect() as conn:
-        return [
-            int(t)
-            for t in conn.execute(
-                select(ses.c.TenantId).where(ses.c.IsDeleted.is_(False)).distinct().order_by(ses.c.TenantId)
-            ).scalars()
-        ]
-
-
 def readable_tenants(tenant_dags: Mapping[int, str], readable_dag_ids: Iterable[str]) -> set[int]:
     """Tenants whose optimization DAG is among ``readable_dag_ids`` (a tenant without a DAG: none)."""
     readable = set(readable_dag_ids)
     return {tenant for tenant, dag_id in tenant_dags.items() if dag_id in readable}
-
-
-def instance_tenant_id(engine: Engine, instance_id: int) -> int | None:
-    """The tenant of an instance, or None when there is no such instance."""
-    ins = s.optimization_instance
-    with engine.connect() as conn:
-        tenant = conn.execute(select(ins.c.TenantId).where(ins.c.Id == instance_id)).scalar_one_or_none()
-    return None if tenant is None else int(tenant)
 
 
 def list_sessions(engine: Engine, tenant_id: int, *, limit: int = DEFAULT_LIMIT) -> list[SessionRow]:
@@ -143,67 +124,14 @@ def list_sessions(engine: Engine, tenant_id: int, *, limit: int = DEFAULT_LIMIT)
         When ``tenant_id`` or ``limit`` is not an integer, or ``limit`` is not positive.
     """
     tenant_id, limit = _tenants_iv(tenant_id, limit)
-    ses, ins, sp = s.optimization_session, s.optimization_instance, s.service_provider
-    summary, files = s.comm_group_summary, s.instance_result_file
-    with engine.connect() as conn:
-        sessions = conn.execute(
-            select(
-                ses.c.Id,
-                ses.c.SessionGuid,
-                ses.c.TenantId,
-                ses.c.CreatedDate,
-                ses.c.Progress,
-                ses.c.ErrorMessage,
-                ses.c.ServiceProviderId,
-                sp.c.DisplayName,
-            )
-            .outerjoin(sp, sp.c.id == ses.c.ServiceProviderId)
-            .where(ses.c.TenantId == tenant_id, ses.c.IsDeleted.is_(False))
-            .order_by(ses.c.CreatedDate.desc(), ses.c.Id.desc())
-            .limit(limit)
-        ).all()
-        session_ids = [int(r.Id) for r in sessions]
-        instances = (
-            conn.execute(
-                select(
-                    ins.c.Id,
-                    ins.c.OptimizationSessionId,
-                    ins.c.ServiceProviderId,
-                    ins.c.RunStatusId,
-                    ins.c.DeviceCount,
-                    ins.c.ErrorMessage,
-                    sp.c.DisplayName,
-                )
-                .outerjoin(sp, sp.c.id == ins.c.ServiceProviderId)
-                .where(ins.c.OptimizationSessionId.in_(session_ids), ins.c.IsDeleted.is_(False))
-                .order_by(ins.c.Id)
-            ).all()
-            if session_ids
-            else []
-        )
-        instance_ids = [int(r.Id) for r in instances]
-        groups = (
-            conn.execute(select(summary).where(summary.c.InstanceId.in_(instance_ids))).all()
-            if instance_ids
-            else []
-        )
-        reported = (
-            set(
-                conn.execute(
-                    select(files.c.InstanceId)
-                    .where(files.c.InstanceId.in_(instance_ids), files.c.IsDeleted.is_(False))
-                    .distinct()
-                ).scalars()
-            )
-            if instance_ids
-            else set()
-        )
+    sessions = newest_sessions(engine, tenant_id, limit)
+    instances = session_instances(engine, [int(r.Id) for r in sessions])
+    instance_ids = [int(r.Id) for r in instances]
+    groups = comm_group_summaries(engine, instance_ids)
+    reported = reported_instances(engine, instance_ids)
     by_session: dict[int, list[Any]] = defaultdict(list)
     for row in instances:
         by_session[int(row.OptimizationSessionId)].append(row)
-    by_instance: dict[int, list[Any]] = defaultdict(list)
-    for row in groups:
-        by_instance[int(row.InstanceId)].append(row)
     rows = []
     for r in sessions:
         base = {
@@ -219,16 +147,18 @@ def list_sessions(engine: Engine, tenant_id: int, *, limit: int = DEFAULT_LIMIT)
             rows.append(SessionRow(**base, error=r.ErrorMessage))
             continue
         for instance in by_session[int(r.Id)]:
-            rows.append(
-                _instance_row(base, instance, by_instance[int(instance.Id)], int(instance.Id) in reported)
-            )
+            figures = [group_figures(g) for g in groups.get(int(instance.Id), [])]
+            rows.append(_instance_row(base, instance, figures, int(instance.Id) in reported))
     return rows
 
 
-def _instance_row(base: dict[str, Any], instance, groups: list[Any], has_report: bool) -> SessionRow:
+def _instance_row(
+    base: dict[str, Any], instance: Any, groups: list[dict[str, Any]], has_report: bool
+) -> SessionRow:
+    """The row of one instance; ``groups``: `summary.group_figures` of its comm groups."""
     label, css = STATUS_LABELS.get(int(instance.RunStatusId), (str(instance.RunStatusId), "pending"))
-    before = [None if g.CurrentCost is None else float(g.CurrentCost) for g in groups]
-    bounds = [None if g.LowerBound is None else float(g.LowerBound) for g in groups]
+    before = [g["current_cost"] for g in groups]
+    bounds = [g["lower_bound"] for g in groups]
     figures: dict[str, Any] = {
         "current_cost": round(sum(before), 2) if groups and None not in before else None,
         "optimized_cost": None,
@@ -236,20 +166,8 @@ def _instance_row(base: dict[str, Any], instance, groups: list[Any], has_report:
         "lower_bound": round(sum(bounds), 2) if groups and None not in bounds else None,
         "gap": None,
     }
-    if groups and all(g.WinnerCost is not None for g in groups):
-        figures = savings_summary(
-            int(instance.Id),
-            [
-                {
-                    "cost": float(g.WinnerCost),
-                    "current_cost": None if g.CurrentCost is None else float(g.CurrentCost),
-                    "lower_bound": None if g.LowerBound is None else float(g.LowerBound),
-                    "devices": int(g.DeviceCount),
-                    "changes": int(g.PlanChanges or 0),
-                }
-                for g in groups
-            ],
-        )
+    if groups and all(g["winner_queue_id"] is not None for g in groups):
+        figures = savings_summary(int(instance.Id), groups)
     return SessionRow(
         **{
             **base,
@@ -265,13 +183,7 @@ def _instance_row(base: dict[str, Any], instance, groups: list[Any], has_report:
         savings=figures["savings"],
         lower_bound=figures["lower_bound"],
         gap=figures["gap"],
-        proven_groups=sum(
-            proven_from_stored(
-                None if g.WinnerCost is None else float(g.WinnerCost),
-                None if g.LowerBound is None else float(g.LowerBound),
-            )
-            for g in groups
-        ),
+        proven_groups=sum(g["proven_optimal"] for g in groups),
         groups=len(groups),
         has_report=has_report,
         error=instance.ErrorMessage,
@@ -308,10 +220,6 @@ def _e(value: Any) -> str:
     return html.escape("" if value is None else str(value), quote=True)
 
 
-def _money(value: float | None) -> str:
-    return "—" if value is None else f"${value:,.2f}"
-
-
 def _cell(text: str, *, num: bool = False, css: str = "") -> str:
     classes = " ".join(c for c in ("num" if num else "", css) if c)
     return f'<td class="{classes}">{text}</td>' if classes else f"<td>{text}</td>"
@@ -327,7 +235,7 @@ def _row_html(row: SessionRow, report_link: str) -> str:
     report = (
         f'<a href="{_e(report_link.format(instance_id=row.instance_id))}" download>xlsx</a>'
         if row.has_report and row.instance_id is not None
-        else "—"
+        else DASH
     )
     progress = max(0, min(100, row.progress))
     guid = row.session_guid[:8] + "…" if len(row.session_guid) > 8 else row.session_guid
@@ -337,11 +245,11 @@ def _row_html(row: SessionRow, report_link: str) -> str:
         _cell(_e(row.service_provider or row.service_provider_id or "")),
         _cell(f'<span class="badge {_e(row.status_class)}">{_e(row.status)}</span>{error}'),
         _cell(f'<span class="bar"><span style="width:{progress}%"></span></span> {progress}%'),
-        _cell("—" if row.sims is None else f"{row.sims:,}", num=True),
-        _cell(_money(row.cost_before), num=True),
-        _cell(_money(row.cost_after), num=True),
-        _cell(_money(row.savings) + share, num=True, css="savings" if row.savings else ""),
-        _cell(_money(row.lower_bound), num=True),
+        _cell(DASH if row.sims is None else f"{row.sims:,}", num=True),
+        _cell(money(row.cost_before, DASH), num=True),
+        _cell(money(row.cost_after, DASH), num=True),
+        _cell(money(row.savings, DASH) + share, num=True, css="savings" if row.savings else ""),
+        _cell(money(row.lower_bound, DASH), num=True),
         _cell(_gap_text(row), num=True),
         _cell(report),
     ]
@@ -351,7 +259,7 @@ def _row_html(row: SessionRow, report_link: str) -> str:
 def _gap_text(row: SessionRow) -> str:
     """The gap cell: the gap, then "proven optimal" when every comm group is, else how many are."""
     if row.gap is None:
-        return "—"
+        return DASH
     if not row.groups:
         return f"{row.gap:.3%}"
     if row.proven_groups == row.groups:
@@ -386,7 +294,7 @@ def render_sessions_page(
     body = "".join(_row_html(row, report_link) for row in rows) or (
         f'<tr><td colspan="{len(TABLE_HEADERS)}">No optimization sessions for this tenant yet.</td></tr>'
     )
-    tenant_name = dict(tenants).get(tenant_id, f"tenant {tenant_id}") if tenant_id is not None else "—"
+    tenant_name = dict(tenants).get(tenant_id, f"tenant {tenant_id}") if tenant_id is not None else DASH
     return (
         '<!doctype html><html lang="en"><head><meta charset="utf-8">'
         f"<title>{_e(title)}</title><style>{_CSS}</style></head><body>"

@@ -1,14 +1,18 @@
-"""The savings summary of an instance: totals of its comm groups (winners step, report, CLI, demo)."""
+"""The savings summary of an instance: totals of its comm groups, and money as people read it.
+
+One reading of a comm group summary row (`group_figures`, including whether the group is proven optimal)
+serves the winners step's totals, the report, the sessions view, the CLI and the demo (docs/architecture.md).
+"""
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
-from sqlalchemy import select
 from sqlalchemy.engine import Engine
 
-from include.carrier_optimization.amop import schema as s
-from include.carrier_optimization.amop.schema import OptimizationStatus
+from include.carrier_optimization.amop.summaries import comm_group_summaries, newest_finished_instance
+from include.carrier_optimization.core.engines.result import proven_from_stored
 
 
 def savings_summary(instance_id: int, groups: list[dict[str, Any]]) -> dict[str, Any]:
@@ -35,34 +39,54 @@ def optional_float(value: Any) -> float | None:
     return None if value is None else float(value)
 
 
+def group_figures(row: Any) -> dict[str, Any]:
+    """The figures of one ``OptimizationCommGroupSummary`` row (`amop.summaries.comm_group_summaries`).
+
+    ``winner_queue_id`` is None until the winners step chose one, and ``cost`` (the winner's) is then 0;
+    ``proven_optimal``: the stored bound reaches the winner's cost (`proven_from_stored`).
+    """
+    winner_cost, bound = optional_float(row.WinnerCost), optional_float(row.LowerBound)
+    return {
+        "comm_group_id": int(row.CommGroupId),
+        "winner_queue_id": None if row.WinnerQueueId is None else int(row.WinnerQueueId),
+        "winner_kind": row.WinnerKind,
+        "cost": winner_cost or 0.0,
+        "current_cost": optional_float(row.CurrentCost),
+        "lower_bound": bound,
+        "proven_optimal": proven_from_stored(winner_cost, bound),
+        "devices": int(row.DeviceCount),
+        "changes": int(row.PlanChanges or 0),
+    }
+
+
+def instance_groups(engine: Engine, instance_id: int) -> list[dict[str, Any]]:
+    """`group_figures` of each comm group of the instance, by comm group id."""
+    return [group_figures(row) for row in comm_group_summaries(engine, [instance_id]).get(instance_id, [])]
+
+
 def summary_of_instance(engine: Engine, *, tenant_id: int, instance_id: int | None = None) -> dict[str, Any]:
     """The savings summary of an instance (default: the tenant's newest finished one) from its tables."""
-    ins, summary = s.optimization_instance, s.comm_group_summary
-    with engine.connect() as conn:
-        if instance_id is None:
-            instance_id = conn.execute(
-                select(ins.c.Id)
-                .where(
-                    ins.c.TenantId == tenant_id,
-                    ins.c.RunStatusId == int(OptimizationStatus.CompleteWithSuccess),
-                )
-                .order_by(ins.c.Id.desc())
-                .limit(1)
-            ).scalar_one()
-        rows = conn.execute(
-            select(summary).where(summary.c.InstanceId == instance_id).order_by(summary.c.CommGroupId)
-        ).all()
-    groups = [
-        {
-            "comm_group_id": int(r.CommGroupId),
-            "winner_queue_id": r.WinnerQueueId,
-            "winner_kind": r.WinnerKind,
-            "cost": optional_float(r.WinnerCost) or 0.0,
-            "current_cost": optional_float(r.CurrentCost),
-            "lower_bound": optional_float(r.LowerBound),
-            "devices": int(r.DeviceCount),
-            "changes": int(r.PlanChanges or 0),
-        }
-        for r in rows
+    if instance_id is None:
+        instance_id = newest_finished_instance(engine, tenant_id)
+    return savings_summary(int(instance_id), instance_groups(engine, int(instance_id)))
+
+
+def money(value: float | None, missing: str = "n/a") -> str:
+    """Dollars with thousands separators and cents (``$1,234.50``); ``missing`` for None."""
+    return missing if value is None else f"${value:,.2f}"
+
+
+def format_summary(summary: dict[str, Any]) -> str:
+    """Plain-text savings summary: current cost, optimized cost, savings, lower bound, gap."""
+    gap = summary.get("gap")
+    lines = [
+        f"Instance:        {summary.get('instance_id')}",
+        f"SIMs:            {summary.get('devices', 0):,}",
+        f"Current cost:    {money(summary.get('current_cost', 0))}",
+        f"Optimized cost:  {money(summary.get('optimized_cost', 0))}",
+        f"Savings:         {money(summary.get('savings', 0))}",
+        f"Lower bound:     {money(summary.get('lower_bound'))}",
+        f"Gap to bound:    {'n/a' if gap is None or not math.isfinite(gap) else f'{gap:.4%}'}",
+        f"Plan changes:    {summary.get('changes', 0):,}",
     ]
-    return savings_summary(int(instance_id), groups)
+    return "\n".join(lines)

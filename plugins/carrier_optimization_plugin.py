@@ -85,17 +85,7 @@ def create_app(
     :param readable_dags: ``(user, dag_ids)`` → the DAG ids the user may read (default: the auth
         manager, :func:`plugins.compat.readable_dag_ids`).
     """
-    from fastapi import Depends, FastAPI, HTTPException, Query
-    from fastapi.responses import HTMLResponse, Response
-
-    from include.carrier_optimization.amop import sessions
-    from include.carrier_optimization.reporting import sessions_view as view
-    from include.carrier_optimization.reporting.report import (
-        CSV_MIME,
-        CSV_NAME,
-        XLSX_MIME,
-        latest_result_file,
-    )
+    from fastapi import Depends, FastAPI
 
     dependencies = []
     current_user: Callable[..., Any] = _anonymous
@@ -112,15 +102,32 @@ def create_app(
         openapi_url=None,
     )
     engine_of = functools.cache(engine_factory or default_engine)
-    names_of = functools.cache(names or tenant_names)
-    limit_query = Query(view.DEFAULT_LIMIT, ge=1, le=MAX_LIMIT)
-    user_dependency = Depends(current_user)
-
     access = TenantAccess(
         enabled=authenticate,
         tenant_dags=functools.cache(tenant_dags or tenant_dag_ids),
         readable_dags=readable_dags or _auth_manager_readable,
     )
+    user_dependency = Depends(current_user)
+    _session_routes(app, engine_of, functools.cache(names or tenant_names), access, user_dependency)
+    _report_routes(app, engine_of, access, user_dependency)
+    return app
+
+
+def _session_routes(
+    app: Any,
+    engine_of: Callable[[], Any],
+    names_of: Callable[[], dict[int, str]],
+    access: TenantAccess,
+    user_dependency: Any,
+) -> None:
+    """``GET /`` (the page) and ``GET /api/sessions`` (its rows as JSON)."""
+    from fastapi import Query
+    from fastapi.responses import HTMLResponse
+
+    from include.carrier_optimization.amop import sessions
+    from include.carrier_optimization.reporting import sessions_view as view
+
+    limit_query = Query(view.DEFAULT_LIMIT, ge=1, le=MAX_LIMIT)
 
     # Plain `def` endpoints: FastAPI runs them in its thread pool, so database calls never block the loop.
     @app.get("/", response_class=HTMLResponse)
@@ -145,11 +152,27 @@ def create_app(
         access.check(access.visible(user), tenant_id)
         return [row.to_dict() for row in view.list_sessions(engine_of(), tenant_id, limit=limit)]
 
+
+def _report_routes(
+    app: Any, engine_of: Callable[[], Any], access: TenantAccess, user_dependency: Any
+) -> None:
+    """``GET /reports/<id>.xlsx`` and ``GET /reports/<id>.csv.gz``: the stored result files."""
+    from fastapi import HTTPException
+    from fastapi.responses import Response
+
+    from include.carrier_optimization.amop.result_files import (
+        CSV_MIME,
+        CSV_NAME,
+        XLSX_MIME,
+        latest_result_file,
+    )
+    from include.carrier_optimization.amop.sessions import instance_tenant_id
+
     @app.get("/reports/{instance_id}.xlsx")
     def report_file(instance_id: int, user: Any = user_dependency) -> Response:
         allowed = access.visible(user)
         if allowed is not None:  # an unknown instance has no report: the 404 below
-            access.check(allowed, sessions.instance_tenant_id(engine_of(), instance_id))
+            access.check(allowed, instance_tenant_id(engine_of(), instance_id))
         content = latest_result_file(engine_of(), instance_id)
         if content is None:
             raise HTTPException(status_code=404, detail=f"instance {instance_id} has no stored report")
@@ -169,8 +192,6 @@ def create_app(
         return Response(
             content, media_type=CSV_MIME, headers={"Content-Disposition": f'attachment; filename="{name}"'}
         )
-
-    return app
 
 
 class TenantAccess:

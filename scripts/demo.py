@@ -57,24 +57,16 @@ print(json.dumps({"state": str(dr.state)}))
 """
 
 
-@contextlib.contextmanager
-def _sync_services(fleet, carrier_conn_id: str):
-    """A local SQS endpoint, the carrier simulator and the device-sync DAG's worker process."""
-    from moto.server import ThreadedMotoServer
-
-    from include.carrier_optimization.sync.carriers.simulator import (
-        DEFAULT_PASSWORD,
-        DEFAULT_USER,
-        CarrierSimulator,
-    )
-
+def _free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    logging.getLogger("werkzeug").setLevel(logging.ERROR)  # the SQS endpoint's access log
-    sqs = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    sqs.start()
-    carrier = CarrierSimulator.from_fleet(fleet).start()
+        return probe.getsockname()[1]
+
+
+def _connections(sqs_port: int, carrier_url: str, carrier_conn_id: str) -> None:
+    """AWS credentials and the Airflow connections of the local SQS endpoint and the carrier simulator."""
+    from include.carrier_optimization.sync.carriers.simulator import DEFAULT_PASSWORD, DEFAULT_USER
+
     os.environ.update(
         {
             "AWS_ACCESS_KEY_ID": "demo-key",
@@ -87,28 +79,32 @@ def _sync_services(fleet, carrier_conn_id: str):
             "conn_type": "aws",
             "login": "demo-key",
             "password": "demo-secret",
-            "extra": {"region_name": "us-east-1", "endpoint_url": f"http://127.0.0.1:{port}"},
+            "extra": {"region_name": "us-east-1", "endpoint_url": f"http://127.0.0.1:{sqs_port}"},
         }
     )
     os.environ["AIRFLOW_CONN_" + carrier_conn_id.upper()] = json.dumps(
         {
             "conn_type": "http",
-            "host": carrier.url,
+            "host": carrier_url,
             "login": DEFAULT_USER,
             "password": DEFAULT_PASSWORD,
             "extra": {"bulk_usage": True},
         }
     )
+
+
+def _sync_worker(tenant_name: str) -> subprocess.Popen:
+    """The device-sync DAG of ``tenant_name`` run by `SYNC_WORKER` in its own process."""
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] = f"sqlite:///{HOME / 'sync-worker-airflow.db'}"
-    worker = subprocess.Popen(
+    return subprocess.Popen(
         [
             sys.executable,
             "-c",
             SYNC_WORKER,
             str(ROOT / "dags" / "device_sync.py"),
-            f"device_sync__{fleet.tenant.name}",
-            fleet.tenant.name,
+            f"device_sync__{tenant_name}",
+            tenant_name,
         ],
         cwd=ROOT,
         env=env,
@@ -116,6 +112,22 @@ def _sync_services(fleet, carrier_conn_id: str):
         stderr=subprocess.DEVNULL,
         text=True,
     )
+
+
+@contextlib.contextmanager
+def _sync_services(fleet, carrier_conn_id: str):
+    """A local SQS endpoint, the carrier simulator and the device-sync DAG's worker process."""
+    from moto.server import ThreadedMotoServer
+
+    from include.carrier_optimization.sync.carriers.simulator import CarrierSimulator
+
+    port = _free_port()
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)  # the SQS endpoint's access log
+    sqs = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    sqs.start()
+    carrier = CarrierSimulator.from_fleet(fleet).start()
+    _connections(port, carrier.url, carrier_conn_id)
+    worker = _sync_worker(fleet.tenant.name)
     try:
         yield worker
         out = worker.stdout.read() if worker.stdout else ""
@@ -125,6 +137,47 @@ def _sync_services(fleet, carrier_conn_id: str):
             worker.kill()
         carrier.stop()
         sqs.stop()
+
+
+def _seed_amop(engine, tenant, provider, *, sims: int, seed: int, synced: bool):
+    """Fresh AMOP tables holding the tenant's fleet (of three days ago unless ``synced``); today's fleet."""
+    from include.carrier_optimization.amop.repository import AmopRepository
+    from include.carrier_optimization.amop.schema import create_schema, drop_schema
+    from include.carrier_optimization.core.fleet import generate_fleet
+    from scripts.local_services import current_period_end, tenant_spec
+
+    drop_schema(engine)
+    create_schema(engine)
+    spec = tenant_spec(tenant, provider)
+    now = dt.datetime.now()
+    period_end = current_period_end(now)
+    today = generate_fleet(
+        sims, seed=seed, tenant=spec, period_end=period_end, as_of=now - dt.timedelta(hours=1)
+    )
+    stale = generate_fleet(
+        sims, seed=seed, tenant=spec, period_end=period_end, as_of=now - dt.timedelta(days=3)
+    )
+    AmopRepository(engine).write_fleet(today if synced else stale)
+    today.write_cli_files(HOME / "demo_input")
+    print(
+        f"Tenant {tenant.name}: {sims:,} SIMs, {len(today.plans)} plans, {len(today.comm_plans)} comm plans"
+    )
+    return today
+
+
+def _run_dag(tenant, provider, today, *, engine_name: str, no_sync: bool):
+    """The tenant's optimization DAG run with ``dag.test()`` (with the sync services unless ``no_sync``)."""
+    from airflow.dag_processing.dagbag import DagBag
+
+    dag = DagBag(dag_folder=str(ROOT / "dags")).dags[tenant.dag_id]
+    conf = {"service_provider_id": provider.id, "has_synced": no_sync, "engine": engine_name}
+    if no_sync:
+        return dag.test(run_conf=conf)
+    with _sync_services(today, provider.carrier_api_conn_id) as worker:
+        print("Carrier simulator and local SQS endpoint up; device-sync DAG waiting in its own process")
+        run = dag.test(run_conf=conf)
+        worker.wait(timeout=300)
+    return run
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -146,52 +199,19 @@ def main(argv: list[str] | None = None) -> int:
     print("Initializing the Airflow metadata database in", HOME)
     db.resetdb()
 
-    from include.carrier_optimization.amop.repository import AmopRepository
-    from include.carrier_optimization.amop.schema import create_schema, drop_schema
     from include.carrier_optimization.amop.storage import make_engine
     from include.carrier_optimization.config.tenants import load_tenants
-    from include.carrier_optimization.core.fleet import generate_fleet
+    from include.carrier_optimization.reporting.summary import format_summary, summary_of_instance
 
     tenant = load_tenants(ROOT / "dags" / "tenants.yaml")[0]
     provider = tenant.service_providers[0]
     sims = args.sims or int(tenant.extra.get("sample_sims", 5000))
     engine = make_engine(os.environ["CARRIER_OPT_DB_URL"])
-    drop_schema(engine)
-    create_schema(engine)
-    from scripts.local_services import current_period_end, tenant_spec
-
-    spec = tenant_spec(tenant, provider)
-    now = dt.datetime.now()
-    period_end = current_period_end(now)
-    today = generate_fleet(
-        sims, seed=args.seed, tenant=spec, period_end=period_end, as_of=now - dt.timedelta(hours=1)
-    )
-    stale = generate_fleet(
-        sims, seed=args.seed, tenant=spec, period_end=period_end, as_of=now - dt.timedelta(days=3)
-    )
-    AmopRepository(engine).write_fleet(today if args.no_sync else stale)
-    today.write_cli_files(HOME / "demo_input")
-    print(
-        f"Tenant {tenant.name}: {sims:,} SIMs, {len(today.plans)} plans, {len(today.comm_plans)} comm plans"
-    )
-
-    from airflow.dag_processing.dagbag import DagBag
-
-    dag = DagBag(dag_folder=str(ROOT / "dags")).dags[tenant.dag_id]
-    conf = {"service_provider_id": provider.id, "has_synced": args.no_sync, "engine": args.engine}
-    if args.no_sync:
-        run = dag.test(run_conf=conf)
-    else:
-        with _sync_services(today, provider.carrier_api_conn_id) as worker:
-            print("Carrier simulator and local SQS endpoint up; device-sync DAG waiting in its own process")
-            run = dag.test(run_conf=conf)
-            worker.wait(timeout=300)
+    today = _seed_amop(engine, tenant, provider, sims=sims, seed=args.seed, synced=args.no_sync)
+    run = _run_dag(tenant, provider, today, engine_name=args.engine, no_sync=args.no_sync)
     print(f"DAG {tenant.dag_id}: run {run.run_id} ended {run.state} in {time.perf_counter() - started:.1f} s")
     if str(run.state) != "success":
         return 1
-
-    from include.carrier_optimization.reporting.summary import format_summary, summary_of_instance
-
     print()
     print(format_summary(summary_of_instance(engine, tenant_id=tenant.tenant_id)))
     print()

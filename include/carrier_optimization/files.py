@@ -40,7 +40,7 @@ COMM_PLAN_COLUMNS = (("comm_plan", "allowed_plan_ids"), ())
 _TEXT_COLUMNS = {"device_id": str, "comm_plan": str, "code": str, "allowed_plan_ids": str}
 
 
-def _read_csv(path, argument: str) -> pd.DataFrame:
+def _read_csv(path: str | Path, argument: str) -> pd.DataFrame:
     try:
         return pd.read_csv(
             path, dtype=_TEXT_COLUMNS, skipinitialspace=True, keep_default_na=False, na_values=[""]
@@ -52,9 +52,9 @@ def _read_csv(path, argument: str) -> pd.DataFrame:
 
 
 def read_problem(
-    devices_csv,
-    plans_csv,
-    comm_plans_csv,
+    devices_csv: str | Path,
+    plans_csv: str | Path,
+    comm_plans_csv: str | Path,
     *,
     days_in_period: int = 30,
     plan_limit: int = DEFAULT_PLAN_LIMIT,
@@ -277,7 +277,7 @@ def _write_assignment_iv(problem, result):
     return problem, result
 
 
-def write_assignment(path, problem: Problem, result: EngineResult) -> Path:
+def write_assignment(path: str | Path, problem: Problem, result: EngineResult) -> Path:
     """Write ``assignment.csv``: ``device_id, plan_id, cost`` (cost per device in $, in whole cents).
 
     The costs are `CostBreakdown.device_cents`: they add up to each comm group's invoice to the cent.
@@ -353,7 +353,9 @@ def summary(problem: Problem, result: EngineResult) -> dict:
     }
 
 
-def write_summary(path, problem: Problem, result: EngineResult, extra: Mapping | None = None) -> Path:
+def write_summary(
+    path: str | Path, problem: Problem, result: EngineResult, extra: Mapping | None = None
+) -> Path:
     """Write ``summary.json`` (see `summary`), with optional extra top-level keys."""
     document = {**summary(problem, result), **dict(extra or {})}
     target = Path(path)

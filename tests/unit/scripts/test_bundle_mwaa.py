@@ -263,7 +263,7 @@ class TestImportFromTheBundle:
             if path is not None and not str(Path(path).resolve()).startswith(out)
         }
         assert not strays, f"modules imported from outside the bundle: {strays}"
-        assert "include.carrier_optimization.messaging.messages" in probe["module_files"]
+        assert "include.carrier_optimization.messaging.parsing" in probe["module_files"]
         assert "include.carrier_optimization.reporting.sessions_view" in probe["module_files"]
 
     def test_plugin_manager_loads_only_plugin_modules_without_errors(self, probe):

@@ -28,26 +28,8 @@ def _positive(name: str, value: Any, *, optional: bool = False) -> None:
         raise ValueError(f"`{name}` must be a positive integer, got {shown(repr(value))}")
 
 
-def _check_request_fields(
-    *,
-    tenant_id: int,
-    service_provider_id: int,
-    bill_period_id: int,
-    session_id: int | None,
-    has_synced: bool | None,
-    portal_type_id: int | None,
-    bill_year: int | None,
-    bill_month: int | None,
-) -> None:
-    """Raise ``ValueError`` naming the first invalid argument of :func:`build_request_attributes`."""
-    for name, value in (
-        ("tenant_id", tenant_id),
-        ("service_provider_id", service_provider_id),
-        ("bill_period_id", bill_period_id),
-    ):
-        _positive(name, value)
-    for name, value in (("session_id", session_id), ("bill_year", bill_year)):
-        _positive(name, value, optional=True)
+def _check_optional_values(portal_type_id: Any, bill_month: Any, has_synced: Any) -> None:
+    """Raise ``ValueError`` naming ``portal_type_id``, ``bill_month`` or ``has_synced`` when invalid."""
     if portal_type_id is not None and (
         isinstance(portal_type_id, bool) or portal_type_id not in PORTAL_TYPES
     ):
@@ -78,31 +60,11 @@ def build_request_attributes(
     Every attribute is DataType ``String`` (legacy format): ids in decimal, ``HasSynced`` as ``True`` or
     ``False``. Unset optional values are left out (the legacy portal omits ``HasSynced`` when not synced).
 
-    Parameters
-    ----------
-    tenant_id, service_provider_id, bill_period_id : int
-        Required, > 0.
-    session_id : int, optional
-        > 0 when given.
-    portal_type_id : int, optional
-        A known portal type id (0 M2M, 1 Mobility, 2 CrossProvider) when given.
-    has_synced : bool, optional
-        ``HasSynced``; left out when ``None``.
-    bill_year : int, optional
-        > 0 when given.
-    bill_month : int, optional
-        1 to 12 when given.
-
-    Returns
-    -------
-    dict
-        ``{name: {"DataType": "String", "StringValue": text}}``; :func:`messaging.parsing.parse_request`
-        reads it back.
-
-    Raises
-    ------
-    ValueError
-        Naming the argument and the rule.
+    ``tenant_id``, ``service_provider_id`` and ``bill_period_id`` are required, > 0; ``session_id`` and
+    ``bill_year`` are > 0 when given, ``bill_month`` 1 to 12, ``portal_type_id`` a known portal type
+    (0 M2M, 1 Mobility, 2 CrossProvider). Returns ``{name: {"DataType": "String", "StringValue": text}}``,
+    which :func:`messaging.parsing.parse_request` reads back; raises ``ValueError`` naming the argument
+    and the rule.
 
     Examples
     --------
@@ -110,16 +72,15 @@ def build_request_attributes(
     ...     "HasSynced"]
     {'DataType': 'String', 'StringValue': 'True'}
     """
-    _check_request_fields(
-        tenant_id=tenant_id,
-        service_provider_id=service_provider_id,
-        bill_period_id=bill_period_id,
-        session_id=session_id,
-        has_synced=has_synced,
-        portal_type_id=portal_type_id,
-        bill_year=bill_year,
-        bill_month=bill_month,
-    )
+    for name, value in (
+        ("tenant_id", tenant_id),
+        ("service_provider_id", service_provider_id),
+        ("bill_period_id", bill_period_id),
+    ):
+        _positive(name, value)
+    for name, value in (("session_id", session_id), ("bill_year", bill_year)):
+        _positive(name, value, optional=True)
+    _check_optional_values(portal_type_id, bill_month, has_synced)
     attributes = {
         SERVICE_PROVIDER_ID: string_attribute(service_provider_id),
         TENANT_ID: string_attribute(tenant_id),

@@ -147,7 +147,7 @@ class TestLayout:
         assert {
             "plugins/__init__.py",
             "plugins/triggers/sqs.py",
-            "include/carrier_optimization/messaging/messages.py",
+            "include/carrier_optimization/messaging/parsing.py",
         } <= names
         assert not any("__pycache__" in n or n.endswith(".pyc") for n in names)
         assert "include/" in ignore and "plugins/triggers/" in ignore

@@ -14,8 +14,9 @@ from include.carrier_optimization.messaging.intake import (
     tenant_verdict,
     watch_steps,
 )
-from include.carrier_optimization.messaging.messages import parse_request, receive_params, run_steps
+from include.carrier_optimization.messaging.parsing import parse_request
 from include.carrier_optimization.messaging.queues import resolve_queue_url
+from include.carrier_optimization.messaging.sqs_steps import receive_params, run_steps
 from include.carrier_optimization.messaging.sync_messages import parse_sync_request
 from plugins.compat import BaseEventTrigger, TriggerEvent
 

@@ -1,48 +1,64 @@
-"""Triggers waiting in the triggerer for this tenant's optimization or device-sync request on SQS."""
+"""The trigger waiting in the triggerer for this tenant's optimization request (or continuation) on SQS."""
 
 from __future__ import annotations
 
 import asyncio
 import inspect
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from functools import partial
-from typing import Any, ClassVar
+from typing import Any
 
 from airflow.providers.amazon.aws.hooks.sqs import SqsHook
 
 from include.carrier_optimization.amop.run_records import SyncFailedError
-from include.carrier_optimization.messaging.messages import (
-    arun_steps,
-    poke_steps,
-    receive_params,
-    split_batch,
-)
-from include.carrier_optimization.messaging.sync_messages import split_sync_batch
+from include.carrier_optimization.messaging.filtering import split_batch
+from include.carrier_optimization.messaging.sqs_steps import arun_steps, poke_steps, receive_params
 from plugins.compat import BaseTrigger, TriggerEvent
 
 
-class _FilteringSqsTrigger(BaseTrigger):
-    """Poll an SQS queue until a wanted message arrives, then fire once (base of the request triggers).
+class OptimizationRequestSqsTrigger(BaseTrigger):
+    """Poll an SQS queue until a message of this tenant (and session) arrives, then fire once.
 
-    Each round is :func:`include.carrier_optimization.messaging.messages.poke_steps` (receive, split, release,
-    dead-letter, delete: the sensors' ``poke`` logic) with the subclass's ``split_function`` and
-    :meth:`_filter_kwargs`. ``serialize()`` returns every constructor parameter of the concrete class,
-    read from the attribute of the same name.
+    Each round is :func:`include.carrier_optimization.messaging.sqs_steps.poke_steps` with
+    :func:`messaging.filtering.split_batch` (the same logic as the sensor's ``poke``): it receives up
+    to ``max_messages`` messages with all message attributes, and
+
+    - messages of other tenants or sessions, and further matches, are made visible again at once
+      (``ChangeMessageVisibilityBatch`` with ``VisibilityTimeout=0``);
+    - malformed messages are logged with their ``MessageId``, sent to ``dead_letter_queue`` when set
+      (original body and attributes plus ``ErrorReason``) and deleted; when the dead-letter send fails the
+      message is left on the queue (it reappears after its visibility timeout);
+    - the first matching message is deleted and the trigger yields exactly one
+      ``TriggerEvent({"status": "success", "message": ..., "request": {...}})``.
+
+    Without a match it sleeps ``poll_interval`` seconds and polls again; the deadline is the timeout the
+    sensor passes to ``defer``. Any exception ends the trigger with one
+    ``{"status": "error", "message": ...}`` event. The hook is built inside ``run()``. ``serialize()``
+    returns every constructor parameter, read from the attribute of the same name.
+
+    :param sqs_queue: URL of the request queue.
+    :param tenant_id: ``TenantId`` to take (a positive integer).
+    :param session_id: ``OptimizationSessionId`` to take (continuations); ``None`` for any.
+    :param require_synced: take only messages whose ``HasSynced`` equals this; ``None`` for either.
+    :param dead_letter_queue: URL of the queue receiving malformed messages; ``None`` to log and delete.
+    :param aws_conn_id: Airflow AWS connection id (default ``aws_default``).
+    :param region_name: AWS region; ``None`` takes the connection's.
+    :param wait_time_seconds: long-poll wait of one ``receive_message`` call, 0 to 20 (default 1).
+    :param visibility_timeout: visibility timeout of received messages in seconds; ``None`` for the queue's.
+    :param max_messages: messages received per round, 1 to 10 (default 10).
+    :param poll_interval: seconds to sleep between rounds without a match (default 60).
+    :param stop_on_sync_error: with ``session_id``, end at once with a ``sync_failed`` event when the
+        session's device sync failed (the session stopped with its error) (default ``False``).
+    :param amop_conn_id: AMOP database connection read for that (default ``amop_db``).
     """
-
-    #: ``messages, **filter -> (accepted, others, malformed)``.
-    split_function: ClassVar[Callable[..., Any]]
-    #: What the trigger waits for, in the error event ("Waiting for <wanted> on <queue> failed").
-    wanted: ClassVar[str]
-    #: Names an accepted message in the log ("Accepted and deleted <accepted_label> <id>").
-    accepted_label: ClassVar[str]
-    #: The tenant, for logs (set by the subclasses).
-    tenant_id: int | None
 
     def __init__(
         self,
         *,
         sqs_queue: str,
+        tenant_id: int,
+        session_id: int | None = None,
+        require_synced: bool | None = None,
         dead_letter_queue: str | None = None,
         aws_conn_id: str | None = "aws_default",
         region_name: str | None = None,
@@ -50,9 +66,14 @@ class _FilteringSqsTrigger(BaseTrigger):
         visibility_timeout: int | None = None,
         max_messages: int = 10,
         poll_interval: float = 60.0,
+        stop_on_sync_error: bool = False,
+        amop_conn_id: str = "amop_db",
     ) -> None:
         super().__init__()
         self.sqs_queue = sqs_queue
+        self.tenant_id = tenant_id
+        self.session_id = session_id
+        self.require_synced = require_synced
         self.dead_letter_queue = dead_letter_queue
         self.aws_conn_id = aws_conn_id
         self.region_name = region_name
@@ -60,6 +81,8 @@ class _FilteringSqsTrigger(BaseTrigger):
         self.visibility_timeout = visibility_timeout
         self.max_messages = max_messages
         self.poll_interval = poll_interval
+        self.stop_on_sync_error = stop_on_sync_error
+        self.amop_conn_id = amop_conn_id
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         """Return the classpath and the constructor keyword arguments."""
@@ -68,14 +91,6 @@ class _FilteringSqsTrigger(BaseTrigger):
             f"{self.__class__.__module__}.{self.__class__.__qualname__}",
             {name: getattr(self, name) for name in names},
         )
-
-    def _filter_kwargs(self) -> dict[str, Any]:
-        """Keyword arguments binding ``split_function`` to this trigger's filter."""
-        raise NotImplementedError
-
-    def _success_message(self, request: dict[str, Any]) -> str:
-        """Text of the success event for the accepted ``request``."""
-        raise NotImplementedError
 
     def _receive_kwargs(self) -> dict[str, Any]:
         return receive_params(
@@ -86,15 +101,24 @@ class _FilteringSqsTrigger(BaseTrigger):
         )
 
     async def poke(self, client: Any) -> dict[str, Any] | None:
-        """Receive one batch and handle it; return the accepted request dict, or ``None``."""
+        """Receive one batch and handle it; return the accepted request dict, or ``None``.
+
+        Raises `SyncFailedError` first when the awaited session's sync failed.
+        """
+        if self.stop_on_sync_error and self.session_id is not None:
+            error = await asyncio.to_thread(session_sync_error, self.amop_conn_id, self.session_id)
+            if error is not None:
+                raise SyncFailedError(f"Device sync of session {self.session_id} failed: {error}")
+        split = partial(
+            split_batch,
+            tenant_id=self.tenant_id,
+            session_id=self.session_id,
+            require_synced=self.require_synced,
+        )
         accepted = await arun_steps(
             client,
             poke_steps(
-                self._receive_kwargs(),
-                partial(type(self).split_function, **self._filter_kwargs()),
-                dead_letter_queue=self.dead_letter_queue,
-                logger=self.log,
-                label=self.accepted_label,
+                self._receive_kwargs(), split, dead_letter_queue=self.dead_letter_queue, logger=self.log
             ),
         )
         return None if accepted is None else accepted.request.to_dict()
@@ -122,169 +146,17 @@ class _FilteringSqsTrigger(BaseTrigger):
             yield TriggerEvent({"status": "sync_failed", "message": str(failed)})
             return
         except Exception as error:
-            self.log.exception("Waiting for %s on %s failed", self.wanted, self.sqs_queue)
+            self.log.exception("Waiting for a request on %s failed", self.sqs_queue)
             yield TriggerEvent(
                 {
                     "status": "error",
-                    "message": f"Waiting for {self.wanted} on {self.sqs_queue} failed: "
+                    "message": f"Waiting for a request on {self.sqs_queue} failed: "
                     f"{type(error).__name__}: {error}",
                 }
             )
             return
-        yield TriggerEvent(
-            {"status": "success", "message": self._success_message(request), "request": request}
-        )
-
-
-class OptimizationRequestSqsTrigger(_FilteringSqsTrigger):
-    """Poll an SQS queue until a message of this tenant (and session) arrives, then fire once.
-
-    Each round receives up to ``max_messages`` messages with all message attributes and sorts them with
-    :func:`messaging.messages.split_batch` (the same logic as the sensor's ``poke``):
-
-    - messages of other tenants or sessions, and further matches, are made visible again at once
-      (``ChangeMessageVisibilityBatch`` with ``VisibilityTimeout=0``);
-    - malformed messages are logged with their ``MessageId``, sent to ``dead_letter_queue`` when set
-      (original body and attributes plus ``ErrorReason``) and deleted; when the dead-letter send fails the
-      message is left on the queue (it reappears after its visibility timeout);
-    - the first matching message is deleted and the trigger yields exactly one
-      ``TriggerEvent({"status": "success", "message": ..., "request": {...}})``.
-
-    Without a match it sleeps ``poll_interval`` seconds and polls again; the deadline is the timeout the
-    sensor passes to ``defer``. Any exception ends the trigger with one
-    ``{"status": "error", "message": ...}`` event. The hook is built inside ``run()``.
-
-    :param sqs_queue: URL of the request queue.
-    :param tenant_id: ``TenantId`` to take (a positive integer).
-    :param session_id: ``OptimizationSessionId`` to take (continuations); ``None`` for any.
-    :param require_synced: take only messages whose ``HasSynced`` equals this; ``None`` for either.
-    :param dead_letter_queue: URL of the queue receiving malformed messages; ``None`` to log and delete.
-    :param aws_conn_id: Airflow AWS connection id (default ``aws_default``).
-    :param region_name: AWS region; ``None`` takes the connection's.
-    :param wait_time_seconds: long-poll wait of one ``receive_message`` call, 0 to 20 (default 1).
-    :param visibility_timeout: visibility timeout of received messages in seconds; ``None`` for the queue's.
-    :param max_messages: messages received per round, 1 to 10 (default 10).
-    :param poll_interval: seconds to sleep between rounds without a match (default 60).
-    :param stop_on_sync_error: with ``session_id``, end at once with a ``sync_failed`` event when the
-        session's device sync failed (the session stopped with its error) (default ``False``).
-    :param amop_conn_id: AMOP database connection read for that (default ``amop_db``).
-    """
-
-    split_function = staticmethod(split_batch)
-    wanted = "a request"
-    accepted_label = "message"
-
-    def __init__(
-        self,
-        *,
-        sqs_queue: str,
-        tenant_id: int,
-        session_id: int | None = None,
-        require_synced: bool | None = None,
-        dead_letter_queue: str | None = None,
-        aws_conn_id: str | None = "aws_default",
-        region_name: str | None = None,
-        wait_time_seconds: int = 1,
-        visibility_timeout: int | None = None,
-        max_messages: int = 10,
-        poll_interval: float = 60.0,
-        stop_on_sync_error: bool = False,
-        amop_conn_id: str = "amop_db",
-    ) -> None:
-        super().__init__(
-            sqs_queue=sqs_queue,
-            dead_letter_queue=dead_letter_queue,
-            aws_conn_id=aws_conn_id,
-            region_name=region_name,
-            wait_time_seconds=wait_time_seconds,
-            visibility_timeout=visibility_timeout,
-            max_messages=max_messages,
-            poll_interval=poll_interval,
-        )
-        self.tenant_id = tenant_id
-        self.session_id = session_id
-        self.require_synced = require_synced
-        self.stop_on_sync_error = stop_on_sync_error
-        self.amop_conn_id = amop_conn_id
-
-    async def poke(self, client: Any) -> dict[str, Any] | None:
-        """Raise `SyncFailedError` when the awaited session's sync failed; else one round of the base poke."""
-        if self.stop_on_sync_error and self.session_id is not None:
-            error = await asyncio.to_thread(session_sync_error, self.amop_conn_id, self.session_id)
-            if error is not None:
-                raise SyncFailedError(f"Device sync of session {self.session_id} failed: {error}")
-        return await super().poke(client)
-
-    def _filter_kwargs(self) -> dict[str, Any]:
-        return {
-            "tenant_id": self.tenant_id,
-            "session_id": self.session_id,
-            "require_synced": self.require_synced,
-        }
-
-    def _success_message(self, request: dict[str, Any]) -> str:
-        return f"Accepted message {request['message_id']} for tenant {request['tenant_id']}"
-
-
-class DeviceSyncRequestSqsTrigger(_FilteringSqsTrigger):
-    """Poll the device-sync queue until a request for one of ``service_provider_ids`` arrives, then fire once.
-
-    The same machinery as :class:`OptimizationRequestSqsTrigger` (release others at once, dead-letter
-    malformed messages, one event), sorting batches with
-    :func:`messaging.sync_messages.split_sync_batch`. The success event carries the
-    request as ``DeviceSyncRequest.to_dict()``.
-
-    :param sqs_queue: URL of the device-sync queue.
-    :param service_provider_ids: ``ServiceProviderId`` values to take (the tenant's providers).
-    :param tenant_id: the tenant, for logs only (default ``None``).
-    :param dead_letter_queue: URL of the queue receiving malformed messages; ``None`` to log and delete.
-    :param aws_conn_id: Airflow AWS connection id (default ``aws_default``).
-    :param region_name: AWS region; ``None`` takes the connection's.
-    :param wait_time_seconds: long-poll wait of one ``receive_message`` call, 0 to 20 (default 1).
-    :param visibility_timeout: visibility timeout of received messages in seconds; ``None`` for the queue's.
-    :param max_messages: messages received per round, 1 to 10 (default 10).
-    :param poll_interval: seconds to sleep between rounds without a match (default 60).
-    """
-
-    split_function = staticmethod(split_sync_batch)
-    wanted = "a device-sync request"
-    accepted_label = "device-sync request"
-
-    def __init__(
-        self,
-        *,
-        sqs_queue: str,
-        service_provider_ids: list[int],
-        tenant_id: int | None = None,
-        dead_letter_queue: str | None = None,
-        aws_conn_id: str | None = "aws_default",
-        region_name: str | None = None,
-        wait_time_seconds: int = 1,
-        visibility_timeout: int | None = None,
-        max_messages: int = 10,
-        poll_interval: float = 60.0,
-    ) -> None:
-        super().__init__(
-            sqs_queue=sqs_queue,
-            dead_letter_queue=dead_letter_queue,
-            aws_conn_id=aws_conn_id,
-            region_name=region_name,
-            wait_time_seconds=wait_time_seconds,
-            visibility_timeout=visibility_timeout,
-            max_messages=max_messages,
-            poll_interval=poll_interval,
-        )
-        self.service_provider_ids = list(service_provider_ids)
-        self.tenant_id = tenant_id
-
-    def _filter_kwargs(self) -> dict[str, Any]:
-        return {"service_provider_ids": self.service_provider_ids}
-
-    def _success_message(self, request: dict[str, Any]) -> str:
-        return (
-            f"Accepted device-sync request {request['message_id']} for service provider "
-            f"{request['service_provider_id']}"
-        )
+        message = f"Accepted message {request['message_id']} for tenant {request['tenant_id']}"
+        yield TriggerEvent({"status": "success", "message": message, "request": request})
 
 
 def session_sync_error(amop_conn_id: str, session_id: int) -> str | None:

@@ -22,7 +22,7 @@ from sqlalchemy import select
 from include.carrier_optimization.amop import schema as s
 from include.carrier_optimization.amop.repository import AmopRepository
 from include.carrier_optimization.core.fleet import generate_fleet
-from include.carrier_optimization.messaging.messages import parse_request
+from include.carrier_optimization.messaging.parsing import parse_request
 from include.carrier_optimization.messaging.sync_messages import build_sync_request_attributes
 from include.carrier_optimization.sync.carriers.simulator import (
     DEFAULT_PASSWORD,

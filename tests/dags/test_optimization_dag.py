@@ -19,7 +19,7 @@ from sqlalchemy import func, select, update
 
 from include.carrier_optimization.amop import schema as s
 from include.carrier_optimization.amop.schema import OptimizationStatus
-from include.carrier_optimization.messaging.messages import build_request_attributes
+from include.carrier_optimization.messaging.publishing import build_request_attributes
 from include.carrier_optimization.pipeline.progress import ERROR_PATH, PROGRESS_PATH
 from include.carrier_optimization.pipeline.steps import INVALID_PLANS_MESSAGE
 from include.carrier_optimization.reporting.notify import ALREADY_RUNNING_SUBJECT, RESULTS_SUBJECT

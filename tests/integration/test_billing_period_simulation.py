@@ -27,7 +27,7 @@ from include.carrier_optimization.amop.run_records import RunRecords
 from include.carrier_optimization.amop.schema import OptimizationStatus, create_schema
 from include.carrier_optimization.amop.storage import make_engine
 from include.carrier_optimization.core.fleet import TenantSpec, generate_fleet
-from include.carrier_optimization.messaging.messages import build_request_attributes
+from include.carrier_optimization.messaging.publishing import build_request_attributes
 from include.carrier_optimization.pipeline.schedule import publish_due_requests
 from plugins.compat import AirflowSkipException
 from plugins.operators.intake import OptimizationIntakeOperator

@@ -14,8 +14,9 @@ from types import SimpleNamespace
 import pytest
 
 from include.carrier_optimization.amop.run_records import RunRecords
+from include.carrier_optimization.messaging.attributes import ERROR_REASON
 from include.carrier_optimization.messaging.intake import event_payloads
-from include.carrier_optimization.messaging.messages import ERROR_REASON, build_request_attributes
+from include.carrier_optimization.messaging.publishing import build_request_attributes
 from plugins.compat import AirflowSkipException
 from plugins.operators.intake import DeviceSyncIntakeOperator, OptimizationIntakeOperator
 from plugins.triggers.intake import SqsRequestWatcherTrigger

@@ -6,7 +6,8 @@ import asyncio
 
 import pytest
 
-from include.carrier_optimization.messaging.messages import ERROR_REASON, build_request_attributes
+from include.carrier_optimization.messaging.attributes import ERROR_REASON
+from include.carrier_optimization.messaging.publishing import build_request_attributes
 from plugins.sensors.sqs import OptimizationRequestSqsSensor
 from plugins.triggers.sqs import OptimizationRequestSqsTrigger
 
@@ -101,6 +102,7 @@ class TestSensorPoke:
             "has_synced": False,
             "portal_type_id": 0,
             "message_id": mine,
+            "manual": False,
         }
         assert visible_ids(sqs_client, queue) == [other]
 
@@ -203,8 +205,9 @@ class TestTriggerRun:
             "bill_period_id": PERIOD,
             "session_id": SESSION,
             "has_synced": True,
-            "portal_type_id": None,
+            "portal_type_id": 0,
             "message_id": mine,
+            "manual": False,
         }
         assert visible_ids(sqs_client, queue) == [other]
         dead = sqs_client.receive_message(QueueUrl=dlq, WaitTimeSeconds=0, MessageAttributeNames=["All"])

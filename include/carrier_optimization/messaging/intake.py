@@ -16,14 +16,9 @@ from collections.abc import Callable, Generator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from include.carrier_optimization.messaging.messages import (
-    Malformed,
-    MalformedMessageError,
-    SqsCall,
-    dead_letter_params,
-    release_entries,
-    sort_batch,
-)
+from include.carrier_optimization.messaging.attributes import Malformed, MalformedMessageError
+from include.carrier_optimization.messaging.filtering import sort_batch
+from include.carrier_optimization.messaging.sqs_steps import SqsCall, dead_letter_steps, release_steps
 
 log = logging.getLogger(__name__)
 
@@ -60,14 +55,14 @@ def watch_steps(
     dead_letter_queue: str | None,
     logger: Any = log,
 ) -> Generator[SqsCall, Any, list[Taken]]:
-    """One round of a watcher as SQS calls (run with ``messages.run_steps`` / ``arun_steps``).
+    """One round of a watcher as SQS calls (run with ``sqs_steps.run_steps`` / ``arun_steps``).
 
     Receive one batch (``receive`` sets the ``VisibilityTimeout`` that holds taken messages); parse each
     message; ``decide(request)`` says :data:`TAKE`, :data:`LEAVE` (made visible again at once: a run's
     own wait takes it) or a reason to dead-letter it (e.g. another tenant's request on this queue).
     Malformed and refused messages go to ``dead_letter_queue`` with their ``ErrorReason`` and are
-    deleted (a failed dead-letter send leaves the message on the queue). Taken messages are NOT deleted.
-    Returns the taken messages, in receive order.
+    deleted (``sqs_steps.dead_letter_steps``: a failed dead-letter send leaves the message on the
+    queue). Taken messages are NOT deleted. Returns the taken messages, in receive order.
     """
     queue_url = receive["QueueUrl"]
     response = yield SqsCall("receive_message", dict(receive))
@@ -84,31 +79,14 @@ def watch_steps(
         else:
             attribute, reason = verdict.split(" ", 1)
             malformed.append(Malformed(message, MalformedMessageError(request.message_id, attribute, reason)))
-    for chunk in release_entries(leave):
-        yield SqsCall("change_message_visibility_batch", {"QueueUrl": queue_url, "Entries": chunk})
+    yield from release_steps(leave, queue_url=queue_url, logger=logger)
     for bad in malformed:
-        yield from _dead_letter(bad, queue_url=queue_url, dead_letter_queue=dead_letter_queue, logger=logger)
+        yield from dead_letter_steps(
+            bad, queue_url=queue_url, dead_letter_queue=dead_letter_queue, logger=logger, kind="refused"
+        )
     for item in taken:
         logger.info("Took message %s (kept on the queue until its run claims it)", item.request.message_id)
     return taken
-
-
-def _dead_letter(
-    bad: Malformed, *, queue_url: str, dead_letter_queue: str | None, logger: Any
-) -> Generator[SqsCall, Any, None]:
-    logger.error("Refused message %s on %s: %s", bad.message_id, queue_url, bad.error)
-    if dead_letter_queue:
-        try:
-            yield SqsCall("send_message", dead_letter_params(bad, queue_url=dead_letter_queue))
-        except Exception:
-            logger.exception("Could not move %s to %s; left on the queue", bad.message_id, dead_letter_queue)
-            return
-    try:
-        yield SqsCall(
-            "delete_message", {"QueueUrl": queue_url, "ReceiptHandle": bad.message["ReceiptHandle"]}
-        )
-    except Exception:
-        logger.exception("Could not delete refused message %s", bad.message_id)
 
 
 def tenant_verdict(request: Any, *, tenant_id: int, awaiting_sync: Callable[[int], bool]) -> str:

@@ -1,4 +1,4 @@
-"""Device-sync request messages on SQS: legacy attributes, parsing, provider filtering, completion.
+"""Device-sync request messages on SQS: the request, parsing and building it, the completion message.
 
 A device-sync request is what the optimization DAG (or the legacy QueueCarrierPlanOptimization)
 publishes to the device-sync queue (docs/architecture.md): ``PageNumber``,
@@ -12,12 +12,11 @@ the clock as the legacy device cleanup did).
 from __future__ import annotations
 
 import datetime as dt
-import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
-from typing import Any, NamedTuple
+from typing import Any
 
-from include.carrier_optimization.messaging.messages import (
+from include.carrier_optimization.messaging.attributes import (
     BILL_PERIOD_ID,
     MESSAGE_ID,
     OPTIMIZATION_SESSION_ID,
@@ -25,17 +24,14 @@ from include.carrier_optimization.messaging.messages import (
     SERVICE_PROVIDER_ID,
     TENANT_ID,
     UNKNOWN_MESSAGE_ID,
-    Malformed,
     MalformedMessageError,
-    _attribute_text,
-    _exact_fields,
-    _message_id,
-    _optional_id,
-    _shown,
-    _string_attribute,
-    build_request_attributes,
-    sort_batch,
+    attribute_text,
+    message_id_of,
+    optional_attribute,
+    shown,
+    string_attribute,
 )
+from include.carrier_optimization.messaging.publishing import build_request_attributes
 
 __all__ = [
     "LAST_SYNC_DATE",
@@ -43,17 +39,12 @@ __all__ = [
     "NEXT_STEPS",
     "OPTIMIZATION_INSTANCE_ID",
     "PAGE_NUMBER",
-    "AcceptedSync",
     "DeviceSyncRequest",
-    "SyncBatchSplit",
     "build_completion_attributes",
     "build_sync_request_attributes",
+    "legacy_last_sync_date",
     "parse_sync_request",
-    "split_sync_batch",
-    "validate_provider_filter",
 ]
-
-log = logging.getLogger(__name__)
 
 PAGE_NUMBER = "PageNumber"
 LAST_SYNC_DATE = "LastSyncDate"
@@ -114,8 +105,14 @@ class DeviceSyncRequest:
         """Rebuild a request from :meth:`to_dict` output; raises ``ValueError`` on missing or unknown keys."""
         expected = set(cls.__dataclass_fields__)
         if not isinstance(data, Mapping):
-            raise ValueError(f"`data` must be a mapping with the keys {sorted(expected)}; got {_shown(data)}")
-        return cls(**_exact_fields(cls, data))
+            raise ValueError(f"`data` must be a mapping with the keys {sorted(expected)}; got {shown(data)}")
+        missing = sorted(expected - set(data))
+        unknown = sorted(set(data) - expected)
+        if missing or unknown:
+            raise ValueError(
+                f"`data` must have exactly the keys {sorted(expected)}; missing {missing}, unknown {unknown}"
+            )
+        return cls(**data)
 
     @property
     def modified_since(self) -> dt.datetime:
@@ -123,26 +120,11 @@ class DeviceSyncRequest:
         return _parse_iso(self.last_sync_date)
 
 
-class AcceptedSync(NamedTuple):
-    """The message a poke takes, with its parsed request."""
-
-    message: dict[str, Any]
-    request: DeviceSyncRequest
-
-
-class SyncBatchSplit(NamedTuple):
-    """One received batch: the request to take, messages to release, malformed messages."""
-
-    accepted: AcceptedSync | None
-    others: list[dict[str, Any]]
-    malformed: list[Malformed]
-
-
 def _parse_id(message_id: str, name: str, text: str) -> int:
     stripped = text.strip()
     digits = stripped[1:] if stripped[:1] == "+" else stripped
     if not digits.isdigit() or not digits.isascii() or int(digits) <= 0:
-        raise MalformedMessageError(message_id, name, REASON_NOT_INTEGER.format(value=_shown(text)))
+        raise MalformedMessageError(message_id, name, REASON_NOT_INTEGER.format(value=shown(text)))
     return int(digits)
 
 
@@ -190,96 +172,42 @@ def parse_sync_request(message: Mapping[str, Any]) -> DeviceSyncRequest:
     >>> parse_sync_request(message).session_id
     9
     """
-    message_id = _message_id(message)
+    message_id = message_id_of(message)
     if message_id == UNKNOWN_MESSAGE_ID:
         raise MalformedMessageError(message_id, MESSAGE_ID, REASON_MISSING)
-    provider_text = _attribute_text(message, SERVICE_PROVIDER_ID)
+    provider_text = attribute_text(message, SERVICE_PROVIDER_ID)
     if provider_text is None:
         raise MalformedMessageError(message_id, SERVICE_PROVIDER_ID, REASON_MISSING)
     service_provider_id = _parse_id(message_id, SERVICE_PROVIDER_ID, provider_text)
-    date_text = _attribute_text(message, LAST_SYNC_DATE)
+    date_text = attribute_text(message, LAST_SYNC_DATE)
     if date_text is None:
         raise MalformedMessageError(message_id, LAST_SYNC_DATE, REASON_MISSING)
     try:
         last_sync = _iso_z(_parse_iso(date_text))
     except ValueError as error:
         raise MalformedMessageError(
-            message_id, LAST_SYNC_DATE, REASON_NOT_ISO.format(value=_shown(date_text))
+            message_id, LAST_SYNC_DATE, REASON_NOT_ISO.format(value=shown(date_text))
         ) from error
-    page_text = _attribute_text(message, PAGE_NUMBER)
+    page_text = attribute_text(message, PAGE_NUMBER)
     page_number = 1 if page_text is None else _parse_id(message_id, PAGE_NUMBER, page_text)
-    step_text = _attribute_text(message, NEXT_STEP)
+    step_text = attribute_text(message, NEXT_STEP)
     if step_text is None:
         next_step = NEXT_STEP_USAGE
     else:
         next_step = _NEXT_STEP_ALIASES.get(step_text.strip().lower())
         if next_step is None:
-            raise MalformedMessageError(
-                message_id, NEXT_STEP, REASON_NOT_STEP.format(value=_shown(step_text))
-            )
+            raise MalformedMessageError(message_id, NEXT_STEP, REASON_NOT_STEP.format(value=shown(step_text)))
     return DeviceSyncRequest(
         service_provider_id=service_provider_id,
         page_number=page_number,
         last_sync_date=last_sync,
         next_step=next_step,
-        session_id=_optional_id(message, message_id, OPTIMIZATION_SESSION_ID, _parse_id),
-        tenant_id=_optional_id(message, message_id, TENANT_ID, _parse_id),
-        bill_period_id=_optional_id(message, message_id, BILL_PERIOD_ID, _parse_id),
-        instance_id=_optional_id(message, message_id, OPTIMIZATION_INSTANCE_ID, _parse_id),
+        session_id=optional_attribute(message, message_id, OPTIMIZATION_SESSION_ID, _parse_id),
+        tenant_id=optional_attribute(message, message_id, TENANT_ID, _parse_id),
+        bill_period_id=optional_attribute(message, message_id, BILL_PERIOD_ID, _parse_id),
+        instance_id=optional_attribute(message, message_id, OPTIMIZATION_INSTANCE_ID, _parse_id),
         message_id=message_id,
     )
-
-
-def validate_provider_filter(service_provider_ids: Any) -> tuple[int, ...]:
-    """Normalize the providers a sync sensor takes: a non-empty list of positive integers (or their text).
-
-    Raises
-    ------
-    ValueError
-        Naming ``service_provider_ids`` and the offending values.
-    """
-    if isinstance(service_provider_ids, (str, int)) and not isinstance(service_provider_ids, bool):
-        service_provider_ids = [service_provider_ids]
-    if not isinstance(service_provider_ids, Iterable):
-        raise ValueError(
-            f"`service_provider_ids` must be a list of positive integers, got {_shown(service_provider_ids)}"
-        )
-    values, bad = [], []
-    for value in service_provider_ids:
-        text = str(value).strip()
-        if isinstance(value, bool) or not text.isdigit() or int(text) <= 0:
-            bad.append(value)
-        else:
-            values.append(int(text))
-    if bad or not values:
-        raise ValueError(
-            "`service_provider_ids` must be a non-empty list of positive integers; "
-            f"invalid: {_shown(bad) if bad else 'the list is empty'}"
-        )
-    return tuple(sorted(set(values)))
-
-
-def split_sync_batch(messages: Iterable[Mapping[str, Any]], *, service_provider_ids: Any) -> SyncBatchSplit:
-    """Sort one received batch of the device-sync queue (the poke logic of the sensor and its trigger).
-
-    As :func:`messaging.messages.split_batch`, with :func:`parse_sync_request` as the
-    parser and the filter "``ServiceProviderId`` is one of ``service_provider_ids``": a ``MessageId``
-    repeated in the batch is malformed once; unparsable messages are malformed; the first valid message
-    of these providers is accepted; other valid messages are released.
-
-    Returns
-    -------
-    SyncBatchSplit
-        ``(accepted, others, malformed)``.
-    """
-    providers = set(validate_provider_filter(service_provider_ids))
-    found, others, malformed = sort_batch(
-        messages,
-        parse=parse_sync_request,
-        accept=lambda request: request.service_provider_id in providers,
-        label="Sync batch",
-    )
-    return SyncBatchSplit(None if found is None else AcceptedSync(*found), others, malformed)
 
 
 def build_sync_request_attributes(
@@ -306,18 +234,18 @@ def build_sync_request_attributes(
         if optional and value is None:
             continue
         if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-            raise ValueError(f"`{name}` must be a positive integer, got {_shown(value)}")
+            raise ValueError(f"`{name}` must be a positive integer, got {shown(value)}")
     if next_step not in NEXT_STEPS:
-        raise ValueError(f"`next_step` must be one of {', '.join(NEXT_STEPS)}, got {_shown(next_step)}")
+        raise ValueError(f"`next_step` must be one of {', '.join(NEXT_STEPS)}, got {shown(next_step)}")
     if isinstance(last_sync_date, str):
         last_sync_date = _parse_iso(last_sync_date)
     elif last_sync_date.tzinfo is not None:
         last_sync_date = last_sync_date.astimezone(dt.UTC).replace(tzinfo=None)
     attributes = {
-        PAGE_NUMBER: _string_attribute(page_number),
-        LAST_SYNC_DATE: _string_attribute(_iso_z(last_sync_date)),
-        SERVICE_PROVIDER_ID: _string_attribute(service_provider_id),
-        NEXT_STEP: _string_attribute(next_step),
+        PAGE_NUMBER: string_attribute(page_number),
+        LAST_SYNC_DATE: string_attribute(_iso_z(last_sync_date)),
+        SERVICE_PROVIDER_ID: string_attribute(service_provider_id),
+        NEXT_STEP: string_attribute(next_step),
     }
     for name, value in (
         (OPTIMIZATION_SESSION_ID, session_id),
@@ -325,7 +253,7 @@ def build_sync_request_attributes(
         (BILL_PERIOD_ID, bill_period_id),
     ):
         if value is not None:
-            attributes[name] = _string_attribute(value)
+            attributes[name] = string_attribute(value)
     return attributes
 
 
@@ -341,7 +269,7 @@ def build_completion_attributes(
 
     ``HasSynced=True``, the request's ``OptimizationSessionId`` and ``ServiceProviderId``, the
     ``TenantId`` and ``BillPeriodId`` given (the request's own when it carried them), ``BillYear`` and
-    ``BillMonth`` when known: what :func:`messaging.messages.parse_request` and the
+    ``BillMonth`` when known: what :func:`messaging.parsing.parse_request` and the
     optimization DAG's ``sync_wait`` sensor take.
 
     Raises

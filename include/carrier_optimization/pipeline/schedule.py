@@ -136,7 +136,7 @@ def publish_due_requests(
     """
     from include.carrier_optimization.amop.repository import AmopRepository, utcnow
     from include.carrier_optimization.amop.run_records import RunRecords
-    from include.carrier_optimization.messaging.messages import build_request_attributes
+    from include.carrier_optimization.messaging.publishing import build_request_attributes
     from include.carrier_optimization.messaging.queues import resolve_queue_url
 
     records = RunRecords(engine)

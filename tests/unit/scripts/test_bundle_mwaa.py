@@ -147,7 +147,7 @@ class TestLayout:
         assert {
             "plugins/__init__.py",
             "plugins/triggers/sqs.py",
-            "include/carrier_optimization/messaging/messages.py",
+            "include/carrier_optimization/messaging/parsing.py",
         } <= names
         assert not any("__pycache__" in n or n.endswith(".pyc") for n in names)
         assert "include/" in ignore and "plugins/triggers/" in ignore
@@ -263,7 +263,7 @@ class TestImportFromTheBundle:
             if path is not None and not str(Path(path).resolve()).startswith(out)
         }
         assert not strays, f"modules imported from outside the bundle: {strays}"
-        assert "include.carrier_optimization.messaging.messages" in probe["module_files"]
+        assert "include.carrier_optimization.messaging.parsing" in probe["module_files"]
         assert "include.carrier_optimization.reporting.sessions_view" in probe["module_files"]
 
     def test_plugin_manager_loads_only_plugin_modules_without_errors(self, probe):

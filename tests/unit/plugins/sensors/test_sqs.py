@@ -10,7 +10,8 @@ import pytest
 from airflow.sdk.exceptions import TaskDeferred
 from moto import mock_aws
 
-from include.carrier_optimization.messaging.messages import ERROR_REASON, build_request_attributes
+from include.carrier_optimization.messaging.attributes import ERROR_REASON
+from include.carrier_optimization.messaging.publishing import build_request_attributes
 from plugins.compat import AirflowException, AirflowFailException
 from plugins.sensors.sqs import OptimizationRequestSqsSensor
 from plugins.triggers.sqs import OptimizationRequestSqsTrigger
@@ -26,8 +27,9 @@ REQUEST = {
     "bill_period_id": 55,
     "session_id": None,
     "has_synced": False,
-    "portal_type_id": None,
+    "portal_type_id": 0,
     "message_id": "m-1",
+    "manual": False,
 }
 
 

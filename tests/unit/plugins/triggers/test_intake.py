@@ -14,7 +14,8 @@ from include.carrier_optimization.amop import schema as s
 from include.carrier_optimization.amop.repository import utcnow
 from include.carrier_optimization.amop.run_records import SYNC_PROGRESS
 from include.carrier_optimization.amop.storage import make_engine
-from include.carrier_optimization.messaging.messages import ERROR_REASON, build_request_attributes
+from include.carrier_optimization.messaging.attributes import ERROR_REASON
+from include.carrier_optimization.messaging.publishing import build_request_attributes
 from include.carrier_optimization.messaging.sync_messages import build_sync_request_attributes
 from plugins.triggers.intake import SqsRequestWatcherTrigger
 

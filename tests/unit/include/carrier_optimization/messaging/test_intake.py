@@ -8,6 +8,7 @@ from types import SimpleNamespace
 
 import pytest
 
+from include.carrier_optimization.messaging.attributes import ERROR_REASON
 from include.carrier_optimization.messaging.intake import (
     LEAVE,
     TAKE,
@@ -19,12 +20,9 @@ from include.carrier_optimization.messaging.intake import (
     tenant_verdict,
     watch_steps,
 )
-from include.carrier_optimization.messaging.messages import (
-    ERROR_REASON,
-    build_request_attributes,
-    parse_request,
-    run_steps,
-)
+from include.carrier_optimization.messaging.parsing import parse_request
+from include.carrier_optimization.messaging.publishing import build_request_attributes
+from include.carrier_optimization.messaging.sqs_steps import run_steps
 
 TENANT, OTHER_TENANT, PROVIDER, PERIOD = 7, 8, 3, 55
 QUEUE, DLQ = "https://sqs/requests", "https://sqs/dead"

@@ -1,4 +1,4 @@
-"""Device-sync request messages: parsing rules, provider filter, batch split, completion attributes."""
+"""Device-sync request messages: parsing rules, building them, completion attributes."""
 
 from __future__ import annotations
 
@@ -6,14 +6,13 @@ import datetime as dt
 
 import pytest
 
-from include.carrier_optimization.messaging.messages import MalformedMessageError, parse_request
+from include.carrier_optimization.messaging.attributes import MalformedMessageError
+from include.carrier_optimization.messaging.parsing import parse_request
 from include.carrier_optimization.messaging.sync_messages import (
     DeviceSyncRequest,
     build_completion_attributes,
     build_sync_request_attributes,
     parse_sync_request,
-    split_sync_batch,
-    validate_provider_filter,
 )
 
 SINCE = "2026-10-27T17:42:07Z"
@@ -121,39 +120,6 @@ class TestParse:
     def test_message_without_id(self):
         with pytest.raises(MalformedMessageError, match="`MessageId` is missing"):
             parse_sync_request({"MessageAttributes": message()["MessageAttributes"]})
-
-
-class TestFilter:
-    def test_provider_ids_normalized(self):
-        assert validate_provider_filter(["202", 201, 202]) == (201, 202)
-        assert validate_provider_filter("101") == (101,)
-
-    @pytest.mark.parametrize(
-        "value", [[], [0], ["x"], [True], None], ids=["empty", "zero", "text", "bool", "none"]
-    )
-    def test_invalid_provider_ids(self, value):
-        with pytest.raises(ValueError, match="`service_provider_ids` must be"):
-            validate_provider_filter(value)
-
-    def test_split_takes_first_of_these_providers_releases_others_and_sorts_out_malformed(self):
-        other = message("m-other", service_provider_id=999)
-        broken = raw("m-bad", ServiceProviderId="101")
-        first = message("m-first", session_id=5)
-        second = message("m-second")
-        dup = message("m-dup")
-
-        split = split_sync_batch([other, broken, first, second, dup, dup], service_provider_ids=[101, 202])
-
-        assert split.accepted.request.message_id == "m-first" and split.accepted.request.session_id == 5
-        assert [m["MessageId"] for m in split.others] == ["m-other", "m-second"]
-        assert [(m.message_id, m.error.attribute) for m in split.malformed] == [
-            ("m-bad", "LastSyncDate"),
-            ("m-dup", "MessageId"),
-        ]
-
-    def test_split_without_match(self):
-        split = split_sync_batch([message(service_provider_id=5)], service_provider_ids=[101])
-        assert split.accepted is None and len(split.others) == 1
 
 
 class TestBuild:

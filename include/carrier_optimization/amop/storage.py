@@ -1,11 +1,14 @@
-"""Database engines, chunked bulk inserts (SQL Server BCP, PostgreSQL ``COPY``, ``executemany``), frames."""
+"""Database engines, chunked bulk inserts (SQL Server BCP, PostgreSQL ``COPY``, ``executemany``), frames.
+
+Also the dialect switch of the upserts (:func:`native_upsert`).
+"""
 
 from __future__ import annotations
 
 import datetime as dt
 import logging
 import re
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from itertools import islice
 from operator import itemgetter
 from pathlib import Path
@@ -13,6 +16,8 @@ from typing import Any
 
 import pandas as pd
 from sqlalchemy import DateTime, Table, UniqueConstraint, create_engine, event
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.types import TypeDecorator
@@ -22,6 +27,8 @@ LOG = logging.getLogger(__name__)
 DEFAULT_CHUNK = 10_000
 #: Rows of a failing chunk whose keys are logged.
 LOGGED_ROWS = 3
+#: Dialects with a native single-statement upsert (``INSERT ... ON CONFLICT DO UPDATE``).
+NATIVE_UPSERT: dict[str, Callable[..., Any]] = {"sqlite": sqlite_insert, "postgresql": postgresql_insert}
 
 
 def sqlite_url(path: str | Path) -> str:
@@ -67,6 +74,11 @@ def chunks(rows: Iterable[Any], size: int) -> Iterator[list[Any]]:
     iterator = iter(rows)
     while chunk := list(islice(iterator, size)):
         yield chunk
+
+
+def native_upsert(conn: Connection) -> Callable[..., Any] | None:
+    """The ``insert`` of ``conn``'s dialect that offers ``on_conflict_do_update``, or ``None`` (others)."""
+    return NATIVE_UPSERT.get(conn.dialect.name)
 
 
 def bulk_insert(

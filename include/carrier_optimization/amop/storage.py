@@ -145,7 +145,6 @@ def bulk_insert(
     """
     if chunk_size < 1:
         raise ValueError(f"`chunk_size`: must be >= 1; got {chunk_size}")
-    dialect = conn.dialect.name
     total = 0
     cols: list[str] = []
     given: list[str] = []
@@ -164,18 +163,7 @@ def bulk_insert(
                 cols, defaults = _bulk_insert_iv(table, given)
             naive = [i for i, c in enumerate(cols) if _is_naive_timestamp(table, c)]
         try:
-            values = _chunk_values(given, defaults, naive, chunk)
-            if dialect in ("mssql", "postgresql"):  # no bound parameters: apply the column types' binding
-                values = _bind_decorated(table, cols, values, conn.dialect)
-            if dialect == "mssql":
-                raw = conn.connection.driver_connection
-                if stage is None:
-                    stage = _bcp_stage(raw, table, cols)
-                _bcp_chunk(raw, table, stage, cols, values)
-            elif dialect == "postgresql":
-                _copy_chunk(conn, table, cols, values)
-            else:
-                conn.execute(table.insert(), [dict(zip(cols, v, strict=True)) for v in values])
+            stage = _write_chunk(conn, table, cols, _chunk_values(given, defaults, naive, chunk), stage)
         except Exception as error:
             keys = _key_columns(table, cols)
             LOG.error(
@@ -197,8 +185,27 @@ def bulk_insert(
         LOG.debug("Loaded %d rows into %s so far", total, table.name)
     if stage is not None:
         _mssql_execute(conn.connection.driver_connection, f"DROP TABLE {_mssql_quote(stage)}")
-    LOG.debug("Bulk insert into %s done: %d rows (%s)", table.name, total, dialect)
+    LOG.debug("Bulk insert into %s done: %d rows (%s)", table.name, total, conn.dialect.name)
     return total
+
+
+def _write_chunk(
+    conn: Connection, table: Table, cols: list[str], values: list[tuple], stage: str | None
+) -> str | None:
+    """Write one chunk by the dialect's fast path; return the SQL Server staging table (made on first use)."""
+    dialect = conn.dialect.name
+    if dialect in ("mssql", "postgresql"):  # no bound parameters: apply the column types' binding
+        values = _bind_decorated(table, cols, values, conn.dialect)
+    if dialect == "mssql":
+        raw = conn.connection.driver_connection
+        if stage is None:
+            stage = _bcp_stage(raw, table, cols)
+        _bcp_chunk(raw, table, stage, cols, values)
+    elif dialect == "postgresql":
+        _copy_chunk(conn, table, cols, values)
+    else:
+        conn.execute(table.insert(), [dict(zip(cols, v, strict=True)) for v in values])
+    return stage
 
 
 def _bulk_insert_iv(table: Table, columns: Sequence[str]) -> tuple[list[str], tuple]:

@@ -215,41 +215,41 @@ def parse_device_page(payload: Any, page_number: int, url: str) -> DevicePage:
         raise MalformedPageError(
             page=page_number, field="devices", reason=f"must be a list; got {shown(raw)}", url=url
         )
-    devices = []
-    for index, item in enumerate(raw):
-        path = f"devices[{index}]"
-        if not isinstance(item, dict):
-            raise MalformedPageError(
-                page=page_number, field=path, reason=f"must be an object; got {shown(item)}", url=url
-            )
-        common = {"page": page_number, "iccid": None, "url": url}
-        iccid = _text(item.get("iccid"), name=f"{path}.iccid", width=MAX_ICCID, optional=False, **common)
-        devices.append(
-            JasperDevice(
-                iccid=iccid,  # type: ignore[arg-type]
-                status=_text(  # type: ignore[arg-type]
-                    item.get("status"), name=f"{path}.status", width=MAX_STATUS, optional=False, **common
-                ),
-                rate_plan=_text(
-                    item.get("ratePlan"),
-                    name=f"{path}.ratePlan",
-                    width=MAX_RATE_PLAN,
-                    optional=True,
-                    **common,
-                ),
-                communication_plan=_text(
-                    item.get("communicationPlan"),
-                    name=f"{path}.communicationPlan",
-                    width=MAX_COMM_PLAN,
-                    optional=True,
-                    **common,
-                ),
-            )
-        )
+    devices = [_device(item, f"devices[{index}]", page_number, url) for index, item in enumerate(raw)]
     kept, dropped = dedupe_by_iccid(devices)
     if dropped:
         LOG.warning("Device page %d: %d duplicate ICCID entries dropped", page_number, dropped)
     return DevicePage(page_number, tuple(kept), last_page, dropped)
+
+
+def _device(item: Any, path: str, page_number: int, url: str) -> JasperDevice:
+    """Check one entry of a page's ``devices`` (``path`` names it) and convert it."""
+    if not isinstance(item, dict):
+        raise MalformedPageError(
+            page=page_number, field=path, reason=f"must be an object; got {shown(item)}", url=url
+        )
+    common = {"page": page_number, "iccid": None, "url": url}
+    iccid = _text(item.get("iccid"), name=f"{path}.iccid", width=MAX_ICCID, optional=False, **common)
+    return JasperDevice(
+        iccid=iccid,  # type: ignore[arg-type]
+        status=_text(  # type: ignore[arg-type]
+            item.get("status"), name=f"{path}.status", width=MAX_STATUS, optional=False, **common
+        ),
+        rate_plan=_text(
+            item.get("ratePlan"),
+            name=f"{path}.ratePlan",
+            width=MAX_RATE_PLAN,
+            optional=True,
+            **common,
+        ),
+        communication_plan=_text(
+            item.get("communicationPlan"),
+            name=f"{path}.communicationPlan",
+            width=MAX_COMM_PLAN,
+            optional=True,
+            **common,
+        ),
+    )
 
 
 def _parse_time(value: Any, *, name: str, iccid: str, url: str) -> dt.datetime | None:

@@ -30,7 +30,7 @@ import threading
 import time
 from collections import Counter
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, ClassVar
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from include.carrier_optimization.core.fleet import Fleet, generate_fleet
@@ -195,96 +195,98 @@ def _parse_since(text: str | None) -> dt.datetime | None:
     return parsed
 
 
+class _Handler(BaseHTTPRequestHandler):
+    """Answers the Jasper routes from :attr:`sim` (set per server by :func:`_handler_for`)."""
+
+    sim: ClassVar[CarrierSimulator]
+    protocol_version = "HTTP/1.1"
+    server_version = "CarrierSimulator/1.0"
+    # Headers and body go out as two writes: without TCP_NODELAY each keep-alive answer waits
+    # for the client's delayed ACK (~40 ms).
+    disable_nagle_algorithm = True
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
+        LOG.debug("simulator: " + format, *args)
+
+    def _send(self, status: int, body: Any, headers: dict[str, str] | None = None) -> None:
+        payload = body.encode() if isinstance(body, str) else json.dumps(body).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(payload)))
+        for name, value in (headers or {}).items():
+            self.send_header(name, value)
+        self.end_headers()
+        self.wfile.write(payload)
+
+    def _fault(self, key: str, status: int) -> None:
+        self.sim._record(key, status)
+        headers = {"Retry-After": "0"} if status == 429 else {}
+        self._send(status, {"errorMessage": f"injected fault {status}"}, headers)
+
+    def do_GET(self) -> None:  # noqa: N802 - stdlib name
+        if self.headers.get("Authorization") != self.sim._auth:
+            self.sim._record("unauthorized", 401)
+            self._send(401, {"errorMessage": "Invalid credentials"}, {"WWW-Authenticate": "Basic"})
+            return
+        parts = urlsplit(self.path)
+        query = {k: v[-1] for k, v in parse_qs(parts.query).items()}
+        segments = [unquote(s) for s in parts.path.strip("/").split("/")]
+        try:
+            if segments == ["api", "v1", "devices"]:
+                self._devices(query)
+            elif segments == ["api", "v1", "devices", "ctdUsages"]:
+                self._usage_bulk(query)
+            elif (
+                len(segments) == 5 and segments[:3] == ["api", "v1", "devices"] and segments[4] == "ctdUsages"
+            ):
+                self._usage(segments[3])
+            else:
+                self.sim._record("not-found", 404)
+                self._send(404, {"errorMessage": f"no route {parts.path}"})
+        except (ValueError, KeyError) as error:
+            self.sim._record("bad-request", 400)
+            self._send(400, {"errorMessage": f"bad request: {error}"})
+
+    def _devices(self, query: dict[str, str]) -> None:
+        page = int(query["pageNumber"])
+        if page < 1:
+            raise ValueError("pageNumber must be >= 1")
+        since = _parse_since(query.get("modifiedSince"))
+        key = f"page:{page}"
+        if delay := self.sim.faults.page_delay(page):
+            time.sleep(delay)
+        if status := self.sim.faults.page_status(page):
+            self._fault(key, status)
+            return
+        status, body = self.sim._page_body(page, since)
+        self.sim._record(key, status)
+        self._send(status, body)
+
+    def _usage(self, iccid: str) -> None:
+        key = f"usage:{iccid}"
+        if status := self.sim.faults.usage_status([iccid]):
+            self._fault(key, status)
+            return
+        device = self.sim.by_iccid.get(iccid)
+        if device is None:
+            self.sim._record(key, 404)
+            self._send(404, {"errorMessage": f"ICCID {iccid} not found"})
+            return
+        self.sim._record(key, 200)
+        self._send(200, device.usage())
+
+    def _usage_bulk(self, query: dict[str, str]) -> None:
+        iccids = [i for i in query.get("iccids", "").split(",") if i]
+        if status := self.sim.faults.usage_status(iccids):
+            self._fault("usage-bulk", status)
+            return
+        usages = [self.sim.by_iccid[i].usage() for i in iccids if i in self.sim.by_iccid]
+        self.sim._record("usage-bulk", 200)
+        self._send(200, {"usages": usages})
+
+
 def _handler_for(sim: CarrierSimulator) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-        server_version = "CarrierSimulator/1.0"
-        # Headers and body go out as two writes: without TCP_NODELAY each keep-alive answer waits
-        # for the client's delayed ACK (~40 ms).
-        disable_nagle_algorithm = True
-
-        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
-            LOG.debug("simulator: " + format, *args)
-
-        def _send(self, status: int, body: Any, headers: dict[str, str] | None = None) -> None:
-            payload = body.encode() if isinstance(body, str) else json.dumps(body).encode()
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(payload)))
-            for name, value in (headers or {}).items():
-                self.send_header(name, value)
-            self.end_headers()
-            self.wfile.write(payload)
-
-        def _fault(self, key: str, status: int) -> None:
-            sim._record(key, status)
-            headers = {"Retry-After": "0"} if status == 429 else {}
-            self._send(status, {"errorMessage": f"injected fault {status}"}, headers)
-
-        def do_GET(self) -> None:  # noqa: N802 - stdlib name
-            if self.headers.get("Authorization") != sim._auth:
-                sim._record("unauthorized", 401)
-                self._send(401, {"errorMessage": "Invalid credentials"}, {"WWW-Authenticate": "Basic"})
-                return
-            parts = urlsplit(self.path)
-            query = {k: v[-1] for k, v in parse_qs(parts.query).items()}
-            segments = [unquote(s) for s in parts.path.strip("/").split("/")]
-            try:
-                if segments == ["api", "v1", "devices"]:
-                    self._devices(query)
-                elif segments == ["api", "v1", "devices", "ctdUsages"]:
-                    self._usage_bulk(query)
-                elif (
-                    len(segments) == 5
-                    and segments[:3] == ["api", "v1", "devices"]
-                    and segments[4] == "ctdUsages"
-                ):
-                    self._usage(segments[3])
-                else:
-                    sim._record("not-found", 404)
-                    self._send(404, {"errorMessage": f"no route {parts.path}"})
-            except (ValueError, KeyError) as error:
-                sim._record("bad-request", 400)
-                self._send(400, {"errorMessage": f"bad request: {error}"})
-
-        def _devices(self, query: dict[str, str]) -> None:
-            page = int(query["pageNumber"])
-            if page < 1:
-                raise ValueError("pageNumber must be >= 1")
-            since = _parse_since(query.get("modifiedSince"))
-            key = f"page:{page}"
-            if delay := sim.faults.page_delay(page):
-                time.sleep(delay)
-            if status := sim.faults.page_status(page):
-                self._fault(key, status)
-                return
-            status, body = sim._page_body(page, since)
-            sim._record(key, status)
-            self._send(status, body)
-
-        def _usage(self, iccid: str) -> None:
-            key = f"usage:{iccid}"
-            if status := sim.faults.usage_status([iccid]):
-                self._fault(key, status)
-                return
-            device = sim.by_iccid.get(iccid)
-            if device is None:
-                sim._record(key, 404)
-                self._send(404, {"errorMessage": f"ICCID {iccid} not found"})
-                return
-            sim._record(key, 200)
-            self._send(200, device.usage())
-
-        def _usage_bulk(self, query: dict[str, str]) -> None:
-            iccids = [i for i in query.get("iccids", "").split(",") if i]
-            if status := sim.faults.usage_status(iccids):
-                self._fault("usage-bulk", status)
-                return
-            usages = [sim.by_iccid[i].usage() for i in iccids if i in sim.by_iccid]
-            sim._record("usage-bulk", 200)
-            self._send(200, {"usages": usages})
-
-    return Handler
+    return type("Handler", (_Handler,), {"sim": sim})
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -23,11 +23,7 @@ from include.carrier_optimization.amop.checkpoints import (
 )
 from include.carrier_optimization.amop.redis_checkpoints import RedisCheckpointStore
 from include.carrier_optimization.amop.schema import checkpoint as checkpoint_table
-
-DAG_ID = "carrier_optimization__acme"
-RUN_ID = "manual__2025-01-31T00:00:00+00:00"
-KEY = checkpoint_key(DAG_ID, RUN_ID, "optimize", 3)
-VALUE = {"cursor": 17, "best": {"queue_id": 42, "total_cost": 1234.5678}, "done": [1, 2, 3], "note": None}
+from tests.unit.include.carrier_optimization.amop.conftest import DAG_ID, KEY, RUN_ID, VALUE
 
 
 def _utcnow() -> dt.datetime:

@@ -21,12 +21,14 @@ from include.carrier_optimization.amop.redis_checkpoints import (
     redis_available,
 )
 from tests.conftest import free_port
-from tests.unit.include.carrier_optimization.amop.conftest import fast_client, redis_server_on
-
-DAG_ID = "carrier_optimization__acme"
-RUN_ID = "manual__2025-01-31T00:00:00+00:00"
-KEY = checkpoint_key(DAG_ID, RUN_ID, "optimize", 3)
-VALUE = {"cursor": 17, "best": {"queue_id": 42, "total_cost": 1234.5678}, "done": [1, 2, 3], "note": None}
+from tests.unit.include.carrier_optimization.amop.conftest import (
+    DAG_ID,
+    KEY,
+    RUN_ID,
+    VALUE,
+    fast_client,
+    redis_server_on,
+)
 
 
 class TestFallbackCheckpointStore:

@@ -102,8 +102,9 @@ import sys, time, json
 sys.path.insert(0, {root!r})
 import redis
 from include.carrier_optimization import pipeline
-from include.carrier_optimization.amop.checkpoints import (
-    DatabaseCheckpointStore, FallbackCheckpointStore, RedisCheckpointStore, ThrottledWriter)
+from include.carrier_optimization.amop.checkpoints import DatabaseCheckpointStore
+from include.carrier_optimization.amop.redis_checkpoints import FallbackCheckpointStore, RedisCheckpointStore
+from include.carrier_optimization.amop.throttle import ThrottledWriter
 from include.carrier_optimization.amop.storage import make_engine
 engine = make_engine({url!r})
 batch = {batch!r}

@@ -41,7 +41,8 @@ from include.carrier_optimization.messaging.sync_messages import (  # noqa: E402
 )
 from include.carrier_optimization.sync.carriers.jasper import JasperClient, RetryPolicy  # noqa: E402
 from include.carrier_optimization.sync.carriers.simulator import DEFAULT_PASSWORD, DEFAULT_USER  # noqa: E402
-from include.carrier_optimization.sync.devices import merge_staging, sync_pages  # noqa: E402
+from include.carrier_optimization.sync.merge import merge_staging  # noqa: E402
+from include.carrier_optimization.sync.staging import sync_pages  # noqa: E402
 
 
 def free_port() -> int:

@@ -14,7 +14,8 @@ if TYPE_CHECKING:
     import redis
     from sqlalchemy.engine import Engine
 
-    from include.carrier_optimization.amop.checkpoints import CheckpointStore, DeviceCache
+    from include.carrier_optimization.amop.checkpoints import CheckpointStore
+    from include.carrier_optimization.amop.device_cache import DeviceCache
 
 # The library (numpy, pandas, redis) is imported inside the methods: importing this module, as the
 # plugin manager and DAG parsing do, stays cheap.
@@ -118,8 +119,8 @@ class CheckpointHook(BaseHook):
         :param on_degrade: called once with the Redis error if the store degrades (default: none;
             the store logs a warning either way).
         """
-        from include.carrier_optimization.amop.checkpoints import (
-            DatabaseCheckpointStore,
+        from include.carrier_optimization.amop.checkpoints import DatabaseCheckpointStore
+        from include.carrier_optimization.amop.redis_checkpoints import (
             FallbackCheckpointStore,
             RedisCheckpointStore,
         )
@@ -132,7 +133,7 @@ class CheckpointHook(BaseHook):
 
     def get_device_cache(self) -> DeviceCache:
         """Return the read-through device-list cache (it always loads when Redis is not configured)."""
-        from include.carrier_optimization.amop.checkpoints import DeviceCache
+        from include.carrier_optimization.amop.device_cache import DeviceCache
 
         return DeviceCache(self.get_conn())
 
@@ -142,7 +143,7 @@ class CheckpointHook(BaseHook):
         ``(False, ...)`` also when Redis is not configured; callers that treat "not configured" as
         normal check ``get_conn() is None`` first.
         """
-        from include.carrier_optimization.amop.checkpoints import redis_available
+        from include.carrier_optimization.amop.redis_checkpoints import redis_available
 
         client = self.get_conn()
         if client is None:

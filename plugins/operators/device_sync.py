@@ -188,8 +188,8 @@ class DeviceSyncPagesOperator(DeviceSyncBaseOperator):
         import time
         from datetime import timedelta
 
-        from include.carrier_optimization.sync.carriers.jasper import CarrierApiError
-        from include.carrier_optimization.sync.devices import sync_pages
+        from include.carrier_optimization.sync.carriers.jasper_payloads import CarrierApiError
+        from include.carrier_optimization.sync.staging import sync_pages
         from plugins.compat import AirflowFailException
         from plugins.hooks.jasper import JasperHook
 
@@ -249,7 +249,7 @@ class DeviceSyncMergeOperator(DeviceSyncBaseOperator):
 
     def execute(self, context: Context) -> dict[str, Any]:
         """Run the step (see the class docstring)."""
-        from include.carrier_optimization.sync.devices import merge_staging
+        from include.carrier_optimization.sync.merge import merge_staging
 
         request = _sync_request(self.request)
         try:
@@ -311,7 +311,7 @@ class DeviceSyncCompleteOperator(DeviceSyncBaseOperator):
             NEXT_STEP_USAGE,
             build_completion_attributes,
         )
-        from include.carrier_optimization.sync.devices import completion_target
+        from include.carrier_optimization.sync.session import completion_target
 
         request = _sync_request(self.request)
         if request.session_id is None:
@@ -409,8 +409,9 @@ class DeviceSyncFailedOperator(DeviceSyncBaseOperator):
 
     def execute(self, context: Context) -> None:
         """Run the step (see the class docstring)."""
+        from include.carrier_optimization.amop.device_sync import stop_session
         from include.carrier_optimization.messaging.sync_messages import DeviceSyncRequest
-        from include.carrier_optimization.sync.devices import stop_session, sync_error_email
+        from include.carrier_optimization.sync.session import sync_error_email
 
         error = self._errors(context)
         request = None

@@ -9,12 +9,9 @@ from functools import cached_property
 from typing import Any
 
 from include.carrier_optimization import pipeline
-from include.carrier_optimization.amop.checkpoints import (
-    DatabaseCheckpointStore,
-    ThrottledWriter,
-    checkpoint_key,
-)
+from include.carrier_optimization.amop.checkpoints import DatabaseCheckpointStore, checkpoint_key
 from include.carrier_optimization.amop.repository import AmopRepository, run_key
+from include.carrier_optimization.amop.throttle import ThrottledWriter
 from include.carrier_optimization.config.tenants import ENGINES
 from include.carrier_optimization.pipeline.progress import additional_json, is_auto_carrier_optimization
 from include.carrier_optimization.reporting.notify import (

@@ -28,9 +28,9 @@ from include.carrier_optimization.sync.carriers.simulator import (
     DEFAULT_PASSWORD,
     DEFAULT_USER,
     CarrierSimulator,
-    Faults,
 )
-from include.carrier_optimization.sync.devices import SYNC_ERROR_SUBJECT
+from include.carrier_optimization.sync.carriers.simulator_faults import Faults
+from include.carrier_optimization.sync.session import SYNC_ERROR_SUBJECT
 from tests.dags.conftest import ACME, ACME_SPEC, FLEET_SEED, FLEET_SIZE, take_from_queue
 
 pytestmark = [pytest.mark.dags, pytest.mark.integration("sqs")]

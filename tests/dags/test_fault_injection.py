@@ -418,7 +418,10 @@ def test_redis_lost_during_the_run_degrades_to_the_database(amop, reference, mon
     A thread watches the checkpoint writes and kills this test's own redis-server; the stores of the
     running and later optimizer tasks find it gone and continue on the database alone.
     """
-    from include.carrier_optimization.amop.checkpoints import FallbackCheckpointStore, RedisCheckpointStore
+    from include.carrier_optimization.amop.redis_checkpoints import (
+        FallbackCheckpointStore,
+        RedisCheckpointStore,
+    )
 
     monkeypatch.setenv("AIRFLOW_CONN_REDIS_DEFAULT", redis_server.url)
     put, in_redis = RedisCheckpointStore.put, []

@@ -487,7 +487,8 @@ def test_optimizer_out_of_time_defers_and_continues_from_its_checkpoint(
     The other runs checkpoint to the database alone (no ``redis_default`` connection).
     """
     from include.carrier_optimization import pipeline
-    from include.carrier_optimization.amop.checkpoints import RedisCheckpointStore, checkpoint_prefix
+    from include.carrier_optimization.amop.checkpoints import checkpoint_prefix
+    from include.carrier_optimization.amop.redis_checkpoints import RedisCheckpointStore
     from tests.conftest import REDIS_URL
 
     monkeypatch.setenv("AIRFLOW_CONN_REDIS_DEFAULT", REDIS_URL)

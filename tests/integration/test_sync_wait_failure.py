@@ -6,8 +6,8 @@ import asyncio
 
 import pytest
 
+from include.carrier_optimization.amop.device_sync import stop_session
 from include.carrier_optimization.amop.repository import AmopRepository
-from include.carrier_optimization.sync.devices import stop_session
 from plugins.compat import AirflowFailException
 from plugins.sensors.sqs import OptimizationRequestSqsSensor
 from plugins.triggers.sqs import OptimizationRequestSqsTrigger

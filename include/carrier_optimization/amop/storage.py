@@ -1,11 +1,14 @@
-"""Database engines, chunked bulk inserts (SQL Server BCP, PostgreSQL ``COPY``, ``executemany``), frames."""
+"""Database engines, chunked bulk inserts (SQL Server BCP, PostgreSQL ``COPY``, ``executemany``), frames.
+
+Also the dialect switch of the upserts (:func:`native_upsert`).
+"""
 
 from __future__ import annotations
 
 import datetime as dt
 import logging
 import re
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from itertools import islice
 from operator import itemgetter
 from pathlib import Path
@@ -13,6 +16,8 @@ from typing import Any
 
 import pandas as pd
 from sqlalchemy import DateTime, Table, UniqueConstraint, create_engine, event
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.types import TypeDecorator
@@ -22,6 +27,8 @@ LOG = logging.getLogger(__name__)
 DEFAULT_CHUNK = 10_000
 #: Rows of a failing chunk whose keys are logged.
 LOGGED_ROWS = 3
+#: Dialects with a native single-statement upsert (``INSERT ... ON CONFLICT DO UPDATE``).
+NATIVE_UPSERT: dict[str, Callable[..., Any]] = {"sqlite": sqlite_insert, "postgresql": postgresql_insert}
 
 
 def sqlite_url(path: str | Path) -> str:
@@ -67,6 +74,11 @@ def chunks(rows: Iterable[Any], size: int) -> Iterator[list[Any]]:
     iterator = iter(rows)
     while chunk := list(islice(iterator, size)):
         yield chunk
+
+
+def native_upsert(conn: Connection) -> Callable[..., Any] | None:
+    """The ``insert`` of ``conn``'s dialect that offers ``on_conflict_do_update``, or ``None`` (others)."""
+    return NATIVE_UPSERT.get(conn.dialect.name)
 
 
 def bulk_insert(
@@ -133,7 +145,6 @@ def bulk_insert(
     """
     if chunk_size < 1:
         raise ValueError(f"`chunk_size`: must be >= 1; got {chunk_size}")
-    dialect = conn.dialect.name
     total = 0
     cols: list[str] = []
     given: list[str] = []
@@ -152,18 +163,7 @@ def bulk_insert(
                 cols, defaults = _bulk_insert_iv(table, given)
             naive = [i for i, c in enumerate(cols) if _is_naive_timestamp(table, c)]
         try:
-            values = _chunk_values(given, defaults, naive, chunk)
-            if dialect in ("mssql", "postgresql"):  # no bound parameters: apply the column types' binding
-                values = _bind_decorated(table, cols, values, conn.dialect)
-            if dialect == "mssql":
-                raw = conn.connection.driver_connection
-                if stage is None:
-                    stage = _bcp_stage(raw, table, cols)
-                _bcp_chunk(raw, table, stage, cols, values)
-            elif dialect == "postgresql":
-                _copy_chunk(conn, table, cols, values)
-            else:
-                conn.execute(table.insert(), [dict(zip(cols, v, strict=True)) for v in values])
+            stage = _write_chunk(conn, table, cols, _chunk_values(given, defaults, naive, chunk), stage)
         except Exception as error:
             keys = _key_columns(table, cols)
             LOG.error(
@@ -185,8 +185,27 @@ def bulk_insert(
         LOG.debug("Loaded %d rows into %s so far", total, table.name)
     if stage is not None:
         _mssql_execute(conn.connection.driver_connection, f"DROP TABLE {_mssql_quote(stage)}")
-    LOG.debug("Bulk insert into %s done: %d rows (%s)", table.name, total, dialect)
+    LOG.debug("Bulk insert into %s done: %d rows (%s)", table.name, total, conn.dialect.name)
     return total
+
+
+def _write_chunk(
+    conn: Connection, table: Table, cols: list[str], values: list[tuple], stage: str | None
+) -> str | None:
+    """Write one chunk by the dialect's fast path; return the SQL Server staging table (made on first use)."""
+    dialect = conn.dialect.name
+    if dialect in ("mssql", "postgresql"):  # no bound parameters: apply the column types' binding
+        values = _bind_decorated(table, cols, values, conn.dialect)
+    if dialect == "mssql":
+        raw = conn.connection.driver_connection
+        if stage is None:
+            stage = _bcp_stage(raw, table, cols)
+        _bcp_chunk(raw, table, stage, cols, values)
+    elif dialect == "postgresql":
+        _copy_chunk(conn, table, cols, values)
+    else:
+        conn.execute(table.insert(), [dict(zip(cols, v, strict=True)) for v in values])
+    return stage
 
 
 def _bulk_insert_iv(table: Table, columns: Sequence[str]) -> tuple[list[str], tuple]:

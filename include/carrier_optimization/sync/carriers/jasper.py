@@ -21,25 +21,24 @@ import datetime as dt
 import logging
 import random
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote
 
-__all__ = [
-    "DEVICES_PATH",
-    "RETRY_STATUSES",
-    "CarrierApiError",
-    "DevicePage",
-    "DeviceUsage",
-    "JasperClient",
-    "JasperDevice",
-    "MalformedPageError",
-    "RetryPolicy",
-    "dedupe_by_iccid",
-    "format_modified_since",
-]
+from include.carrier_optimization.sync.carriers.jasper_payloads import (
+    CarrierApiError,
+    DevicePage,
+    DeviceUsage,
+    MalformedPageError,
+    format_modified_since,
+    parse_device_page,
+    parse_usage,
+    shown,
+)
+
+__all__ = ["BULK_USAGE_CHUNK", "DEVICES_PATH", "RETRY_STATUSES", "JasperClient", "RetryPolicy"]
 
 LOG = logging.getLogger(__name__)
 
@@ -47,65 +46,6 @@ DEVICES_PATH = "api/v1/devices"
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 #: ICCIDs per call of the bulk usage endpoint (keeps the query string far below server limits).
 BULK_USAGE_CHUNK = 200
-#: Widths of the staging columns the values go to (``JasperDeviceStaging``).
-MAX_ICCID, MAX_STATUS, MAX_RATE_PLAN, MAX_COMM_PLAN = 30, 30, 100, 200
-_MAX_SHOWN = 64
-
-
-class CarrierApiError(RuntimeError):
-    """A carrier API call failed for good (after the retries the policy allows, or at once on 4xx).
-
-    Attributes
-    ----------
-    url : str or None
-        The URL of the failed call.
-    page : int or None
-        The device page concerned, when the call was a page.
-    status : int or None
-        The last HTTP status, ``None`` for a timeout or a connection error.
-    attempts : int
-        Calls made, the first included.
-    """
-
-    def __init__(
-        self,
-        message: str,
-        *,
-        url: str | None = None,
-        page: int | None = None,
-        status: int | None = None,
-        attempts: int = 1,
-    ) -> None:
-        self.url = url
-        self.page = page
-        self.status = status
-        self.attempts = attempts
-        super().__init__(message)
-
-
-class MalformedPageError(CarrierApiError):
-    """A carrier response that does not have the documented shape.
-
-    The message names the page (or the ICCID of a usage record), the offending field as a path
-    (``devices[3].iccid``) and the rule, e.g. "Jasper device page 7: `devices[3].iccid` must be a
-    non-empty string of at most 30 characters; got None". It is never retried: the same request
-    returns the same page.
-    """
-
-    def __init__(
-        self,
-        *,
-        field: str,
-        reason: str,
-        page: int | None = None,
-        iccid: str | None = None,
-        url: str | None = None,
-    ) -> None:
-        self.field = field
-        self.reason = reason
-        self.iccid = iccid
-        where = f"Jasper device page {page}" if page is not None else f"Jasper usage of ICCID {iccid}"
-        super().__init__(f"{where}: `{field}` {reason}", url=url, page=page)
 
 
 @dataclass(frozen=True)
@@ -161,232 +101,6 @@ class RetryPolicy:
     def timeout(self) -> tuple[float, float]:
         """``(connect, read)`` timeout tuple for ``requests``."""
         return (self.connect_timeout_seconds, self.read_timeout_seconds)
-
-
-@dataclass(frozen=True)
-class JasperDevice:
-    """One device of a device page."""
-
-    iccid: str
-    status: str
-    rate_plan: str | None
-    communication_plan: str | None
-
-
-@dataclass(frozen=True)
-class DevicePage:
-    """One device page, de-duplicated by ICCID.
-
-    Attributes
-    ----------
-    page_number : int
-    devices : tuple of JasperDevice
-        In page order, the first occurrence of each ICCID kept.
-    last_page : bool
-    duplicates : int
-        Device entries dropped because their ICCID occurred earlier on the page.
-    """
-
-    page_number: int
-    devices: tuple[JasperDevice, ...]
-    last_page: bool
-    duplicates: int = 0
-
-
-@dataclass(frozen=True)
-class DeviceUsage:
-    """Cycle-to-date usage of one device (dates naive UTC)."""
-
-    iccid: str
-    ctd_data_usage: int
-    ctd_sms_usage: int
-    usage_date: dt.datetime | None
-    date_activated: dt.datetime | None
-
-
-def format_modified_since(value: dt.datetime | dt.date | str) -> str:
-    """``modifiedSince`` as the API takes it: ``yyyy-MM-ddTHH:mm:ssZ`` in UTC.
-
-    Naive datetimes are taken as UTC; strings must be ISO 8601 (a trailing ``Z`` is allowed).
-
-    Examples
-    --------
-    >>> format_modified_since("2026-10-27T17:42:07+00:00")
-    '2026-10-27T17:42:07Z'
-    """
-    if isinstance(value, str):
-        try:
-            value = dt.datetime.fromisoformat(value.strip())
-        except ValueError as error:
-            raise ValueError(f"`modified_since` must be an ISO 8601 date-time; got {value!r}") from error
-    if not isinstance(value, dt.datetime):
-        value = dt.datetime(value.year, value.month, value.day)
-    if value.tzinfo is not None:
-        value = value.astimezone(dt.UTC).replace(tzinfo=None)
-    return value.strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def dedupe_by_iccid(devices: Iterable[JasperDevice]) -> tuple[list[JasperDevice], int]:
-    """Keep the first device of each ICCID, in order; return the devices and the number dropped."""
-    seen: set[str] = set()
-    kept: list[JasperDevice] = []
-    dropped = 0
-    for device in devices:
-        if device.iccid in seen:
-            dropped += 1
-            continue
-        seen.add(device.iccid)
-        kept.append(device)
-    return kept, dropped
-
-
-# -- validation ------------------------------------------------------------------------------------
-
-
-def _shown(value: Any) -> str:
-    text = repr(value)
-    return text if len(text) <= _MAX_SHOWN else text[: _MAX_SHOWN - 3] + "..."
-
-
-def _text(
-    value: Any, *, name: str, width: int, optional: bool, page: int | None, iccid: str | None, url: str
-) -> str | None:
-    if value is None and optional:
-        return None
-    if not isinstance(value, str) or not value.strip() or len(value) > width:
-        rule = f"a non-empty string of at most {width} characters"
-        rule = f"null or {rule}" if optional else rule
-        raise MalformedPageError(
-            page=page, iccid=iccid, field=name, reason=f"must be {rule}; got {_shown(value)}", url=url
-        )
-    return value.strip()
-
-
-def _page_iv(payload: Any, page_number: int, url: str) -> DevicePage:
-    """Check one device page payload and convert it; raise naming the page and the field."""
-    if not isinstance(payload, dict):
-        raise MalformedPageError(
-            page=page_number, field="<body>", reason=f"must be a JSON object; got {_shown(payload)}", url=url
-        )
-    number = payload.get("pageNumber")
-    if isinstance(number, bool) or not isinstance(number, int) or number != page_number:
-        raise MalformedPageError(
-            page=page_number,
-            field="pageNumber",
-            reason=f"must be the requested page {page_number}; got {_shown(number)}",
-            url=url,
-        )
-    last_page = payload.get("lastPage")
-    if not isinstance(last_page, bool):
-        raise MalformedPageError(
-            page=page_number,
-            field="lastPage",
-            reason=f"must be true or false; got {_shown(last_page)}",
-            url=url,
-        )
-    raw = payload.get("devices")
-    if not isinstance(raw, list):
-        raise MalformedPageError(
-            page=page_number, field="devices", reason=f"must be a list; got {_shown(raw)}", url=url
-        )
-    devices = []
-    for index, item in enumerate(raw):
-        path = f"devices[{index}]"
-        if not isinstance(item, dict):
-            raise MalformedPageError(
-                page=page_number, field=path, reason=f"must be an object; got {_shown(item)}", url=url
-            )
-        common = {"page": page_number, "iccid": None, "url": url}
-        iccid = _text(item.get("iccid"), name=f"{path}.iccid", width=MAX_ICCID, optional=False, **common)
-        devices.append(
-            JasperDevice(
-                iccid=iccid,  # type: ignore[arg-type]
-                status=_text(  # type: ignore[arg-type]
-                    item.get("status"), name=f"{path}.status", width=MAX_STATUS, optional=False, **common
-                ),
-                rate_plan=_text(
-                    item.get("ratePlan"),
-                    name=f"{path}.ratePlan",
-                    width=MAX_RATE_PLAN,
-                    optional=True,
-                    **common,
-                ),
-                communication_plan=_text(
-                    item.get("communicationPlan"),
-                    name=f"{path}.communicationPlan",
-                    width=MAX_COMM_PLAN,
-                    optional=True,
-                    **common,
-                ),
-            )
-        )
-    kept, dropped = dedupe_by_iccid(devices)
-    if dropped:
-        LOG.warning("Device page %d: %d duplicate ICCID entries dropped", page_number, dropped)
-    return DevicePage(page_number, tuple(kept), last_page, dropped)
-
-
-def _parse_time(value: Any, *, name: str, iccid: str, url: str) -> dt.datetime | None:
-    if value is None:
-        return None
-    try:
-        parsed = dt.datetime.fromisoformat(value) if isinstance(value, str) else None
-    except ValueError:
-        parsed = None
-    if parsed is None:
-        raise MalformedPageError(
-            iccid=iccid,
-            field=name,
-            reason=f"must be null or an ISO 8601 date-time; got {_shown(value)}",
-            url=url,
-        )
-    if parsed.tzinfo is not None:
-        parsed = parsed.astimezone(dt.UTC).replace(tzinfo=None)
-    return parsed
-
-
-def _count(value: Any, *, name: str, iccid: str, url: str, default: int | None = None) -> int:
-    if value is None and default is not None:
-        return default
-    if isinstance(value, float) and value.is_integer():
-        value = int(value)
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise MalformedPageError(
-            iccid=iccid, field=name, reason=f"must be an integer >= 0; got {_shown(value)}", url=url
-        )
-    return value
-
-
-def _usage_iv(payload: Any, iccid: str, url: str, *, path: str = "") -> DeviceUsage:
-    """Check one usage record and convert it; raise naming the ICCID and the field."""
-    if not isinstance(payload, dict):
-        raise MalformedPageError(
-            iccid=iccid,
-            field=path or "<body>",
-            reason=f"must be a JSON object; got {_shown(payload)}",
-            url=url,
-        )
-    prefix = f"{path}." if path else ""
-    if payload.get("iccid") != iccid:
-        raise MalformedPageError(
-            iccid=iccid,
-            field=f"{prefix}iccid",
-            reason=f"must be the requested ICCID; got {_shown(payload.get('iccid'))}",
-            url=url,
-        )
-    return DeviceUsage(
-        iccid=iccid,
-        ctd_data_usage=_count(
-            payload.get("ctdDataUsage"), name=f"{prefix}ctdDataUsage", iccid=iccid, url=url
-        ),
-        ctd_sms_usage=_count(
-            payload.get("ctdSMSUsage"), name=f"{prefix}ctdSMSUsage", iccid=iccid, url=url, default=0
-        ),
-        usage_date=_parse_time(payload.get("usageDate"), name=f"{prefix}usageDate", iccid=iccid, url=url),
-        date_activated=_parse_time(
-            payload.get("dateActivated"), name=f"{prefix}dateActivated", iccid=iccid, url=url
-        ),
-    )
 
 
 # -- client ----------------------------------------------------------------------------------------
@@ -472,10 +186,10 @@ class JasperClient:
                             page=page,
                             iccid=None if page is not None else what,
                             field="<body>",
-                            reason=f"must be JSON; got {_shown(response.text[:200])} ({error})",
+                            reason=f"must be JSON; got {shown(response.text[:200])} ({error})",
                             url=url,
                         ) from error
-                problem = f"HTTP {status}: {_shown(response.text[:200])}"
+                problem = f"HTTP {status}: {shown(response.text[:200])}"
                 if status not in policy.retry_statuses:
                     hint = " (check the connection's login and password)" if status in (401, 403) else ""
                     raise CarrierApiError(
@@ -521,7 +235,7 @@ class JasperClient:
             page=page_number,
             what=f"Jasper device page {page_number}",
         )
-        return _page_iv(payload, page_number, url)
+        return parse_device_page(payload, page_number, url)
 
     def iter_device_pages(
         self, modified_since: dt.datetime | str, *, start_page: int = 1, max_pages: int | None = None
@@ -544,7 +258,7 @@ class JasperClient:
         """Cycle-to-date usage of one device (``GET devices/{iccid}/ctdUsages``)."""
         url = self._url(quote(iccid, safe=""), "ctdUsages")
         payload = self._get_json(url, None, page=None, what=f"Jasper usage of ICCID {iccid}")
-        return _usage_iv(payload, iccid, url)
+        return parse_usage(payload, iccid, url)
 
     def device_usages_bulk(self, iccids: Sequence[str]) -> list[DeviceUsage]:
         """Usage of many devices per call (``GET devices/ctdUsages?iccids=...``; simulator extension).
@@ -562,7 +276,7 @@ class JasperClient:
             records = payload.get("usages") if isinstance(payload, dict) else None
             if not isinstance(records, list):
                 raise MalformedPageError(
-                    iccid=chunk[0], field="usages", reason=f"must be a list; got {_shown(records)}", url=url
+                    iccid=chunk[0], field="usages", reason=f"must be a list; got {shown(records)}", url=url
                 )
             by_iccid = {r.get("iccid"): r for r in records if isinstance(r, dict)}
             for iccid in chunk:
@@ -570,7 +284,7 @@ class JasperClient:
                     raise MalformedPageError(
                         iccid=iccid, field="usages", reason="has no record for this ICCID", url=url
                     )
-                out.append(_usage_iv(by_iccid[iccid], iccid, url, path=f"usages[{iccid}]"))
+                out.append(parse_usage(by_iccid[iccid], iccid, url, path=f"usages[{iccid}]"))
         return out
 
     def device_usages(

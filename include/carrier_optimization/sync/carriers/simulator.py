@@ -11,7 +11,7 @@ all behind HTTP basic auth:
   ``{"iccid", "ctdDataUsage" (bytes), "ctdSMSUsage", "usageDate", "dateActivated"}`` (404 if unknown);
 - ``GET /api/v1/devices/ctdUsages?iccids=a,b,...`` → ``{"usages": [...]}`` (many devices per call).
 
-Faults are injected through :class:`Faults`: queued statuses (429 with ``Retry-After``, 500, ...)
+Faults are injected through ``simulator_faults.Faults``: queued statuses (429 with ``Retry-After``, 500, ...)
 for a page or an ICCID, slow pages, malformed pages, and a seeded random error rate. Every request is
 counted in :attr:`CarrierSimulator.requests` so tests can check what was fetched and how often.
 
@@ -25,159 +25,25 @@ import base64
 import datetime as dt
 import json
 import logging
-import random
 import sys
 import threading
 import time
-from collections import Counter, deque
-from dataclasses import dataclass, field
+from collections import Counter
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, ClassVar
 from urllib.parse import parse_qs, unquote, urlsplit
 
-import numpy as np
-
 from include.carrier_optimization.core.fleet import Fleet, generate_fleet
+from include.carrier_optimization.sync.carriers.simulated_fleet import SimulatedDevice, simulated_devices
+from include.carrier_optimization.sync.carriers.simulator_faults import Faults
 
-__all__ = ["DEFAULT_PASSWORD", "DEFAULT_USER", "CarrierSimulator", "Faults", "SimulatedDevice", "main"]
+__all__ = ["DEFAULT_PASSWORD", "DEFAULT_USER", "CarrierSimulator", "main"]
 
 LOG = logging.getLogger(__name__)
 
 DEFAULT_USER = "jasper-user"
 DEFAULT_PASSWORD = "jasper-secret"  # noqa: S105 - a local simulator's default, not a credential
 DEFAULT_PAGE_SIZE = 50  # Jasper's own page size
-MALFORMED_KINDS = ("missing_iccid", "not_json", "wrong_page_number", "devices_not_list", "truncated")
-
-
-@dataclass
-class SimulatedDevice:
-    """One SIM as the carrier knows it (mutable: tests change usage or plans between syncs)."""
-
-    iccid: str
-    status: str
-    rate_plan: str | None
-    communication_plan: str | None
-    ctd_bytes: int
-    ctd_sms: int
-    usage_date: dt.datetime | None
-    date_activated: dt.datetime | None
-    modified: dt.datetime
-
-    def listing(self) -> dict[str, Any]:
-        """The device-list entry."""
-        return {
-            "iccid": self.iccid,
-            "status": self.status,
-            "ratePlan": self.rate_plan,
-            "communicationPlan": self.communication_plan,
-        }
-
-    def usage(self) -> dict[str, Any]:
-        """The ``ctdUsages`` record."""
-        return {
-            "iccid": self.iccid,
-            "ctdDataUsage": self.ctd_bytes,
-            "ctdSMSUsage": self.ctd_sms,
-            "usageDate": _iso(self.usage_date),
-            "dateActivated": _iso(self.date_activated),
-        }
-
-
-def _iso(value: dt.datetime | None) -> str | None:
-    return None if value is None else value.strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-@dataclass
-class Faults:
-    """Fault injection knobs; every method is thread-safe and may be called while the server runs.
-
-    Attributes
-    ----------
-    error_rate : float
-        Share of requests answered 500 at random (seeded by ``seed``), on top of queued faults.
-    seed : int
-        Seed of the random errors.
-    """
-
-    error_rate: float = 0.0
-    seed: int = 0
-    _page_statuses: dict[int, deque[int]] = field(default_factory=dict)
-    _usage_statuses: dict[str, deque[int]] = field(default_factory=dict)
-    _slow_pages: dict[int, float] = field(default_factory=dict)
-    _malformed_pages: dict[int, list[Any]] = field(default_factory=dict)
-    _lock: threading.Lock = field(default_factory=threading.Lock)
-
-    def __post_init__(self) -> None:
-        self._rng = random.Random(self.seed)
-
-    def fail_page(self, page: int, *statuses: int) -> None:
-        """Answer the next requests of ``page`` with ``statuses``, one each, then normally."""
-        with self._lock:
-            self._page_statuses.setdefault(page, deque()).extend(statuses)
-
-    def fail_usage(self, iccid: str, *statuses: int) -> None:
-        """Answer the next usage requests of ``iccid`` (single or bulk) with ``statuses``."""
-        with self._lock:
-            self._usage_statuses.setdefault(iccid, deque()).extend(statuses)
-
-    def slow_page(self, page: int, seconds: float) -> None:
-        """Delay every answer of ``page`` by ``seconds``."""
-        with self._lock:
-            self._slow_pages[page] = seconds
-
-    def malformed_page(self, page: int, kind: str = "missing_iccid", times: int | None = None) -> None:
-        """Serve ``page`` malformed (``kind`` in :data:`MALFORMED_KINDS`), ``times`` times or always."""
-        if kind not in MALFORMED_KINDS:
-            raise ValueError(f"`kind` must be one of {', '.join(MALFORMED_KINDS)}; got {kind!r}")
-        with self._lock:
-            self._malformed_pages[page] = [kind, times]
-
-    def clear(self) -> None:
-        """Remove every queued and standing fault (the random error rate stays)."""
-        with self._lock:
-            self._page_statuses.clear()
-            self._usage_statuses.clear()
-            self._slow_pages.clear()
-            self._malformed_pages.clear()
-
-    def _pop(self, queue: deque[int] | None) -> int | None:
-        if queue:
-            return queue.popleft()
-        if self.error_rate and self._rng.random() < self.error_rate:
-            return 500
-        return None
-
-    def page_status(self, page: int) -> int | None:
-        """Status to answer for ``page`` now (a queued or random fault), or ``None``."""
-        with self._lock:
-            return self._pop(self._page_statuses.get(page))
-
-    def usage_status(self, iccids: list[str]) -> int | None:
-        """Status to answer for a usage request of ``iccids`` now, or ``None``."""
-        with self._lock:
-            for iccid in iccids:
-                queue = self._usage_statuses.get(iccid)
-                if queue:
-                    return queue.popleft()
-            return self._pop(None)
-
-    def page_delay(self, page: int) -> float:
-        """Seconds to hold an answer of ``page``."""
-        with self._lock:
-            return self._slow_pages.get(page, 0.0)
-
-    def page_malformation(self, page: int) -> str | None:
-        """How to break ``page`` now (one of :data:`MALFORMED_KINDS`), or ``None``."""
-        with self._lock:
-            entry = self._malformed_pages.get(page)
-            if entry is None:
-                return None
-            kind, times = entry
-            if times is not None:
-                if times <= 0:
-                    return None
-                entry[1] = times - 1
-            return kind
 
 
 class CarrierSimulator:
@@ -232,41 +98,8 @@ class CarrierSimulator:
     def from_fleet(
         cls, fleet: Fleet, *, modified: dt.datetime | None = None, **kwargs: Any
     ) -> CarrierSimulator:
-        """Serve ``fleet``'s SIMs: status, current plan code, comm plan, usage bytes, SMS and dates.
-
-        ``modified`` is every device's modification time (default: now, UTC), which ``modifiedSince``
-        filters on.
-        """
-        modified = modified or dt.datetime.now(dt.UTC).replace(tzinfo=None)
-        d = fleet.devices
-        code = dict(zip(fleet.plans.plan_id.tolist(), fleet.plans.code.tolist(), strict=True))
-        usage_date = d.usage_date.tolist()
-        activated = d.date_activated.tolist()
-        devices = [
-            SimulatedDevice(
-                iccid=iccid,
-                status=status,
-                rate_plan=code.get(int(plan)),
-                communication_plan=comm,
-                ctd_bytes=int(ctd),
-                ctd_sms=int(sms),
-                usage_date=_py_datetime(usage_date[i]),
-                date_activated=_py_datetime(activated[i]),
-                modified=modified,
-            )
-            for i, (iccid, status, plan, comm, ctd, sms) in enumerate(
-                zip(
-                    d.iccid.tolist(),
-                    d.status.tolist(),
-                    d.current_plan_id.tolist(),
-                    d.comm_plan.tolist(),
-                    np.asarray(d.ctd_bytes),
-                    np.asarray(d.sms),
-                    strict=True,
-                )
-            )
-        ]
-        return cls(devices, **kwargs)
+        """Serve ``fleet``'s SIMs (see :func:`simulated_devices`; ``modified`` is their modification time)."""
+        return cls(simulated_devices(fleet, modified=modified), **kwargs)
 
     # -- lifecycle ---------------------------------------------------------------------------------
 
@@ -353,16 +186,6 @@ class CarrierSimulator:
         return 200, body
 
 
-def _py_datetime(value: Any) -> dt.datetime | None:
-    if value is None:
-        return None
-    if hasattr(value, "to_pydatetime"):
-        value = value.to_pydatetime()
-    if isinstance(value, np.datetime64):
-        value = value.astype("datetime64[us]").astype(dt.datetime)
-    return value
-
-
 def _parse_since(text: str | None) -> dt.datetime | None:
     if not text:
         return None
@@ -372,96 +195,98 @@ def _parse_since(text: str | None) -> dt.datetime | None:
     return parsed
 
 
+class _Handler(BaseHTTPRequestHandler):
+    """Answers the Jasper routes from :attr:`sim` (set per server by :func:`_handler_for`)."""
+
+    sim: ClassVar[CarrierSimulator]
+    protocol_version = "HTTP/1.1"
+    server_version = "CarrierSimulator/1.0"
+    # Headers and body go out as two writes: without TCP_NODELAY each keep-alive answer waits
+    # for the client's delayed ACK (~40 ms).
+    disable_nagle_algorithm = True
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
+        LOG.debug("simulator: " + format, *args)
+
+    def _send(self, status: int, body: Any, headers: dict[str, str] | None = None) -> None:
+        payload = body.encode() if isinstance(body, str) else json.dumps(body).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(payload)))
+        for name, value in (headers or {}).items():
+            self.send_header(name, value)
+        self.end_headers()
+        self.wfile.write(payload)
+
+    def _fault(self, key: str, status: int) -> None:
+        self.sim._record(key, status)
+        headers = {"Retry-After": "0"} if status == 429 else {}
+        self._send(status, {"errorMessage": f"injected fault {status}"}, headers)
+
+    def do_GET(self) -> None:  # noqa: N802 - stdlib name
+        if self.headers.get("Authorization") != self.sim._auth:
+            self.sim._record("unauthorized", 401)
+            self._send(401, {"errorMessage": "Invalid credentials"}, {"WWW-Authenticate": "Basic"})
+            return
+        parts = urlsplit(self.path)
+        query = {k: v[-1] for k, v in parse_qs(parts.query).items()}
+        segments = [unquote(s) for s in parts.path.strip("/").split("/")]
+        try:
+            if segments == ["api", "v1", "devices"]:
+                self._devices(query)
+            elif segments == ["api", "v1", "devices", "ctdUsages"]:
+                self._usage_bulk(query)
+            elif (
+                len(segments) == 5 and segments[:3] == ["api", "v1", "devices"] and segments[4] == "ctdUsages"
+            ):
+                self._usage(segments[3])
+            else:
+                self.sim._record("not-found", 404)
+                self._send(404, {"errorMessage": f"no route {parts.path}"})
+        except (ValueError, KeyError) as error:
+            self.sim._record("bad-request", 400)
+            self._send(400, {"errorMessage": f"bad request: {error}"})
+
+    def _devices(self, query: dict[str, str]) -> None:
+        page = int(query["pageNumber"])
+        if page < 1:
+            raise ValueError("pageNumber must be >= 1")
+        since = _parse_since(query.get("modifiedSince"))
+        key = f"page:{page}"
+        if delay := self.sim.faults.page_delay(page):
+            time.sleep(delay)
+        if status := self.sim.faults.page_status(page):
+            self._fault(key, status)
+            return
+        status, body = self.sim._page_body(page, since)
+        self.sim._record(key, status)
+        self._send(status, body)
+
+    def _usage(self, iccid: str) -> None:
+        key = f"usage:{iccid}"
+        if status := self.sim.faults.usage_status([iccid]):
+            self._fault(key, status)
+            return
+        device = self.sim.by_iccid.get(iccid)
+        if device is None:
+            self.sim._record(key, 404)
+            self._send(404, {"errorMessage": f"ICCID {iccid} not found"})
+            return
+        self.sim._record(key, 200)
+        self._send(200, device.usage())
+
+    def _usage_bulk(self, query: dict[str, str]) -> None:
+        iccids = [i for i in query.get("iccids", "").split(",") if i]
+        if status := self.sim.faults.usage_status(iccids):
+            self._fault("usage-bulk", status)
+            return
+        usages = [self.sim.by_iccid[i].usage() for i in iccids if i in self.sim.by_iccid]
+        self.sim._record("usage-bulk", 200)
+        self._send(200, {"usages": usages})
+
+
 def _handler_for(sim: CarrierSimulator) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-        server_version = "CarrierSimulator/1.0"
-        # Headers and body go out as two writes: without TCP_NODELAY each keep-alive answer waits
-        # for the client's delayed ACK (~40 ms).
-        disable_nagle_algorithm = True
-
-        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
-            LOG.debug("simulator: " + format, *args)
-
-        def _send(self, status: int, body: Any, headers: dict[str, str] | None = None) -> None:
-            payload = body.encode() if isinstance(body, str) else json.dumps(body).encode()
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(payload)))
-            for name, value in (headers or {}).items():
-                self.send_header(name, value)
-            self.end_headers()
-            self.wfile.write(payload)
-
-        def _fault(self, key: str, status: int) -> None:
-            sim._record(key, status)
-            headers = {"Retry-After": "0"} if status == 429 else {}
-            self._send(status, {"errorMessage": f"injected fault {status}"}, headers)
-
-        def do_GET(self) -> None:  # noqa: N802 - stdlib name
-            if self.headers.get("Authorization") != sim._auth:
-                sim._record("unauthorized", 401)
-                self._send(401, {"errorMessage": "Invalid credentials"}, {"WWW-Authenticate": "Basic"})
-                return
-            parts = urlsplit(self.path)
-            query = {k: v[-1] for k, v in parse_qs(parts.query).items()}
-            segments = [unquote(s) for s in parts.path.strip("/").split("/")]
-            try:
-                if segments == ["api", "v1", "devices"]:
-                    self._devices(query)
-                elif segments == ["api", "v1", "devices", "ctdUsages"]:
-                    self._usage_bulk(query)
-                elif (
-                    len(segments) == 5
-                    and segments[:3] == ["api", "v1", "devices"]
-                    and segments[4] == "ctdUsages"
-                ):
-                    self._usage(segments[3])
-                else:
-                    sim._record("not-found", 404)
-                    self._send(404, {"errorMessage": f"no route {parts.path}"})
-            except (ValueError, KeyError) as error:
-                sim._record("bad-request", 400)
-                self._send(400, {"errorMessage": f"bad request: {error}"})
-
-        def _devices(self, query: dict[str, str]) -> None:
-            page = int(query["pageNumber"])
-            if page < 1:
-                raise ValueError("pageNumber must be >= 1")
-            since = _parse_since(query.get("modifiedSince"))
-            key = f"page:{page}"
-            if delay := sim.faults.page_delay(page):
-                time.sleep(delay)
-            if status := sim.faults.page_status(page):
-                self._fault(key, status)
-                return
-            status, body = sim._page_body(page, since)
-            sim._record(key, status)
-            self._send(status, body)
-
-        def _usage(self, iccid: str) -> None:
-            key = f"usage:{iccid}"
-            if status := sim.faults.usage_status([iccid]):
-                self._fault(key, status)
-                return
-            device = sim.by_iccid.get(iccid)
-            if device is None:
-                sim._record(key, 404)
-                self._send(404, {"errorMessage": f"ICCID {iccid} not found"})
-                return
-            sim._record(key, 200)
-            self._send(200, device.usage())
-
-        def _usage_bulk(self, query: dict[str, str]) -> None:
-            iccids = [i for i in query.get("iccids", "").split(",") if i]
-            if status := sim.faults.usage_status(iccids):
-                self._fault("usage-bulk", status)
-                return
-            usages = [sim.by_iccid[i].usage() for i in iccids if i in sim.by_iccid]
-            sim._record("usage-bulk", 200)
-            self._send(200, {"usages": usages})
-
-    return Handler
+    return type("Handler", (_Handler,), {"sim": sim})
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -8,13 +8,9 @@ import json
 import pytest
 import redis
 
-from include.carrier_optimization.amop.checkpoints import (
-    DatabaseCheckpointStore,
-    DeviceCache,
-    FallbackCheckpointStore,
-    RedisCheckpointStore,
-    checkpoint_key,
-)
+from include.carrier_optimization.amop.checkpoints import DatabaseCheckpointStore, checkpoint_key
+from include.carrier_optimization.amop.device_cache import DeviceCache
+from include.carrier_optimization.amop.redis_checkpoints import FallbackCheckpointStore, RedisCheckpointStore
 from plugins.hooks.checkpoint import CheckpointHook
 from tests.conftest import REDIS_URL, free_port
 

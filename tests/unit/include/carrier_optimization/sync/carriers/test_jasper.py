@@ -8,23 +8,14 @@ import pytest
 import requests
 
 from include.carrier_optimization.core.fleet import generate_fleet
-from include.carrier_optimization.sync.carriers.jasper import (
-    CarrierApiError,
-    DevicePage,
-    JasperClient,
-    JasperDevice,
-    MalformedPageError,
-    RetryPolicy,
-    _page_iv,
-    dedupe_by_iccid,
-    format_modified_since,
-)
+from include.carrier_optimization.sync.carriers.jasper import JasperClient, RetryPolicy
+from include.carrier_optimization.sync.carriers.jasper_payloads import CarrierApiError, MalformedPageError
 from include.carrier_optimization.sync.carriers.simulator import (
     DEFAULT_PASSWORD,
     DEFAULT_USER,
     CarrierSimulator,
-    Faults,
 )
+from include.carrier_optimization.sync.carriers.simulator_faults import Faults
 
 SINCE = "2026-01-01T00:00:00Z"
 FLEET = generate_fleet(2500, seed=3)
@@ -75,16 +66,6 @@ class TestPaging:
         later = dt.datetime.now(dt.UTC) + dt.timedelta(days=1)
         (page,) = list(make_client(sim).iter_device_pages(later))
         assert (page.devices, page.last_page) == ((), True)
-
-    def test_modified_since_is_sent_as_iso_utc(self):
-        assert (
-            format_modified_since(dt.datetime(2026, 10, 27, 12, 0, tzinfo=dt.UTC)) == "2026-10-27T12:00:00Z"
-        )
-        assert format_modified_since("2026-10-27T14:00:00+02:00") == "2026-10-27T12:00:00Z"
-        with pytest.raises(
-            ValueError, match="`modified_since` must be an ISO 8601 date-time; got '27/10/2026'"
-        ):
-            format_modified_since("27/10/2026")
 
 
 class TestUsage:
@@ -175,44 +156,6 @@ class TestMalformedPages:
         with pytest.raises(MalformedPageError, match=match):
             client.device_page(8, SINCE)
         assert client.sleep == []
-
-    @pytest.mark.parametrize(
-        ("device", "match"),
-        [
-            (
-                {"iccid": "1" * 31, "status": "A"},
-                r"`devices\[0\].iccid` must be a non-empty string of at most 30",
-            ),
-            ({"iccid": "1", "status": ""}, r"`devices\[0\].status` must be a non-empty string"),
-            (
-                {"iccid": "1", "status": "A", "ratePlan": 5},
-                r"`devices\[0\].ratePlan` must be null or a non-empty",
-            ),
-            ("1", r"`devices\[0\]` must be an object; got '1'"),
-        ],
-        ids=["iccid-too-long", "empty-status", "rate-plan-not-text", "device-not-object"],
-    )
-    def test_page_iv_rules(self, device, match):
-        with pytest.raises(MalformedPageError, match=match):
-            _page_iv({"pageNumber": 1, "devices": [device], "lastPage": True}, 1, "u")
-
-    def test_last_page_must_be_boolean(self):
-        with pytest.raises(MalformedPageError, match="`lastPage` must be true or false; got 'yes'"):
-            _page_iv({"pageNumber": 1, "devices": [], "lastPage": "yes"}, 1, "u")
-
-
-class TestDedupe:
-    def test_first_occurrence_kept_and_duplicates_counted(self):
-        a, b = JasperDevice("1", "A", None, None), JasperDevice("2", "A", None, None)
-        again = JasperDevice("1", "DEACTIVATED", None, None)
-        assert dedupe_by_iccid([a, b, again]) == ([a, b], 1)
-
-    def test_page_with_repeated_iccid_is_deduplicated(self):
-        raw = [{"iccid": "1", "status": "A"}, {"iccid": "1", "status": "B"}, {"iccid": "2", "status": "A"}]
-        page = _page_iv({"pageNumber": 3, "devices": raw, "lastPage": False}, 3, "u")
-        assert page == DevicePage(
-            3, (JasperDevice("1", "A", None, None), JasperDevice("2", "A", None, None)), False, duplicates=1
-        )
 
 
 class TestConstruction:

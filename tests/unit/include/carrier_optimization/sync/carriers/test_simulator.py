@@ -18,7 +18,6 @@ from include.carrier_optimization.sync.carriers.simulator import (
     DEFAULT_PASSWORD,
     DEFAULT_USER,
     CarrierSimulator,
-    Faults,
 )
 from tests.conftest import free_port
 
@@ -120,14 +119,6 @@ class TestFaults:
         first = get(sim, "/api/v1/devices", pageNumber=1).json()
         second = get(sim, "/api/v1/devices", pageNumber=1).json()
         assert (first["pageNumber"], second["pageNumber"]) == (2, 1)
-
-    def test_unknown_malformation_is_refused(self):
-        with pytest.raises(ValueError, match="`kind` must be one of missing_iccid, not_json"):
-            Faults().malformed_page(1, "garbled")
-
-    def test_random_error_rate_is_seeded(self):
-        first, second = Faults(error_rate=0.5, seed=4), Faults(error_rate=0.5, seed=4)
-        assert [first.page_status(1) for _ in range(20)] == [second.page_status(1) for _ in range(20)]
 
     def test_usage_fault(self, sim):
         iccid = FLEET.devices.iccid[0]

@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 from dateutil.relativedelta import relativedelta
 
-from include.carrier_optimization.core.cost import project_usage
+from include.carrier_optimization.core.billing_period import project_usage
 
 LOG = logging.getLogger(__name__)
 

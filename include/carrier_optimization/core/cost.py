@@ -294,9 +294,34 @@ def evaluate(group: GroupProblem, assignment: npt.ArrayLike) -> CostBreakdown:
 
     blocks = np.where(t.pooled, pool_blocks, np.bincount(a, weights=device_blocks, minlength=n_plans))
     plan_overage = t.overage_rate * blocks
+    return CostBreakdown(
+        fixed=fixed,
+        overage=overage,
+        sms=sms,
+        plans=_plan_lines(group, a, fixed, sms, (count, usage_sum, allowance_sum, blocks, plan_overage)),
+        total_fixed=float(fixed.sum()),
+        total_overage=float(plan_overage.sum()),
+        total_sms=float(sms.sum()),
+    )
+
+
+def _plan_lines(
+    group: GroupProblem,
+    a: np.ndarray,
+    fixed: np.ndarray,
+    sms: np.ndarray,
+    per_plan: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray],
+) -> tuple[PlanCost, ...]:
+    """One invoice line per plan of the group, from the per-device fixed and SMS amounts of assignment ``a``.
+
+    ``per_plan`` holds, per plan, the device count, usage, allowance, overage blocks and overage.
+    """
+    t = group.table
+    n_plans = group.n_plans
+    count, usage_sum, allowance_sum, blocks, plan_overage = per_plan
     plan_fixed = np.bincount(a, weights=fixed, minlength=n_plans)
     plan_sms = np.bincount(a, weights=sms, minlength=n_plans)
-    rows = tuple(
+    return tuple(
         PlanCost(
             plan_id=int(t.plan_id[p]),
             code=group.plans[p].code,
@@ -310,13 +335,4 @@ def evaluate(group: GroupProblem, assignment: npt.ArrayLike) -> CostBreakdown:
             sms=float(plan_sms[p]),
         )
         for p in range(n_plans)
-    )
-    return CostBreakdown(
-        fixed=fixed,
-        overage=overage,
-        sms=sms,
-        plans=rows,
-        total_fixed=float(fixed.sum()),
-        total_overage=float(plan_overage.sum()),
-        total_sms=float(sms.sum()),
     )

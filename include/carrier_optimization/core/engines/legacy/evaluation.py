@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import NamedTuple
 
 import numpy as np
+import numpy.typing as npt
 
 from include.carrier_optimization.core.cost import overage_blocks, overage_matrix
 from include.carrier_optimization.core.domain import GroupProblem
@@ -244,7 +245,7 @@ def _evaluate_sequences_iv(group, sequences, start, tables):
 
 
 def evaluate_sequences(
-    group: GroupProblem, sequences, *, start: int = 0, tables: LegacyTables | None = None
+    group: GroupProblem, sequences: npt.ArrayLike, *, start: int = 0, tables: LegacyTables | None = None
 ) -> Candidate:
     """Evaluate a batch of sequences under the four strategies and return the cheapest candidate.
 

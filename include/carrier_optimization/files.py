@@ -10,8 +10,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from include.carrier_optimization.core.billing_period import proration_factor
 from include.carrier_optimization.core.commgroups import DEFAULT_PLAN_LIMIT, build_problem, parse_plan_list
-from include.carrier_optimization.core.cost import evaluate, proration_factor
+from include.carrier_optimization.core.cost import evaluate
 from include.carrier_optimization.core.domain import Problem, RatePlan
 from include.carrier_optimization.core.engines.result import EngineResult
 from include.carrier_optimization.core.validation import InvalidInputError, mask_errors

@@ -5,8 +5,10 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
+import numpy.typing as npt
 
 from include.carrier_optimization.core.domain import GroupProblem, Problem, RatePlan, SkippedGroup
 from include.carrier_optimization.core.validation import (
@@ -52,7 +54,7 @@ class CommGroup:
     unknown_plan_ids: tuple[int, ...]
 
 
-def parse_plan_list(text) -> tuple[int, ...]:
+def parse_plan_list(text: str | int | float) -> tuple[int, ...]:
     """Parse an allowed-plan list such as ``"17, 42,43"`` into ``(17, 42, 43)``.
 
     Raises
@@ -115,6 +117,17 @@ def build_comm_groups(
     return groups
 
 
+class _Devices(NamedTuple):
+    """The validated device columns of `build_problem`, in input order."""
+
+    ids: np.ndarray
+    names: np.ndarray
+    usage: np.ndarray
+    sms: np.ndarray
+    proration: np.ndarray
+    current: np.ndarray
+
+
 def _build_problem_iv(plans, comm_plans, device_ids, comm_plan, usage_mb, sms, proration, current_plan_id):
     plans = tuple(plans)
     errors = plan_errors(plans)
@@ -150,19 +163,19 @@ def _build_problem_iv(plans, comm_plans, device_ids, comm_plan, usage_mb, sms, p
     errors = mask_errors("devices", "device_id", ids, checks)
     if errors:
         raise InvalidInputError("\n".join(errors))
-    return plans, comm_plans, ids, names, usage, sms, proration, current
+    return plans, comm_plans, _Devices(ids, names, usage, sms, proration, current)
 
 
 def build_problem(
     plans: Sequence[RatePlan],
     comm_plans: Mapping[str, Sequence[int]] | Iterable[tuple[str, Sequence[int]]],
     *,
-    device_ids,
-    comm_plan,
-    usage_mb,
-    sms=None,
-    proration=None,
-    current_plan_id=None,
+    device_ids: npt.ArrayLike,
+    comm_plan: npt.ArrayLike,
+    usage_mb: npt.ArrayLike,
+    sms: npt.ArrayLike | None = None,
+    proration: npt.ArrayLike | None = None,
+    current_plan_id: npt.ArrayLike | None = None,
     days_in_period: int = 30,
     plan_limit: int = DEFAULT_PLAN_LIMIT,
 ) -> Problem:
@@ -202,13 +215,38 @@ def build_problem(
         non-finite usage or SMS, devices on an unknown comm plan or on a comm plan allowing no known plan;
         each message names the offending ids.
     """
-    plans, comm_plans, ids, names, usage, sms, proration, current = _build_problem_iv(
+    plans, comm_plans, devices = _build_problem_iv(
         plans, comm_plans, device_ids, comm_plan, usage_mb, sms, proration, current_plan_id
     )
     plan_by_id = {p.plan_id: p for p in plans}
     groups = build_comm_groups(comm_plans, plan_by_id)
-    group_of_comm_plan = {name: g for g, group in enumerate(groups) for name in group.comm_plans}
+    comm_names, comm_inverse, device_group = _device_groups(groups, devices.ids, devices.names)
 
+    order = np.argsort(device_group, kind="stable")
+    bounds = np.searchsorted(device_group[order], np.arange(len(groups) + 1))
+    built, skipped = [], []
+    for g, group in enumerate(groups):
+        members = order[bounds[g] : bounds[g + 1]]
+        if members.size == 0:
+            LOG.info("Comm group %s has no devices; left out", group.key)
+            continue
+        if len(group.plan_ids) > plan_limit:
+            skipped.append(_skipped_group(group, members.size, plan_limit))
+            continue
+        local_index = {name: k for k, name in enumerate(group.comm_plans)}
+        comm_index = _local_positions(comm_names, local_index)[comm_inverse[members]]
+        built.append(_group_problem(group, plan_by_id, devices, members, comm_index))
+    return Problem(groups=tuple(built), skipped=tuple(skipped), days_in_period=days_in_period)
+
+
+def _device_groups(
+    groups: Sequence[CommGroup], ids: np.ndarray, names: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Comm group index of each device, with the sorted comm plan names and each device's position in them.
+
+    Devices on an unknown comm plan, or on a comm plan allowing no known plan, are invalid input.
+    """
+    group_of_comm_plan = {name: g for g, group in enumerate(groups) for name in group.comm_plans}
     comm_names, comm_inverse = np.unique(names.astype(str), return_inverse=True)
     group_of_name = np.array([group_of_comm_plan.get(name, -1) for name in comm_names], dtype=np.int64)
     device_group = group_of_name[comm_inverse] if len(ids) else np.zeros(0, dtype=np.int64)
@@ -227,38 +265,35 @@ def build_problem(
     )
     if errors:
         raise InvalidInputError("\n".join(errors))
+    return comm_names, comm_inverse, device_group
 
-    order = np.argsort(device_group, kind="stable")
-    bounds = np.searchsorted(device_group[order], np.arange(len(groups) + 1))
-    built, skipped = [], []
-    for g, group in enumerate(groups):
-        members = order[bounds[g] : bounds[g + 1]]
-        if members.size == 0:
-            LOG.info("Comm group %s has no devices; left out", group.key)
-            continue
-        if len(group.plan_ids) > plan_limit:
-            reason = f"{len(group.plan_ids)} plans, over the limit of {plan_limit}"
-            LOG.warning("Comm group %s (%s) skipped: %s", group.key, ", ".join(group.comm_plans), reason)
-            skipped.append(
-                SkippedGroup(group.key, group.comm_plans, len(group.plan_ids), members.size, reason)
-            )
-            continue
-        local_index = {name: k for k, name in enumerate(group.comm_plans)}
-        comm_index = _local_positions(comm_names, local_index)[comm_inverse[members]]
-        built.append(
-            GroupProblem(
-                key=group.key,
-                comm_plans=group.comm_plans,
-                plans=tuple(plan_by_id[i] for i in group.plan_ids),
-                device_ids=ids[members],
-                usage_mb=usage[members],
-                sms=sms[members],
-                proration=proration[members],
-                comm_plan_index=comm_index,
-                current_plan=_local_plan_index(group.plan_ids, current[members]),
-            )
-        )
-    return Problem(groups=tuple(built), skipped=tuple(skipped), days_in_period=days_in_period)
+
+def _skipped_group(group: CommGroup, n_devices: int, plan_limit: int) -> SkippedGroup:
+    """A comm group over the plan limit: logged and reported, not optimized."""
+    reason = f"{len(group.plan_ids)} plans, over the limit of {plan_limit}"
+    LOG.warning("Comm group %s (%s) skipped: %s", group.key, ", ".join(group.comm_plans), reason)
+    return SkippedGroup(group.key, group.comm_plans, len(group.plan_ids), n_devices, reason)
+
+
+def _group_problem(
+    group: CommGroup,
+    plan_by_id: Mapping[int, RatePlan],
+    devices: _Devices,
+    members: np.ndarray,
+    comm_index: np.ndarray,
+) -> GroupProblem:
+    """The `GroupProblem` of one comm group: its plans and its member devices' columns."""
+    return GroupProblem(
+        key=group.key,
+        comm_plans=group.comm_plans,
+        plans=tuple(plan_by_id[i] for i in group.plan_ids),
+        device_ids=devices.ids[members],
+        usage_mb=devices.usage[members],
+        sms=devices.sms[members],
+        proration=devices.proration[members],
+        comm_plan_index=comm_index,
+        current_plan=_local_plan_index(group.plan_ids, devices.current[members]),
+    )
 
 
 def _local_positions(comm_names: np.ndarray, local_index: Mapping[str, int]) -> np.ndarray:

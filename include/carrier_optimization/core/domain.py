@@ -117,7 +117,7 @@ class GroupProblem:
     comm_plan_index: np.ndarray
     current_plan: np.ndarray
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         n = len(self.device_ids)
         for name, dtype in (
             ("usage_mb", np.float64),
@@ -187,7 +187,7 @@ class Problem:
     skipped: tuple[SkippedGroup, ...] = field(default=())
     days_in_period: int = 30
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         object.__setattr__(self, "groups", tuple(self.groups))
         object.__setattr__(self, "skipped", tuple(self.skipped))
 

@@ -1,8 +1,9 @@
 """Deterministic generator of sample tenants: plans, comm plans, SIMs with realistic usage.
 
-The fleet is written into the AMOP schema (``write_to_database``) or, in the command-line format of
-docs/architecture.md, as CSV files (``write_cli_files``). Usage follows docs/architecture.md:
-a quarter of the SIMs idle, the rest lognormal (median 3 MB, sigma 1.6) capped at 20 GB.
+The fleet is written into the AMOP schema (``amop.repository.AmopRepository.write_fleet``) or, in the
+command-line format of docs/architecture.md, as CSV files (``Fleet.write_cli_files``). Usage follows
+docs/architecture.md: a quarter of the SIMs idle, the rest lognormal (median 3 MB, sigma 1.6) capped at
+20 GB.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import numpy as np
 import pandas as pd
 from dateutil.relativedelta import relativedelta
 
-from include.carrier_optimization.core.cost import project_usage
+from include.carrier_optimization.core.billing_period import project_usage
 
 LOG = logging.getLogger(__name__)
 
@@ -167,61 +168,12 @@ def generate_fleet(
     group_plans = _comm_group_plans(plans)
     if oversized_group:
         group_plans["oversized"] = plans.plan_id.tolist()
+    comm_plans, groups = _comm_plan_table(tenant, group_plans)
+    comm_plan = _draw_comm_plans(rng, groups, n_sims)
 
-    comm_rows, groups = [], {}
-    for group, ids in group_plans.items():
-        names = (
-            [f"{tenant.name}-{group}-{k}" for k in ("a", "b")]
-            if group != "oversized"
-            else [f"{tenant.name}-all"]
-        )
-        groups[group] = names
-        for name in names:
-            comm_rows.append((name, ",".join(str(i) for i in ids)))
-    comm_plans = pd.DataFrame(comm_rows, columns=["comm_plan", "allowed_plan_ids"])
-
-    names = [name for group in groups for name in groups[group]]
-    shares = np.array([GROUP_SHARES.get(g, 0.05) / len(groups[g]) for g in groups for _ in groups[g]])
-    comm_index = rng.choice(len(names), size=n_sims, p=shares / shares.sum())
-    comm_plan = np.array(names, dtype=object)[comm_index]
-
-    full_usage = np.where(
-        rng.random(n_sims) < IDLE_SHARE,
-        0.0,
-        np.minimum(np.exp(np.log(3.0) + 1.6 * rng.standard_normal(n_sims)), USAGE_CAP_MB),
-    )
-    status = np.where(rng.random(n_sims) < DEACTIVATED_SHARE, "DEACTIVATED", "ACTIVATED")
-
-    days = (period_end - period_start).days
-    activated_mid = rng.random(n_sims) < MID_PERIOD_ACTIVATION_SHARE
-    activation_offset = rng.integers(1, days, size=n_sims)
-    date_activated = np.array(
-        [
-            period_start + dt.timedelta(days=int(o)) if mid else period_start - dt.timedelta(days=400)
-            for mid, o in zip(activated_mid, activation_offset, strict=True)
-        ],
-        dtype=object,
-    )
-    days_active = np.where(
-        activated_mid,
-        np.minimum(np.ceil([(period_end - d).total_seconds() / 86400 for d in date_activated]), days),
-        days,
-    ).astype(int)
-
-    # Month-to-date bytes as the carrier reports them; usage_mb is the legacy projection of that.
-    elapsed = (as_of - period_start).total_seconds()
-    period_seconds = (period_end - period_start).total_seconds()
-    mtd_mb = np.where(status == "ACTIVATED", full_usage * elapsed / period_seconds, full_usage)
-    ctd_bytes = np.round(mtd_mb * MB).astype(np.int64)
-    cycle_mb = np.round(ctd_bytes / MB, 3)
-    usage_mb = project_usage(
-        cycle_mb,
-        period_start=period_start,
-        period_end=period_end,
-        now=as_of,
-        status=status,
-        usage_date=np.full(n_sims, np.datetime64(as_of, "ms")),
-    )
+    full_usage, status = _draw_usage(rng, n_sims)
+    date_activated, days_active = _draw_activations(rng, n_sims, period_start, period_end)
+    ctd_bytes, cycle_mb, usage_mb = _usage_readings(full_usage, status, period_start, period_end, as_of)
 
     current_plan = _current_plans(rng, plans, group_plans, groups, comm_plan, full_usage)
     first_device_id = tenant.service_provider_id * 10_000_000 + 1
@@ -249,12 +201,101 @@ def generate_fleet(
     return Fleet(tenant, period_start, period_end, as_of, plans, comm_plans, devices, groups)
 
 
+def _comm_plan_table(
+    tenant: TenantSpec, group_plans: dict[str, list[int]]
+) -> tuple[pd.DataFrame, dict[str, list[str]]]:
+    """Two comm plans per comm group (one for the oversized group) and the comm plan names per group."""
+    comm_rows, groups = [], {}
+    for group, ids in group_plans.items():
+        names = (
+            [f"{tenant.name}-{group}-{k}" for k in ("a", "b")]
+            if group != "oversized"
+            else [f"{tenant.name}-all"]
+        )
+        groups[group] = names
+        for name in names:
+            comm_rows.append((name, ",".join(str(i) for i in ids)))
+    return pd.DataFrame(comm_rows, columns=["comm_plan", "allowed_plan_ids"]), groups
+
+
+def _draw_comm_plans(rng: np.random.Generator, groups: dict[str, list[str]], n_sims: int) -> np.ndarray:
+    """The comm plan of each SIM, drawn with the `GROUP_SHARES` of its comm group."""
+    names = [name for group in groups for name in groups[group]]
+    shares = np.array([GROUP_SHARES.get(g, 0.05) / len(groups[g]) for g in groups for _ in groups[g]])
+    comm_index = rng.choice(len(names), size=n_sims, p=shares / shares.sum())
+    return np.array(names, dtype=object)[comm_index]
+
+
+def _draw_usage(rng: np.random.Generator, n_sims: int) -> tuple[np.ndarray, np.ndarray]:
+    """Full-period usage (MB: idle share, else lognormal with median 3 MB, capped) and status of each SIM."""
+    full_usage = np.where(
+        rng.random(n_sims) < IDLE_SHARE,
+        0.0,
+        np.minimum(np.exp(np.log(3.0) + 1.6 * rng.standard_normal(n_sims)), USAGE_CAP_MB),
+    )
+    status = np.where(rng.random(n_sims) < DEACTIVATED_SHARE, "DEACTIVATED", "ACTIVATED")
+    return full_usage, status
+
+
+def _draw_activations(
+    rng: np.random.Generator, n_sims: int, period_start: dt.datetime, period_end: dt.datetime
+) -> tuple[np.ndarray, np.ndarray]:
+    """Activation date and days active of each SIM: a few activated inside the period, the rest long ago."""
+    days = (period_end - period_start).days
+    activated_mid = rng.random(n_sims) < MID_PERIOD_ACTIVATION_SHARE
+    activation_offset = rng.integers(1, days, size=n_sims)
+    date_activated = np.array(
+        [
+            period_start + dt.timedelta(days=int(o)) if mid else period_start - dt.timedelta(days=400)
+            for mid, o in zip(activated_mid, activation_offset, strict=True)
+        ],
+        dtype=object,
+    )
+    days_active = np.where(
+        activated_mid,
+        np.minimum(np.ceil([(period_end - d).total_seconds() / 86400 for d in date_activated]), days),
+        days,
+    ).astype(int)
+    return date_activated, days_active
+
+
+def _usage_readings(
+    full_usage: np.ndarray,
+    status: np.ndarray,
+    period_start: dt.datetime,
+    period_end: dt.datetime,
+    as_of: dt.datetime,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Month-to-date bytes as the carrier reports them, in MB, and the legacy projection of that (MB)."""
+    elapsed = (as_of - period_start).total_seconds()
+    period_seconds = (period_end - period_start).total_seconds()
+    mtd_mb = np.where(status == "ACTIVATED", full_usage * elapsed / period_seconds, full_usage)
+    ctd_bytes = np.round(mtd_mb * MB).astype(np.int64)
+    cycle_mb = np.round(ctd_bytes / MB, 3)
+    usage_mb = project_usage(
+        cycle_mb,
+        period_start=period_start,
+        period_end=period_end,
+        now=as_of,
+        status=status,
+        usage_date=np.full(len(full_usage), np.datetime64(as_of, "ms")),
+    )
+    return ctd_bytes, cycle_mb, usage_mb
+
+
 def _month_before(end: dt.datetime) -> dt.datetime:
     """Legacy rule: a billing period starts one calendar month before its end."""
     return end - relativedelta(months=1)
 
 
-def _current_plans(rng, plans, group_plans, groups, comm_plan, usage) -> np.ndarray:
+def _current_plans(
+    rng: np.random.Generator,
+    plans: pd.DataFrame,
+    group_plans: dict[str, list[int]],
+    groups: dict[str, list[str]],
+    comm_plan: np.ndarray,
+    usage: np.ndarray,
+) -> np.ndarray:
     """A plausible current plan: the smallest allowed allowance above a noisy guess of the usage."""
     current = np.zeros(len(comm_plan), dtype=np.int64)
     guess = usage * rng.uniform(0.5, 2.0, size=len(usage))

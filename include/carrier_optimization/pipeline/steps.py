@@ -32,18 +32,18 @@ from include.carrier_optimization.amop.repository import AmopRepository, utcnow
 from include.carrier_optimization.amop.run_records import RunRecords
 from include.carrier_optimization.amop.schema import OptimizationStatus
 from include.carrier_optimization.amop.storage import bulk_insert, frame_of
+from include.carrier_optimization.core.billing_period import (
+    days_active_in_period,
+    project_usage,
+    proration_factor,
+)
 from include.carrier_optimization.core.commgroups import (
     DEFAULT_PLAN_LIMIT,
     build_problem,
     describe_skipped,
     parse_plan_list,
 )
-from include.carrier_optimization.core.cost import (
-    days_active_in_period,
-    evaluate,
-    project_usage,
-    proration_factor,
-)
+from include.carrier_optimization.core.cost import evaluate
 from include.carrier_optimization.core.domain import GroupProblem, RatePlan
 from include.carrier_optimization.core.engines import legacy
 from include.carrier_optimization.core.validation import plan_errors

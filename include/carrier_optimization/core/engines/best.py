@@ -6,6 +6,7 @@ import logging
 import time
 from collections.abc import Mapping
 from dataclasses import replace
+from typing import Any
 
 from include.carrier_optimization.core.domain import Problem
 from include.carrier_optimization.core.engines.legacy import solve_legacy
@@ -33,7 +34,11 @@ def _solve_best_iv(problem, time_limit, options):
 
 
 def solve_best(
-    problem: Problem, *, time_limit=None, seed=None, options: Mapping | None = None
+    problem: Problem,
+    *,
+    time_limit: float | None = None,
+    seed: int | None = None,
+    options: Mapping | None = None,
 ) -> EngineResult:
     """Run the optimal and the legacy engine; per comm group the cheaper assignment wins.
 
@@ -104,7 +109,7 @@ def _detail(result: EngineResult) -> str:
 ENGINES = {"legacy": solve_legacy, "optimal": solve_optimal, "best": solve_best}
 
 
-def solve(problem: Problem, engine: str = "best", **kwargs) -> EngineResult:
+def solve(problem: Problem, engine: str = "best", **kwargs: Any) -> EngineResult:
     """Dispatch to ``solve_<engine>(problem, **kwargs)``.
 
     Parameters

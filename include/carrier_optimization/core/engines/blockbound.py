@@ -17,6 +17,8 @@ their usual prices. Each pool gives such a bound; the best one is kept.
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 
@@ -55,7 +57,14 @@ def _branch_function(data: GroupData, pool: int, blocks: int, at_most: bool):
     return evaluate
 
 
-def branch_bound(data: GroupData, pool: int, blocks: int, at_most: bool, deadline, options) -> float:
+def branch_bound(
+    data: GroupData,
+    pool: int,
+    blocks: int,
+    at_most: bool,
+    deadline: float | None,
+    options: Mapping[str, Any],
+) -> float:
     """Maximum found of the Lagrangian of one branch (``k_pool <= blocks`` or ``k_pool >= blocks``).
 
     Every value is a valid lower bound of the cheapest assignment inside the branch.
@@ -69,7 +78,13 @@ def branch_bound(data: GroupData, pool: int, blocks: int, at_most: bool, deadlin
 
 
 def block_aware_bound(
-    data: GroupData, blocks: np.ndarray, bound: float, cost: float, deadline, options, trace
+    data: GroupData,
+    blocks: np.ndarray,
+    bound: float,
+    cost: float,
+    deadline: float | None,
+    options: Mapping[str, Any],
+    trace: dict[str, object],
 ) -> float:
     """Best of ``bound`` and the two-branch bounds ``k_g <= K − 1 | k_g >= K`` of the pools.
 

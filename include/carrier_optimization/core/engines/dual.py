@@ -8,10 +8,13 @@ lower bound of the optimum. Used by the optimal engine and by the block-aware bo
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import highspy
 import numpy as np
+import numpy.typing as npt
 
 from include.carrier_optimization.core.cost import overage_blocks, own_cost_matrix
 from include.carrier_optimization.core.domain import GroupProblem
@@ -69,7 +72,7 @@ def prepare_group(group: GroupProblem) -> GroupData:
     )
 
 
-def pool_cost(data: GroupData, excess_sum) -> np.ndarray:
+def pool_cost(data: GroupData, excess_sum: npt.ArrayLike) -> np.ndarray:
     """Pool overage ``r_g·k(E_g, q_g)`` for pool excesses ``E`` (any shape ending in G)."""
     return data.rate * overage_blocks(excess_sum, data.block)
 
@@ -77,7 +80,7 @@ def pool_cost(data: GroupData, excess_sum) -> np.ndarray:
 # --------------------------------------------------------------------------- the Lagrangian dual
 
 
-def oracle(data: GroupData, lam: np.ndarray):
+def oracle(data: GroupData, lam: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
     """``L(λ)``, a supergradient (pool excess of the argmin) and the argmin plan of each device."""
     n = data.group.n_devices
     if len(data.pools) == 0:
@@ -107,7 +110,7 @@ def _lagrangian_bound_iv(group, prices):
     return group, prices
 
 
-def lagrangian_bound(group: GroupProblem, prices) -> float:
+def lagrangian_bound(group: GroupProblem, prices: npt.ArrayLike) -> float:
     """Lagrangian lower bound for given pool prices.
 
     ``L(λ) = Σ_i min_p ĉ_ip(λ)``, valid (``L(λ) <= cost`` of every assignment) for every
@@ -138,7 +141,7 @@ def lagrangian_bound(group: GroupProblem, prices) -> float:
 class CuttingPlaneModel:
     """``max t`` s.t. ``t <= L_k + g_k·(μ − μ_k)`` for every cut and ``μ`` in a box (warm-started HiGHS)."""
 
-    def __init__(self, n_pools: int):
+    def __init__(self, n_pools: int) -> None:
         self.n_pools = n_pools
         self.columns = np.arange(n_pools + 1, dtype=np.int32)
         self.highs = highspy.Highs()
@@ -155,7 +158,9 @@ class CuttingPlaneModel:
             -highspy.kHighsInf, float(value - gradient @ mu), len(coefficients), self.columns, coefficients
         )
 
-    def solve(self, lower: np.ndarray, upper: np.ndarray):
+    def solve(
+        self, lower: np.ndarray, upper: np.ndarray
+    ) -> tuple[highspy.HighsModelStatus, np.ndarray, float]:
         """Maximise the model over the box; returns (HiGHS status, μ, model value)."""
         self.highs.changeColsBounds(self.n_pools, self.columns[:-1], lower, upper)
         self.highs.run()
@@ -164,7 +169,14 @@ class CuttingPlaneModel:
         return status, x[: self.n_pools], self.highs.getInfo().objective_function_value
 
 
-def maximize_dual(data: GroupData, deadline, options, trace, evaluate=None, scale=None):
+def maximize_dual(
+    data: GroupData,
+    deadline: float | None,
+    options: Mapping[str, Any],
+    trace: dict[str, object],
+    evaluate: Callable[[np.ndarray], tuple[float, np.ndarray, np.ndarray]] | None = None,
+    scale: np.ndarray | None = None,
+) -> tuple[np.ndarray, float, np.ndarray]:
     """Box-step cutting planes on ``μ = λ/scale ∈ [0, 1]^G``; returns the best λ, its value and argmin.
 
     ``evaluate(λ)`` returns (value, supergradient, argmin) of a concave function, `oracle` (the Lagrangian

@@ -31,6 +31,7 @@ import highspy
 import numpy as np
 
 from include.carrier_optimization.core.cost import evaluate, overage_blocks
+from include.carrier_optimization.core.engines.dual import GroupData
 from include.carrier_optimization.core.engines.highs import csc_columns, highs_status, run_highs
 
 __all__ = ["ExactOutcome", "solve_exact"]
@@ -145,7 +146,11 @@ def _solve_checked(model: dict, warm: np.ndarray, time_limit: float):
 
 
 def solve_exact(
-    data, assignment: np.ndarray, time_limit: float, max_nodes: int, allowed: np.ndarray | None = None
+    data: GroupData,
+    assignment: np.ndarray,
+    time_limit: float,
+    max_nodes: int,
+    allowed: np.ndarray | None = None,
 ) -> ExactOutcome:
     """Solve the aggregated MILP of one group, warm-started from ``assignment``.
 
@@ -169,12 +174,40 @@ def solve_exact(
         cost = evaluate(data.group, incumbent).total if full else None
         return ExactOutcome(incumbent if full else None, cost, full, "no open device")
     member, first = _classes(data, free, allowed)
+    model, warm, col_class, col_plan = _milp(data, allowed, incumbent, free, member, first, max_nodes)
+    run, reason = _solve_checked(model, warm, time_limit)
+    if run is None:
+        return ExactOutcome(None, None, False, reason)
+    code, text = highs_status(run.status)
+    counts = np.rint(run.x[: len(col_class)]).astype(np.int64)
+    decoded = _decode(member, col_class, col_plan, counts)
+    result = None
+    if decoded is not None:
+        result = incumbent.copy()
+        result[free] = decoded
+    bound = float(run.dual_bound) if full and np.isfinite(run.dual_bound) else None
+    return ExactOutcome(assignment=result, lower_bound=bound, optimal=full and code == 0, status=text)
+
+
+def _milp(
+    data: GroupData,
+    allowed: np.ndarray,
+    incumbent: np.ndarray,
+    free: np.ndarray,
+    member: np.ndarray,
+    first: np.ndarray,
+    max_nodes: int,
+) -> tuple[dict, np.ndarray, np.ndarray, np.ndarray]:
+    """The aggregated MILP as HiGHS arguments, its warm start (the incumbent), each column's class and plan.
+
+    Devices outside ``free`` are fixed as in the incumbent: their pool excess moves to the pool rows' bounds.
+    """
     n_classes, n_pools = len(first), len(data.pools)
     weight = np.bincount(member, minlength=n_classes).astype(np.float64)
     col_class, col_plan, col_pool, best = _columns(data, first, allowed)
     pooled = col_pool >= 0
     pool_coeff = data.excess[first[col_class[pooled]], col_pool[pooled]]
-    fixed = np.setdiff1d(rows, free)
+    fixed = np.setdiff1d(np.arange(data.group.n_devices), free)
     fixed_pool = data.pool_of_plan[incumbent[fixed]]
     on_pool = fixed_pool >= 0
     fixed_excess = np.bincount(
@@ -198,15 +231,4 @@ def solve_exact(
         "integer": True,
         "options": {"mip_rel_gap": 0.0, "mip_abs_gap": 1e-7, "mip_max_nodes": int(max_nodes)},
     }
-    run, reason = _solve_checked(model, np.r_[warm, overage_blocks(pool_excess, data.block)], time_limit)
-    if run is None:
-        return ExactOutcome(None, None, False, reason)
-    code, text = highs_status(run.status)
-    counts = np.rint(run.x[: len(col_class)]).astype(np.int64)
-    decoded = _decode(member, col_class, col_plan, counts)
-    result = None
-    if decoded is not None:
-        result = incumbent.copy()
-        result[free] = decoded
-    bound = float(run.dual_bound) if full and np.isfinite(run.dual_bound) else None
-    return ExactOutcome(assignment=result, lower_bound=bound, optimal=full and code == 0, status=text)
+    return model, np.r_[warm, overage_blocks(pool_excess, data.block)], col_class, col_plan

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import highspy
 import numpy as np
+import numpy.typing as npt
 
 from include.carrier_optimization.core.engines.result import (
     STATUS_BACKEND,
@@ -38,7 +40,7 @@ _HIGHS_STATUS = {
 }
 
 
-def highs_status(model_status) -> tuple[int, str]:
+def highs_status(model_status: highspy.HighsModelStatus | int) -> tuple[int, str]:
     """Translate a HiGHS model status into an engine status and a message keeping the HiGHS code.
 
     Optimal → 0; time or iteration limit, interrupt → 1; infeasible → 2; anything else (unbounded, solve
@@ -59,20 +61,20 @@ def highs_status(model_status) -> tuple[int, str]:
 
 
 def run_highs(
-    cost,
-    col_lower,
-    col_upper,
-    row_lower,
-    row_upper,
-    start,
-    index,
-    value,
-    time_limit,
-    maximize=False,
-    integer=False,
-    warm_start=None,
-    options=None,
-):
+    cost: npt.ArrayLike,
+    col_lower: npt.ArrayLike,
+    col_upper: npt.ArrayLike,
+    row_lower: npt.ArrayLike,
+    row_upper: npt.ArrayLike,
+    start: npt.ArrayLike,
+    index: npt.ArrayLike,
+    value: npt.ArrayLike,
+    time_limit: float | None,
+    maximize: bool = False,
+    integer: bool = False,
+    warm_start: npt.ArrayLike | None = None,
+    options: Mapping[str, object] | None = None,
+) -> HighsRun:
     """Solve one LP (or MILP when ``integer``) with HiGHS, warm-started from ``warm_start`` if given.
 
     ``dual_bound`` is HiGHS's ``mip_dual_bound`` for a MILP (a valid lower bound of a minimisation, also
@@ -118,7 +120,13 @@ def run_highs(
     )
 
 
-def csc_columns(assign_row, pool, pool_coeff, n_assign_rows, overage_coeff):
+def csc_columns(
+    assign_row: np.ndarray,
+    pool: np.ndarray,
+    pool_coeff: np.ndarray,
+    n_assign_rows: int,
+    overage_coeff: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Column-wise sparse matrix of the assignment model (HiGHS ``start``/``index``/``value``).
 
     Column ``j`` has 1.0 in assignment row ``assign_row[j]`` and, when ``pool[j] >= 0``, ``pool_coeff``

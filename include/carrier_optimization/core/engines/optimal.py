@@ -113,7 +113,11 @@ def _solve_optimal_iv(problem, time_limit, options):
 
 
 def solve_optimal(
-    problem: Problem, *, time_limit=None, seed=None, options: Mapping | None = None
+    problem: Problem,
+    *,
+    time_limit: float | None = None,
+    seed: int | None = None,
+    options: Mapping | None = None,
 ) -> EngineResult:
     """Near-optimal assignment with a certified lower bound, per comm group.
 

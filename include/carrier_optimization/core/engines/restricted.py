@@ -8,12 +8,14 @@ variables, and the LP's pool duals are new prices for the next round of the opti
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
+from typing import Any
 
 import highspy
 import numpy as np
 
 from include.carrier_optimization.core.engines.dual import GroupData
-from include.carrier_optimization.core.engines.highs import csc_columns, highs_status, run_highs
+from include.carrier_optimization.core.engines.highs import HighsRun, csc_columns, highs_status, run_highs
 from include.carrier_optimization.core.engines.result import STATUS_FINISHED
 
 __all__ = ["reduced_costs", "restricted_lp"]
@@ -65,20 +67,15 @@ def _tie_classes(data: GroupData, candidates: np.ndarray, ties: np.ndarray, max_
     return classes
 
 
-def restricted_lp(data: GroupData, candidates: np.ndarray, deadline, options, trace):
+def restricted_lp(
+    data: GroupData,
+    candidates: np.ndarray,
+    deadline: float | None,
+    options: Mapping[str, Any],
+    trace: dict[str, object],
+) -> tuple[np.ndarray | None, np.ndarray | None, float | None, tuple[int, str] | None]:
     """Solve the LP over the candidate plans; returns (assignment, λ_LP, LP value, failure)."""
-    group = data.group
-    n_candidates = candidates.sum(axis=1)
-    fixed = n_candidates == 1
-    assignment = np.where(fixed, np.argmax(candidates, axis=1), -1)
-    constant = float(data.own[fixed, assignment[fixed]].sum())
-    n_pools = len(data.pools)
-    fixed_pool = np.where(fixed, data.pool_of_plan[np.maximum(assignment, 0)], -1)
-    inside = np.flatnonzero(fixed_pool >= 0)
-    fixed_excess = np.bincount(
-        fixed_pool[inside], weights=data.excess[inside, fixed_pool[inside]], minlength=n_pools
-    )
-    ties = np.flatnonzero(~fixed)
+    assignment, constant, fixed_excess, ties = _fixed_devices(data, candidates)
     trace["lp_tie_devices"] = int(ties.size)
     if ties.size == 0:
         return assignment, None, None, None
@@ -89,11 +86,55 @@ def restricted_lp(data: GroupData, candidates: np.ndarray, deadline, options, tr
     trace["lp_classes"] = n_classes
     representative = ties[np.unique(member_class, return_index=True)[1]]
     cls, plan = np.nonzero(candidates[representative])  # columns, ordered by class
+    n_cols, n_pools = len(cls), len(data.pools)
+    mean_cost, mean_excess = _class_means(data, ties, member_class, weight, cls, plan)
+    run = _solve_class_lp(data, cls, plan, mean_cost, mean_excess, weight, fixed_excess, deadline)
+    code, text = highs_status(run.status)
+    x, row_dual, objective = run.x, run.row_dual, run.objective
+    trace["lp_status"] = text
+    if code != STATUS_FINISHED or len(x) != n_cols + n_pools:
+        return None, None, None, (code, text)
+    lam = np.clip(-row_dual[n_classes:], 0.0, data.rho)
+    counts = _round_counts(x[:n_cols], cls, weight)
+    members = ties[np.lexsort((ties, data.group.usage_mb[ties], member_class))]
+    assignment[members] = _hand_out(plan, cls, counts)
+    return assignment, lam, constant + objective, None
+
+
+def _fixed_devices(
+    data: GroupData, candidates: np.ndarray
+) -> tuple[np.ndarray, float, np.ndarray, np.ndarray]:
+    """Devices with a single candidate are fixed: their assignment (-1 for ties), own cost, pool excess.
+
+    Returns the assignment, the fixed devices' own cost, their excess per pool and the tie devices.
+    """
+    n_candidates = candidates.sum(axis=1)
+    fixed = n_candidates == 1
+    assignment = np.where(fixed, np.argmax(candidates, axis=1), -1)
+    constant = float(data.own[fixed, assignment[fixed]].sum())
+    n_pools = len(data.pools)
+    fixed_pool = np.where(fixed, data.pool_of_plan[np.maximum(assignment, 0)], -1)
+    inside = np.flatnonzero(fixed_pool >= 0)
+    fixed_excess = np.bincount(
+        fixed_pool[inside], weights=data.excess[inside, fixed_pool[inside]], minlength=n_pools
+    )
+    return assignment, constant, fixed_excess, np.flatnonzero(~fixed)
+
+
+def _class_means(
+    data: GroupData,
+    ties: np.ndarray,
+    member_class: np.ndarray,
+    weight: np.ndarray,
+    cls: np.ndarray,
+    plan: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Class means of own cost and pool excess of each LP column (class ``cls[j]`` on plan ``plan[j]``)."""
+    n_classes = len(weight)
     n_cols = len(cls)
-    # class means of cost and pool excess per column
     mean_cost = np.empty(n_cols)
     mean_excess = np.zeros(n_cols)
-    for p in range(group.n_plans):
+    for p in range(data.group.n_plans):
         cols = np.flatnonzero(plan == p)
         if cols.size == 0:
             continue
@@ -103,13 +144,28 @@ def restricted_lp(data: GroupData, candidates: np.ndarray, deadline, options, tr
         if g >= 0:
             total = np.bincount(member_class, weights=data.excess[ties, g], minlength=n_classes)
             mean_excess[cols] = total[cls[cols]] / weight[cls[cols]]
+    return mean_cost, mean_excess
+
+
+def _solve_class_lp(
+    data: GroupData,
+    cls: np.ndarray,
+    plan: np.ndarray,
+    mean_cost: np.ndarray,
+    mean_excess: np.ndarray,
+    weight: np.ndarray,
+    fixed_excess: np.ndarray,
+    deadline: float | None,
+) -> HighsRun:
+    """One HiGHS call on the class LP: count columns per (class, plan), overage columns per pool."""
+    n_classes, n_cols, n_pools = len(weight), len(cls), len(data.pools)
     pool = data.pool_of_plan[plan]
     pooled_col = pool >= 0
     # column j: assignment row cls[j] and, when pooled, the pool row (mean excess); overage columns o_g
     # (MB over the pool allowance) have pool row coefficient -1 and cost ρ_g
     start, index, value = csc_columns(cls, pool, mean_excess[pooled_col], n_classes, -np.ones(n_pools))
     remaining = None if deadline is None else deadline - time.perf_counter()
-    run = run_highs(
+    return run_highs(
         cost=np.r_[mean_cost, data.rho],
         col_lower=np.zeros(n_cols + n_pools),
         col_upper=np.full(n_cols + n_pools, highspy.kHighsInf),
@@ -120,22 +176,15 @@ def restricted_lp(data: GroupData, candidates: np.ndarray, deadline, options, tr
         value=value,
         time_limit=remaining,
     )
-    code, text = highs_status(run.status)
-    x, row_dual, objective = run.x, run.row_dual, run.objective
-    trace["lp_status"] = text
-    if code != STATUS_FINISHED or len(x) != n_cols + n_pools:
-        return None, None, None, (code, text)
-    lam = np.clip(-row_dual[n_classes:], 0.0, data.rho)
-    counts = _round_counts(x[:n_cols], cls, weight)
-    # hand out the counts: each plan spread evenly over the class's usage range
+
+
+def _hand_out(plan: np.ndarray, cls: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    """Plan labels of the tie devices, class by class in usage order: each plan spread over the class."""
     label = np.repeat(plan, counts)
     label_class = np.repeat(cls, counts)
     k = np.arange(len(label)) - np.repeat(np.cumsum(counts) - counts, counts)
     slot = (k + 0.5) / np.repeat(np.maximum(counts, 1), counts)
-    label = label[np.lexsort((slot, label_class))]
-    members = ties[np.lexsort((ties, group.usage_mb[ties], member_class))]
-    assignment[members] = label
-    return assignment, lam, constant + objective, None
+    return label[np.lexsort((slot, label_class))]
 
 
 def _round_counts(y: np.ndarray, cls: np.ndarray, weight: np.ndarray) -> np.ndarray:

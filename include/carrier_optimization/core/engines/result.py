@@ -224,7 +224,9 @@ def count_changes(current_plan: np.ndarray, assignment: np.ndarray) -> int:
     return int(np.count_nonzero((current_plan >= 0) & (current_plan != assignment)))
 
 
-def check_solve_arguments(problem, time_limit, options, defaults: Mapping[str, object]) -> dict[str, object]:
+def check_solve_arguments(
+    problem: Problem, time_limit: float | None, options: Mapping | None, defaults: Mapping[str, object]
+) -> dict[str, object]:
     """The checks every ``solve_<engine>`` shares; returns ``defaults`` updated with ``options``.
 
     Raises

@@ -8,6 +8,8 @@ devices move back to their current plan whenever that changes the cost by nothin
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 
@@ -46,7 +48,13 @@ def _blocks(excess: float, block: float) -> float:
     return float(overage_blocks(excess, block))
 
 
-def local_search(data: GroupData, assignment: np.ndarray, deadline, options, trace) -> np.ndarray:
+def local_search(
+    data: GroupData,
+    assignment: np.ndarray,
+    deadline: float | None,
+    options: Mapping[str, Any],
+    trace: dict[str, object],
+) -> np.ndarray:
     """Single moves with exact deltas until none improves (batched where moves are independent)."""
     assignment = assignment.copy()
     n = data.group.n_devices
@@ -102,7 +110,7 @@ def _apply_move(data: GroupData, excess_sum: np.ndarray, device: int, source: in
         excess_sum[h] += data.excess[device, h]
 
 
-def relabel(data: GroupData, assignment: np.ndarray, trace) -> np.ndarray:
+def relabel(data: GroupData, assignment: np.ndarray, trace: dict[str, object]) -> np.ndarray:
     """Keep devices on their current plan where the cost allows it (never raising the cost)."""
     group = data.group
     current = group.current_plan

@@ -1,0 +1,294 @@
+"""Legacy evaluation kernel: a batch of sequences under the four strategies, from sorted usage + prefix sums.
+
+Reconstruction of docs/architecture.md (Engines, legacy): the four strategies (grouping × usage
+order), the greedy fill against each plan's break-even average usage and the cost of the resulting pools.
+A sequence is evaluated from usage sorted once and prefix sums (O(P log N) per sequence and partition,
+vectorised over a batch of sequences), never by looping over devices.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import NamedTuple
+
+import numpy as np
+import numpy.typing as npt
+
+from include.carrier_optimization.core.cost import overage_blocks, overage_matrix
+from include.carrier_optimization.core.domain import GroupProblem
+from include.carrier_optimization.core.engines.legacy.sequences import check_group, max_avg_usage
+
+__all__ = [
+    "TIE_TOLERANCE",
+    "STRATEGIES",
+    "Strategy",
+    "Candidate",
+    "LegacyTables",
+    "prepare_tables",
+    "evaluate_sequences",
+]
+
+#: Costs within this many $ are ties (float noise must not decide between equal candidates).
+TIE_TOLERANCE = 1e-9
+
+
+class Strategy(NamedTuple):
+    """A legacy assignment strategy: grouping × usage order."""
+
+    grouping: str
+    order: str
+
+    def __str__(self) -> str:
+        return f"{self.grouping}/{self.order}"
+
+
+#: The four M2M strategies, in evaluation order (ties keep the earliest).
+STRATEGIES = (
+    Strategy("NoGrouping", "LargestToSmallest"),
+    Strategy("NoGrouping", "SmallestToLargest"),
+    Strategy("GroupByCommunicationPlan", "LargestToSmallest"),
+    Strategy("GroupByCommunicationPlan", "SmallestToLargest"),
+)
+
+
+@dataclass(frozen=True, eq=False)
+class Candidate:
+    """Best candidate of a batch of sequences.
+
+    Attributes
+    ----------
+    cost : float
+        Total cost of the candidate (prefix-sum evaluation of the cost model).
+    index : int
+        Global index of its sequence (``start`` + row in the batch).
+    strategy : Strategy
+        The strategy that produced it.
+    sequence : tuple of int
+        The sequence (local plan indices).
+    assignment : ndarray of int64
+        Local plan index per device.
+    """
+
+    cost: float
+    index: int
+    strategy: Strategy
+    sequence: tuple[int, ...]
+    assignment: np.ndarray
+
+
+@dataclass(frozen=True, eq=False)
+class _Layout:
+    """Devices of one grouping sorted by (partition, usage, position), with prefix sums."""
+
+    order: np.ndarray  # device positions in layout order
+    starts: np.ndarray  # (K,) first layout position of each partition
+    ends: np.ndarray  # (K,) one past the last
+    usage_max: np.ndarray  # (K,) largest usage of each partition (-inf when empty)
+    usage: np.ndarray  # (N + 1,) prefix sums of u
+    proration: np.ndarray  # (N + 1,) prefix sums of f
+    sms: np.ndarray  # (N + 1,) prefix sums of m
+    overage: np.ndarray  # (P, N + 1) prefix sums of the per-device overage on non-pooled plans
+
+
+@dataclass(frozen=True, eq=False)
+class LegacyTables:
+    """Per-group data for fast sequence evaluation, built once by `prepare_tables` (O(N log N + N·P))."""
+
+    group: GroupProblem
+    thresholds: np.ndarray  # MaxAvgUsage per local plan
+    layouts: tuple[_Layout, _Layout]  # NoGrouping, GroupByCommunicationPlan
+
+
+def _layout(group: GroupProblem, partition: np.ndarray, n_partitions: int, overage: np.ndarray) -> _Layout:
+    n = group.n_devices
+    order = np.lexsort((np.arange(n), group.usage_mb, partition))
+    bounds = np.searchsorted(partition[order], np.arange(n_partitions + 1))
+    starts, ends = bounds[:-1].astype(np.int64), bounds[1:].astype(np.int64)
+    sorted_usage = group.usage_mb[order]
+    usage_max = np.where(ends > starts, sorted_usage[np.maximum(ends - 1, 0)] if n else 0.0, -np.inf)
+
+    def prefix(values, axis=-1):
+        shape = list(values.shape)
+        shape[axis] = 1
+        return np.concatenate([np.zeros(shape), np.cumsum(values, axis=axis)], axis=axis)
+
+    return _Layout(
+        order=order,
+        starts=starts,
+        ends=ends,
+        usage_max=usage_max,
+        usage=prefix(sorted_usage),
+        proration=prefix(group.proration[order]),
+        sms=prefix(group.sms[order]),
+        overage=np.ascontiguousarray(prefix(overage[order].T)),
+    )
+
+
+def prepare_tables(group: GroupProblem) -> LegacyTables:
+    """Sort the group's usage once per grouping and build the prefix sums used by `evaluate_sequences`."""
+    group = check_group(group)
+    overage = overage_matrix(group)
+    layouts = (
+        _layout(group, np.zeros(group.n_devices, dtype=np.int64), 1, overage),
+        _layout(group, group.comm_plan_index, len(group.comm_plans), overage),
+    )
+    return LegacyTables(group=group, thresholds=max_avg_usage(group.plans), layouts=layouts)
+
+
+def _fill_smallest_first(layout: _Layout, sequences: np.ndarray, thresholds: np.ndarray):
+    """Greedy fill in ascending usage: per step, the block ``[a, e)`` of each (sequence, partition).
+
+    Pool ``j`` takes SIMs while the block's average stays ``<= M``; the first SIM that would lift it above
+    ``M`` opens the next pool. The average of an ascending block never decreases, so the end is found by
+    bisection on the prefix sums: the first ``e'`` with ``S[e'] − S[a] > M·(e' − a)``.
+    """
+    n_seq, n_steps = sequences.shape
+    ends_of_partition = np.broadcast_to(layout.ends[None, :], (n_seq, len(layout.ends)))
+    a = np.broadcast_to(layout.starts[None, :], ends_of_partition.shape).copy()
+    prefix = layout.usage
+    block_start = np.empty((n_steps, *a.shape), dtype=np.int64)
+    block_end = np.empty_like(block_start)
+    rounds = int(max(1, (layout.ends - layout.starts).max(initial=0) + 1)).bit_length()
+    for step in range(n_steps):
+        block_start[step] = a
+        if step == n_steps - 1:
+            block_end[step] = ends_of_partition
+            break
+        limit = thresholds[sequences[:, step]][:, None]
+        lo, hi = a + 1, ends_of_partition + 1
+        base = prefix[a]
+        for _ in range(rounds):
+            mid = (lo + hi) >> 1
+            inside = mid <= ends_of_partition
+            safe = np.where(inside, mid, ends_of_partition)
+            with np.errstate(invalid="ignore"):  # inf · 0 only where `inside` is False
+                over = ~inside | (prefix[safe] - base > limit * (safe - a))
+            hi = np.where(over, mid, hi)
+            lo = np.where(over, lo, mid + 1)
+        e = np.where(hi <= ends_of_partition, hi - 1, ends_of_partition)
+        block_end[step] = e
+        a = e
+    return block_start, block_end
+
+
+def _fill_largest_first(layout: _Layout, sequences: np.ndarray, thresholds: np.ndarray):
+    """Greedy fill in descending usage: the whole partition goes to the first pool with ``M >= max u``.
+
+    A block that starts with its largest SIM has its largest average at the start, so the first pool
+    that accepts that SIM accepts all the rest; the last pool of the sequence takes what remains.
+    """
+    n_seq, n_steps = sequences.shape
+    accepts = thresholds[sequences][:, None, :] >= layout.usage_max[None, :, None]
+    accepts[:, :, -1] = True
+    chosen = np.argmax(accepts, axis=2)  # (S, K)
+    start = np.broadcast_to(layout.starts[None, :], chosen.shape)
+    end = np.broadcast_to(layout.ends[None, :], chosen.shape)
+    steps = np.arange(n_steps)[:, None, None]
+    block_start = np.broadcast_to(start, (n_steps, *chosen.shape))
+    block_end = np.where(steps == chosen[None], end[None], start[None])
+    return block_start, block_end
+
+
+def _cost_of_blocks(tables: LegacyTables, layout: _Layout, sequences, block_start, block_end) -> np.ndarray:
+    """Cost of each sequence from its blocks: fixed, SMS and overage from prefix sums, pools summed."""
+    t = tables.group.table
+    plans = sequences.T  # (steps, S)
+    count = (block_end - block_start).sum(axis=2)
+    usage = (layout.usage[block_end] - layout.usage[block_start]).sum(axis=2)
+    proration = (layout.proration[block_end] - layout.proration[block_start]).sum(axis=2)
+    cost = t.monthly_charge[plans] * proration
+    if np.any(t.sms_rate != 0):
+        sms = (layout.sms[block_end] - layout.sms[block_start]).sum(axis=2)
+        cost += t.sms_rate[plans] * sms
+    rows = plans[:, :, None]
+    individual = (layout.overage[rows, block_end] - layout.overage[rows, block_start]).sum(axis=2)
+    pool = t.overage_rate[plans] * overage_blocks(
+        usage - t.included_mb[plans] * proration, t.overage_block_mb[plans]
+    )
+    cost += np.where(t.pooled[plans], np.where(count > 0, pool, 0.0), individual)
+    return cost.sum(axis=0)
+
+
+def _blocks(tables: LegacyTables, strategy_index: int, sequences: np.ndarray):
+    layout = tables.layouts[strategy_index // 2]
+    fill = _fill_largest_first if strategy_index % 2 == 0 else _fill_smallest_first
+    block_start, block_end = fill(layout, sequences, tables.thresholds)
+    return layout, block_start, block_end
+
+
+def _materialize(tables: LegacyTables, strategy_index: int, sequence: np.ndarray) -> np.ndarray:
+    layout, block_start, block_end = _blocks(tables, strategy_index, sequence[None, :])
+    assignment = np.empty(tables.group.n_devices, dtype=np.int64)
+    for step, plan in enumerate(sequence):
+        for a, e in zip(block_start[step, 0], block_end[step, 0], strict=True):
+            assignment[layout.order[a:e]] = plan
+    return assignment
+
+
+def _evaluate_sequences_iv(group, sequences, start, tables):
+    group = check_group(group)
+    if tables is None:
+        tables = prepare_tables(group)
+    elif tables.group is not group:
+        raise ValueError("`tables` must be prepared from `group`")
+    seqs = np.ascontiguousarray(sequences, dtype=np.int64)
+    p = group.n_plans
+    if seqs.ndim != 2 or seqs.shape[0] == 0 or seqs.shape[1] != p:
+        raise ValueError(f"`sequences` must be a non-empty (S, {p}) array of local plan indices")
+    if not np.all(np.sort(seqs, axis=1) == np.arange(p)):
+        raise ValueError("`sequences`: every row must be a permutation of the group's plan indices")
+    if not isinstance(start, int | np.integer) or start < 0:
+        raise ValueError(f"`start` must be an integer >= 0; got {start!r}")
+    if group.n_devices == 0:
+        raise ValueError("`group` has no devices")
+    return tables, seqs, int(start)
+
+
+def evaluate_sequences(
+    group: GroupProblem, sequences: npt.ArrayLike, *, start: int = 0, tables: LegacyTables | None = None
+) -> Candidate:
+    """Evaluate a batch of sequences under the four strategies and return the cheapest candidate.
+
+    For each sequence π and strategy (grouping × order): partition the SIMs (one partition, or one per
+    comm plan), sort each partition by usage, fill pools in sequence order (pool ``π_j`` takes SIMs while
+    its average usage stays ``<= MaxAvgUsage(π_j)``; the last pool takes the rest), merge the plan pools
+    across partitions and cost the result with the docs/architecture.md model. The fill and the cost come from
+    prefix sums over the sorted usage, O(P log N) per sequence and partition.
+
+    Parameters
+    ----------
+    group : GroupProblem
+        The comm group (at least one device).
+    sequences : array_like of int, shape (S, P)
+        Sequences of local plan indices (e.g. from `iter_sequences` over `canonical_plan_order`).
+    start : int
+        Global index of the first row (the candidate's ``index`` is ``start + row``).
+    tables : LegacyTables, optional
+        Reuse tables from `prepare_tables(group)` across batches.
+
+    Returns
+    -------
+    Candidate
+        The cheapest (sequence, strategy); ties (within 1e-9 $) keep the earliest sequence, then the
+        earliest strategy of `STRATEGIES`.
+
+    Raises
+    ------
+    ValueError
+        When a row is not a permutation of the plans, or the group is empty.
+    """
+    tables, seqs, start = _evaluate_sequences_iv(group, sequences, start, tables)
+    costs = np.empty((len(seqs), len(STRATEGIES)))
+    for s in range(len(STRATEGIES)):
+        layout, block_start, block_end = _blocks(tables, s, seqs)
+        costs[:, s] = _cost_of_blocks(tables, layout, seqs, block_start, block_end)
+    flat = costs.ravel()
+    first = int(np.flatnonzero(flat <= flat.min() + TIE_TOLERANCE)[0])  # ties keep the earliest
+    row, s = np.unravel_index(first, costs.shape)
+    return Candidate(
+        cost=float(costs[row, s]),
+        index=start + int(row),
+        strategy=STRATEGIES[s],
+        sequence=tuple(int(p) for p in seqs[row]),
+        assignment=_materialize(tables, int(s), seqs[row]),
+    )

@@ -34,7 +34,7 @@ from include.carrier_optimization.amop.storage import frame_of
 from include.carrier_optimization.core.cost import evaluate
 from include.carrier_optimization.core.engines import legacy
 from include.carrier_optimization.core.engines.result import proven_from_stored
-from include.carrier_optimization.pipeline.steps import load_group
+from include.carrier_optimization.pipeline.optimizer import load_group
 from include.carrier_optimization.reporting.report_files import (  # noqa: F401 (the report's public names)
     ASSIGNMENT_HEADERS,
     ASSIGNMENTS_SHEET,

@@ -162,7 +162,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--repeats", type=int, default=3, help="uninterrupted runs per variant (median)")
     args = parser.parse_args()
-    from include.carrier_optimization.pipeline.steps import CHECKPOINT_SECONDS
+    from include.carrier_optimization.pipeline.optimizer import CHECKPOINT_SECONDS
 
     rng = random.Random(args.seed)
     qpi = args.queues_per_instance

@@ -27,7 +27,12 @@ assert not bag.import_errors, bag.import_errors
 print(f"Airflow {airflow.__version__}: {len(bag.dag_ids)} DAGs import without errors: {sorted(bag.dag_ids)}")
 PY
 "$VENV/bin/python" -m pytest -q -p no:cacheprovider -k sqlite \
-  tests/unit/include/carrier_optimization/test_pipeline.py \
-  tests/unit/include/carrier_optimization/test_schema.py \
-  tests/unit/include/carrier_optimization/test_repository.py \
-  tests/unit/include/carrier_optimization/test_session_guard.py
+  tests/unit/include/carrier_optimization/pipeline/test_session.py \
+  tests/unit/include/carrier_optimization/pipeline/test_instance.py \
+  tests/unit/include/carrier_optimization/pipeline/test_queues.py \
+  tests/unit/include/carrier_optimization/pipeline/test_optimizer.py \
+  tests/unit/include/carrier_optimization/pipeline/test_results.py \
+  tests/unit/include/carrier_optimization/pipeline/test_engine_step.py \
+  tests/unit/include/carrier_optimization/pipeline/test_winners.py \
+  tests/unit/include/carrier_optimization/amop/test_schema.py \
+  tests/unit/include/carrier_optimization/amop/test_repository.py

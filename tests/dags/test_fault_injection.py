@@ -474,7 +474,8 @@ def test_database_connection_lost_mid_batch_is_retried_to_the_reference(amop, re
     """
     import psycopg
 
-    from include.carrier_optimization.pipeline import steps
+    from include.carrier_optimization.amop import queues
+    from include.carrier_optimization.pipeline import optimizer
 
     terminated: list[tuple[str, int]] = []
 
@@ -484,7 +485,7 @@ def test_database_connection_lost_mid_batch_is_retried_to_the_reference(amop, re
             assert admin.execute("SELECT pg_terminate_backend(%s)", (pid,)).fetchone()[0]
         terminated.append((where, pid))
 
-    bulk_insert, record_if_better, records = steps.bulk_insert, steps.record_if_better, []
+    bulk_insert, record_if_better, records = queues.bulk_insert, optimizer.record_if_better, []
 
     def bulk_insert_cut(conn, table, *args, **kwargs):
         if table is s.queue_rate_plan and "write_queues" not in dict(terminated):
@@ -497,8 +498,8 @@ def test_database_connection_lost_mid_batch_is_retried_to_the_reference(amop, re
             terminate(conn, "optimize")
         return record_if_better(conn, *args, **kwargs)
 
-    monkeypatch.setattr(steps, "bulk_insert", bulk_insert_cut)
-    monkeypatch.setattr(steps, "record_if_better", record_if_better_cut)
+    monkeypatch.setattr(queues, "bulk_insert", bulk_insert_cut)
+    monkeypatch.setattr(optimizer, "record_if_better", record_if_better_cut)
     dr = load_dag(retries=None, retry_delay=1).test(run_conf=CONF)
 
     assert [where for where, _ in terminated] == ["write_queues", "optimize"]

@@ -20,8 +20,8 @@ from sqlalchemy import func, select, update
 from include.carrier_optimization.amop import schema as s
 from include.carrier_optimization.amop.schema import OptimizationStatus
 from include.carrier_optimization.messaging.publishing import build_request_attributes
+from include.carrier_optimization.pipeline.instance import INVALID_PLANS_MESSAGE
 from include.carrier_optimization.pipeline.progress import ERROR_PATH, PROGRESS_PATH
-from include.carrier_optimization.pipeline.steps import INVALID_PLANS_MESSAGE
 from include.carrier_optimization.reporting.notify import ALREADY_RUNNING_SUBJECT, RESULTS_SUBJECT
 from tests.dags.conftest import ACME, take_from_queue
 

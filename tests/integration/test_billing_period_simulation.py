@@ -87,7 +87,17 @@ def world(monkeypatch, tmp_path, sqs_client) -> World:
     engine = make_engine(url)
     create_schema(engine)
     clock = {"now": START}
-    for module in ("amop.repository", "pipeline.steps", "amop.run_records"):
+    for module in (
+        "amop.repository",
+        "amop.run_records",
+        "amop.instances",
+        "amop.queues",
+        "amop.results",
+        "pipeline.session",
+        "pipeline.instance",
+        "pipeline.queues",
+        "pipeline.optimizer",
+    ):
         monkeypatch.setattr(f"include.carrier_optimization.{module}.utcnow", lambda: clock["now"])
     periods = {}
     for provider, end in FIRST_END.items():

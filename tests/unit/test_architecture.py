@@ -135,3 +135,59 @@ def test_template_fields_are_sorted_and_assigned_verbatim(role):
                 if not ok:
                     problems.append(f"{cls.name}.{name} is not assigned verbatim in __init__")
     assert not problems, "\n".join(problems)
+
+
+CORE = LIBRARY / "carrier_optimization" / "core"
+PIPELINE = LIBRARY / "carrier_optimization" / "pipeline"
+ABOVE_CORE = {"amop", "pipeline", "messaging", "sync", "reporting"}
+
+
+def test_core_imports_nothing_above_it():
+    """``core/`` is pure: no AMOP tables, steps, messages, carrier sync or reports (docs/architecture.md)."""
+    offenders = [
+        f"{p.relative_to(ROOT)}:{line} imports {name}"
+        for p in _modules(CORE)
+        for line, name in _imports(p)
+        if name.startswith("include.carrier_optimization.") and name.split(".")[2] in ABOVE_CORE
+    ]
+    assert not offenders, (
+        "core/ must import none of amop, pipeline, messaging, sync, reporting:\n" + "\n".join(offenders)
+    )
+
+
+SQL_BUILDERS = {"select", "insert", "update", "delete", "text"}
+
+
+def _sql_built(tree: ast.AST) -> list[tuple[int, str]]:
+    """Calls that build SQL: ``select(...)``, ``sa.update(...)``, ``func.<name>(...)`` and the like."""
+    found = []
+    for node in ast.walk(tree):
+        if not isinstance(node, ast.Call):
+            continue
+        target = node.func
+        if isinstance(target, ast.Name) and target.id in SQL_BUILDERS:
+            found.append((node.lineno, target.id))
+        elif isinstance(target, ast.Attribute):
+            owner = target.value
+            if isinstance(owner, ast.Name) and owner.id == "func":
+                found.append((node.lineno, f"func.{target.attr}"))
+            elif isinstance(owner, ast.Name) and owner.id in {"sa", "sqlalchemy"}:
+                found.append((node.lineno, f"{owner.id}.{target.attr}"))
+    return found
+
+
+def test_pipeline_builds_no_sql():
+    """The steps call the ``amop/`` repositories; they import only ``sqlalchemy.engine`` types."""
+    offenders = []
+    for path in _modules(PIPELINE):
+        rel = path.relative_to(ROOT)
+        offenders += [
+            f"{rel}:{line} imports {name}"
+            for line, name in _imports(path)
+            if name.split(".")[0] == "sqlalchemy" and name != "sqlalchemy.engine"
+        ]
+        offenders += [
+            f"{rel}:{line} builds SQL ({call})"
+            for line, call in _sql_built(ast.parse(path.read_text(encoding="utf-8")))
+        ]
+    assert not offenders, "pipeline/ must leave SQL to amop/:\n" + "\n".join(offenders)

@@ -1,4 +1,4 @@
-"""The session guard with the legacy semantics (issue 11, item 3), on SQLite and PostgreSQL."""
+"""The session step on SQLite and PostgreSQL: one session per run, what is missing, the legacy guard."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from include.carrier_optimization.amop import schema as s
 from include.carrier_optimization.amop.repository import AmopRepository, utcnow
 from include.carrier_optimization.amop.schema import OptimizationStatus
 from include.carrier_optimization.core.fleet import TenantSpec, generate_fleet
+from tests.unit.include.carrier_optimization.pipeline.conftest import REQUEST, counts, prepare, stub_solver
 
 TENANT, P1, P2 = 4, 401, 402
 SCHEDULED = pipeline.Request(tenant_id=TENANT, service_provider_id=P1)
@@ -104,3 +105,57 @@ def test_a_portal_session_is_resumed_unless_another_optimizes(amop):
         )
     resumed = opened(amop, explicit, "r3")
     assert resumed["session_id"] == portal["session_id"] and resumed["resumed"] is True
+
+
+# -- one session per run, what is missing ---------------------------------------------------------------
+
+
+def test_open_session_is_idempotent_per_run(db_engine, fleet):
+    first = pipeline.open_session(db_engine, REQUEST, run_key="dag/run-1")
+    again = pipeline.open_session(db_engine, REQUEST, run_key="dag/run-1")
+    assert again == {**first, "resumed": True}
+    assert first["resumed"] is False
+    assert counts(db_engine)["OptimizationSession"] == 1
+
+
+def test_open_session_refuses_while_another_runs(db_engine, session):
+    prepare(db_engine, session)
+    before = counts(db_engine)
+    with pytest.raises(pipeline.RunRefused, match=f"session {session['session_id']}"):
+        pipeline.open_session(db_engine, REQUEST, run_key="dag/run-2")
+    assert counts(db_engine) == before
+
+
+@pytest.mark.parametrize(
+    ("request_", "match"),
+    [
+        (pipeline.Request(tenant_id=3, service_provider_id=999), "service provider 999 does not exist"),
+        (pipeline.Request(tenant_id=3, service_provider_id=301, bill_period_id=999), "billing period 999"),
+        (pipeline.Request(tenant_id=3, service_provider_id=301, session_id=999), "session 999"),
+    ],
+    ids=["unknown-provider", "unknown-period", "unknown-session"],
+)
+def test_open_session_names_what_is_missing(db_engine, fleet, request_, match):
+    with pytest.raises(pipeline.RequestError, match=match):
+        pipeline.open_session(db_engine, request_, run_key="dag/run-1")
+    assert counts(db_engine)["OptimizationSession"] == 0
+
+
+def test_a_finished_session_is_not_optimized_again_from_another_run(db_engine, session):
+    plan = prepare(db_engine, session, engine_name="optimal")
+    for group in plan.groups:
+        pipeline.run_engine_for_group(db_engine, comm_group_id=group["comm_group_id"], solve=stub_solver)
+    pipeline.select_winners(db_engine, instance_id=plan.instance_id)
+    before = counts(db_engine)
+    duplicate = pipeline.Request(
+        tenant_id=3, service_provider_id=301, session_id=session["session_id"], message_id="m-2"
+    )
+    with pytest.raises(
+        pipeline.SessionFinished, match=f"session {session['session_id']} already finished.*m-2"
+    ):
+        pipeline.open_session(db_engine, duplicate, run_key="dag/run-2")
+    assert counts(db_engine) == before
+    # The run that finished it still finds its session (a cleared or retried step of that run).
+    assert (
+        pipeline.open_session(db_engine, REQUEST, run_key="dag/run-1")["session_id"] == session["session_id"]
+    )

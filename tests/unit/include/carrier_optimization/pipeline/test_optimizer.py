@@ -1,4 +1,4 @@
-"""The optimizer's checkpoints (issue #12 §5): a killed batch repeats at most one checkpoint interval.
+"""The optimize step: its checkpoints (issue #12 §5), so a killed batch repeats at most one interval.
 
 The kill is simulated at library level: the legacy evaluation raises on its k-th chunk, as a worker
 killed mid-chunk would stop. What the database holds then is all a retry starts from.
@@ -15,11 +15,8 @@ from include.carrier_optimization import pipeline
 from include.carrier_optimization.amop import schema as s
 from include.carrier_optimization.core.cost import evaluate
 from include.carrier_optimization.core.engines import legacy
-from include.carrier_optimization.pipeline import steps
-from tests.unit.include.carrier_optimization.pipeline import test_steps as test_pipeline
-
-# The pipeline tests' fleet (60 SIMs) and session, and their count step.
-fleet, session, prepare = test_pipeline.fleet, test_pipeline.session, test_pipeline.prepare
+from include.carrier_optimization.pipeline import optimizer
+from tests.unit.include.carrier_optimization.pipeline.conftest import counts, prepare
 
 QUEUES_PER_CHUNK = 3
 
@@ -65,7 +62,7 @@ def lowest_cost(engine, group_id: int) -> float:
 def expected_lowest(engine, batch) -> float:
     """The group's best after the batch, computed in memory: base or the batch's best sequence."""
     group = pipeline.load_group(engine, batch["comm_group_id"])
-    _, pending, sequences, _ = steps._pending_queues(
+    _, pending, sequences, _ = optimizer._pending_queues(
         engine, batch["comm_group_id"], batch["start"], batch["stop"]
     )
     best = legacy.evaluate_sequences(group, [sequences[q] for q in pending])
@@ -188,3 +185,36 @@ def test_the_recorded_queue_does_not_depend_on_the_checkpoint_interval(db_engine
         kept.append(best_sequence_queue(db_engine, batch["comm_group_id"]))
     assert kept[0] is not None
     assert kept[0] == kept[1] == kept[2]
+
+
+# -- a batch run twice, stopped, or without its queues ---------------------------------------------
+
+
+def test_optimizer_batch_twice_evaluates_once(db_engine, session):
+    plan = prepare(db_engine, session)
+    batch = plan.batches[0]
+    pipeline.write_queue_batch(db_engine, **batch)
+    cursors = []
+    first = pipeline.run_optimizer_batch(db_engine, queues_per_instance=7, on_chunk=cursors.append, **batch)
+    written = counts(db_engine)
+    second = pipeline.run_optimizer_batch(db_engine, queues_per_instance=7, **batch)
+    assert first.done and first.evaluated == batch["stop"] - batch["start"]
+    assert cursors[-1] == first.cursor == first.evaluated
+    assert second.done and second.evaluated == second.recorded == 0
+    assert counts(db_engine) == written
+
+
+def test_optimizer_batch_stops_at_the_deadline_and_resumes(db_engine, session):
+    plan = prepare(db_engine, session)
+    batch = plan.batches[0]
+    pipeline.write_queue_batch(db_engine, **batch)
+    stopped = pipeline.run_optimizer_batch(db_engine, queues_per_instance=5, deadline=0.0, **batch)
+    assert not stopped.done and stopped.evaluated == 0
+    resumed = pipeline.run_optimizer_batch(db_engine, queues_per_instance=5, **batch)
+    assert resumed.done and resumed.evaluated == batch["stop"] - batch["start"]
+
+
+def test_optimizer_batch_without_its_queues_fails(db_engine, session):
+    batch = prepare(db_engine, session).batches[0]
+    with pytest.raises(RuntimeError, match="the queue batch was not written"):
+        pipeline.run_optimizer_batch(db_engine, queues_per_instance=5, **batch)

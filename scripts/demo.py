@@ -144,6 +144,7 @@ def _seed_amop(engine, tenant, provider, *, sims: int, seed: int, synced: bool):
     from include.carrier_optimization.amop.repository import AmopRepository
     from include.carrier_optimization.amop.schema import create_schema, drop_schema
     from include.carrier_optimization.core.fleet import generate_fleet
+    from include.carrier_optimization.files import write_fleet_files
     from scripts.local_services import current_period_end, tenant_spec
 
     drop_schema(engine)
@@ -158,7 +159,7 @@ def _seed_amop(engine, tenant, provider, *, sims: int, seed: int, synced: bool):
         sims, seed=seed, tenant=spec, period_end=period_end, as_of=now - dt.timedelta(days=3)
     )
     AmopRepository(engine).write_fleet(today if synced else stale)
-    today.write_cli_files(HOME / "demo_input")
+    write_fleet_files(today, HOME / "demo_input")
     print(
         f"Tenant {tenant.name}: {sims:,} SIMs, {len(today.plans)} plans, {len(today.comm_plans)} comm plans"
     )

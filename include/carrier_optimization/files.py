@@ -15,6 +15,7 @@ from include.carrier_optimization.core.commgroups import DEFAULT_PLAN_LIMIT, bui
 from include.carrier_optimization.core.cost import evaluate
 from include.carrier_optimization.core.domain import Problem, RatePlan
 from include.carrier_optimization.core.engines.result import EngineResult
+from include.carrier_optimization.core.fleet import CLI_DEVICE_COLUMNS, CLI_PLAN_COLUMNS, Fleet
 from include.carrier_optimization.core.validation import InvalidInputError, mask_errors
 
 __all__ = [
@@ -362,3 +363,14 @@ def write_summary(
     target = Path(path)
     target.write_text(json.dumps(document, indent=2) + "\n")
     return target
+
+
+def write_fleet_files(fleet: Fleet, directory: str | Path) -> dict[str, Path]:
+    """Write a sample fleet's ``devices.csv``, ``plans.csv`` and ``comm_plans.csv`` (command-line format)."""
+    out = Path(directory)
+    out.mkdir(parents=True, exist_ok=True)
+    paths = {name: out / f"{name}.csv" for name in ("devices", "plans", "comm_plans")}
+    fleet.devices[list(CLI_DEVICE_COLUMNS)].to_csv(paths["devices"], index=False)
+    fleet.plans[list(CLI_PLAN_COLUMNS)].to_csv(paths["plans"], index=False)
+    fleet.comm_plans[["comm_plan", "allowed_plan_ids"]].to_csv(paths["comm_plans"], index=False)
+    return paths

@@ -1,7 +1,7 @@
 """Deterministic generator of sample tenants: plans, comm plans, SIMs with realistic usage.
 
 The fleet is written into the AMOP schema (``amop.repository.AmopRepository.write_fleet``) or, in the
-command-line format of docs/architecture.md, as CSV files (``Fleet.write_cli_files``). Usage follows
+command-line format of docs/architecture.md, as CSV files (``files.write_fleet_files``). Usage follows
 docs/architecture.md: a quarter of the SIMs idle, the rest lognormal (median 3 MB, sigma 1.6) capped at
 20 GB.
 """
@@ -12,7 +12,6 @@ import datetime as dt
 import logging
 import math
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -61,16 +60,6 @@ class Fleet:
     def days_in_period(self) -> int:
         """Whole days of the billing period."""
         return (self.period_end - self.period_start).days
-
-    def write_cli_files(self, directory: str | Path) -> dict[str, Path]:
-        """Write ``devices.csv``, ``plans.csv`` and ``comm_plans.csv`` in the docs/architecture.md format."""
-        out = Path(directory)
-        out.mkdir(parents=True, exist_ok=True)
-        paths = {name: out / f"{name}.csv" for name in ("devices", "plans", "comm_plans")}
-        self.devices[list(CLI_DEVICE_COLUMNS)].to_csv(paths["devices"], index=False)
-        self.plans[list(CLI_PLAN_COLUMNS)].to_csv(paths["plans"], index=False)
-        self.comm_plans[["comm_plan", "allowed_plan_ids"]].to_csv(paths["comm_plans"], index=False)
-        return paths
 
 
 CLI_DEVICE_COLUMNS = ("device_id", "comm_plan", "usage_mb", "sms", "days_active", "current_plan_id")

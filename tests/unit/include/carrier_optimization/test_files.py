@@ -10,12 +10,16 @@ import pandas as pd
 import pytest
 
 from include.carrier_optimization.core.engines import solve_optimal
+from include.carrier_optimization.core.fleet import generate_fleet
 from include.carrier_optimization.core.validation import InvalidInputError
 from include.carrier_optimization.files import (
+    CLI_DEVICE_COLUMNS,
+    CLI_PLAN_COLUMNS,
     problem_from_frames,
     read_problem,
     summary,
     write_assignment,
+    write_fleet_files,
     write_summary,
 )
 
@@ -222,3 +226,11 @@ class TestWriters:
             assert {"total_cost", "lower_bound", "gap", "engine", "seconds", "proven_optimal"} <= set(group)
             assert group["proven_optimal"] is True
             assert group["lower_bound"] <= group["total_cost"] + 0.01
+
+
+def test_a_sample_fleet_is_written_in_the_command_line_format(tmp_path):
+    paths = write_fleet_files(generate_fleet(50, seed=1), tmp_path)
+    assert list(pd.read_csv(paths["devices"]).columns) == list(CLI_DEVICE_COLUMNS)
+    assert list(pd.read_csv(paths["plans"]).columns) == list(CLI_PLAN_COLUMNS)
+    assert list(pd.read_csv(paths["comm_plans"]).columns) == ["comm_plan", "allowed_plan_ids"]
+    assert len(pd.read_csv(paths["devices"])) == 50

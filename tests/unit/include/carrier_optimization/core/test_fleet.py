@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from include.carrier_optimization.core.fleet import CLI_DEVICE_COLUMNS, CLI_PLAN_COLUMNS, generate_fleet
+from include.carrier_optimization.core.fleet import generate_fleet
 
 
 class TestGenerateFleet:
@@ -57,12 +57,6 @@ class TestGenerateFleet:
             d.usage_mb[active], d.cycle_usage_mb[active] * period / elapsed * 1.01, atol=1e-6
         )
         np.testing.assert_allclose(d.usage_mb[~active], d.cycle_usage_mb[~active])
-
-    def test_cli_files_have_the_design_columns(self, tmp_path):
-        paths = generate_fleet(50, seed=1).write_cli_files(tmp_path)
-        assert list(pd.read_csv(paths["devices"]).columns) == list(CLI_DEVICE_COLUMNS)
-        assert list(pd.read_csv(paths["plans"]).columns) == list(CLI_PLAN_COLUMNS)
-        assert list(pd.read_csv(paths["comm_plans"]).columns) == ["comm_plan", "allowed_plan_ids"]
 
     def test_rejects_an_empty_fleet(self):
         with pytest.raises(ValueError, match="`n_sims` must be >= 1"):

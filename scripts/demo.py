@@ -191,7 +191,7 @@ def main(argv: list[str] | None = None) -> int:
         return 1
 
     from include.carrier_optimization.reporting.summary import summary_of_instance
-    from plugins.operators.optimization import format_summary
+    from plugins.operators.optimization_report import format_summary
 
     print()
     print(format_summary(summary_of_instance(engine, tenant_id=tenant.tenant_id)))

@@ -21,7 +21,7 @@ from include.carrier_optimization.amop.storage import make_engine
 from include.carrier_optimization.core.engines.optimal import solve_optimal
 from include.carrier_optimization.core.fleet import generate_fleet
 from plugins.compat import AirflowFailException
-from plugins.operators.optimization_report import OptimizationReportOperator, upload_report
+from plugins.operators.optimization_report import OptimizationReportOperator, format_summary, upload_report
 from tests.conftest import start_instance
 
 DAG_ID = "carrier_optimization__acme"
@@ -211,3 +211,29 @@ class TestOptimizationReportOperator:
             AirflowFailException, match=r"`summary\['instance_id'\]` must be a positive integer"
         ):
             operator({"session_id": 1}, summary).execute(context())
+
+
+def test_format_summary_shows_costs_savings_bound_and_gap():
+    text = format_summary(
+        {
+            "instance_id": 7,
+            "devices": 1200,
+            "current_cost": 1500.0,
+            "optimized_cost": 1200.5,
+            "savings": 299.5,
+            "lower_bound": 1190.0,
+            "gap": 0.00875,
+            "changes": 40,
+        }
+    )
+    assert text.splitlines() == [
+        "Instance:        7",
+        "SIMs:            1,200",
+        "Current cost:    $1,500.00",
+        "Optimized cost:  $1,200.50",
+        "Savings:         $299.50",
+        "Lower bound:     $1,190.00",
+        "Gap to bound:    0.8750%",
+        "Plan changes:    40",
+    ]
+    assert "Gap to bound:    n/a" in format_summary({"gap": float("inf")})

@@ -29,14 +29,16 @@ from plugins.assets import request_asset
 from plugins.callbacks import instance_failure_callback, run_failure_callback
 from plugins.operators.device_sync import DeviceSyncRequestOperator
 from plugins.operators.intake import OptimizationIntakeOperator
-from plugins.operators.optimization import (
+from plugins.operators.optimization_report import OptimizationReportOperator
+from plugins.operators.optimization_setup import (
     OptimizationCacheCheckOperator,
     OptimizationCountOperator,
+    OptimizationQueueInsertOperator,
+    OptimizationSessionOperator,
+)
+from plugins.operators.optimization_solve import (
     OptimizationEngineOperator,
     OptimizationLegacyOperator,
-    OptimizationQueueInsertOperator,
-    OptimizationReportOperator,
-    OptimizationSessionOperator,
     OptimizationWinnersOperator,
 )
 from plugins.sensors.sqs import OptimizationRequestSqsSensor

@@ -84,6 +84,7 @@ class AmopDatabaseHook(BaseHook):
             self.log.info("Connection %s not defined: using the embedded database", self.amop_conn_id)
             return make_engine(embedded_database_url())
         if conn.conn_type == "mssql":
+            # Imported here: only an mssql connection needs it (~60 modules at every DAG parse otherwise).
             from airflow.providers.microsoft.mssql.hooks.mssql import MsSqlHook
 
             mssql = MsSqlHook(mssql_conn_id=self.amop_conn_id)

@@ -2,23 +2,23 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from typing import Any
 
-from airflow.exceptions import AirflowNotFoundException  # same path on Airflow 3.0.x and 3.3.x
+import redis
+from airflow.providers.redis.hooks.redis import RedisHook
+from redis.backoff import ExponentialBackoff
+from redis.retry import Retry
+from sqlalchemy.engine import Engine
 
-from plugins.compat import BaseHook
-
-if TYPE_CHECKING:
-    from collections.abc import Callable
-
-    import redis
-    from sqlalchemy.engine import Engine
-
-    from include.carrier_optimization.amop.checkpoints import CheckpointStore
-    from include.carrier_optimization.amop.device_cache import DeviceCache
-
-# The library (numpy, pandas, redis) is imported inside the methods: importing this module, as the
-# plugin manager and DAG parsing do, stays cheap.
+from include.carrier_optimization.amop.checkpoints import CheckpointStore, DatabaseCheckpointStore
+from include.carrier_optimization.amop.device_cache import DeviceCache
+from include.carrier_optimization.amop.redis_checkpoints import (
+    FallbackCheckpointStore,
+    RedisCheckpointStore,
+    redis_available,
+)
+from plugins.compat import AirflowNotFoundException, BaseHook
 
 
 class CheckpointHook(BaseHook):
@@ -71,10 +71,6 @@ class CheckpointHook(BaseHook):
         if self.redis_conn_id is None:
             self.log.info("No Redis connection id given: checkpoints and device lists use the database only")
             return None
-        from airflow.providers.redis.hooks.redis import RedisHook
-        from redis.backoff import ExponentialBackoff
-        from redis.retry import Retry
-
         try:
             client = RedisHook(redis_conn_id=self.redis_conn_id).get_conn()
         except AirflowNotFoundException:
@@ -119,12 +115,6 @@ class CheckpointHook(BaseHook):
         :param on_degrade: called once with the Redis error if the store degrades (default: none;
             the store logs a warning either way).
         """
-        from include.carrier_optimization.amop.checkpoints import DatabaseCheckpointStore
-        from include.carrier_optimization.amop.redis_checkpoints import (
-            FallbackCheckpointStore,
-            RedisCheckpointStore,
-        )
-
         client = self.get_conn()
         database = DatabaseCheckpointStore(engine)
         if client is None:
@@ -133,8 +123,6 @@ class CheckpointHook(BaseHook):
 
     def get_device_cache(self) -> DeviceCache:
         """Return the read-through device-list cache (it always loads when Redis is not configured)."""
-        from include.carrier_optimization.amop.device_cache import DeviceCache
-
         return DeviceCache(self.get_conn())
 
     def test_connection(self) -> tuple[bool, str]:
@@ -143,8 +131,6 @@ class CheckpointHook(BaseHook):
         ``(False, ...)`` also when Redis is not configured; callers that treat "not configured" as
         normal check ``get_conn() is None`` first.
         """
-        from include.carrier_optimization.amop.redis_checkpoints import redis_available
-
         client = self.get_conn()
         if client is None:
             if self.redis_conn_id is None:

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+import datetime as dt
+from typing import Any
 
+import requests
+
+from include.carrier_optimization.sync.carriers.jasper import JasperClient, RetryPolicy
 from plugins.compat import BaseHook
-
-if TYPE_CHECKING:
-    from include.carrier_optimization.sync.carriers.jasper import JasperClient
 
 
 class JasperHook(BaseHook):
@@ -43,10 +44,6 @@ class JasperHook(BaseHook):
         return self.client
 
     def _build_client(self) -> JasperClient:
-        import requests
-
-        from include.carrier_optimization.sync.carriers.jasper import JasperClient, RetryPolicy
-
         conn = self.get_connection(self.jasper_conn_id)
         if not conn.host:
             raise ValueError(
@@ -87,8 +84,6 @@ class JasperHook(BaseHook):
 
     def test_connection(self) -> tuple[bool, str]:
         """Read page 1 of the devices modified in the last day; return ``(status, message)``."""
-        import datetime as dt
-
         try:
             page = self.get_conn().device_page(1, dt.datetime.now(dt.UTC) - dt.timedelta(days=1))
         except Exception as error:

@@ -1,21 +1,30 @@
-"""Operator that starts a device sync for an optimization session (docs/architecture.md)."""
+"""Operators of device sync: the optimization's sync request and the steps of the device-sync DAG."""
 
 from __future__ import annotations
 
 import datetime as dt
+import time
 from collections.abc import Sequence
-from functools import cached_property
 from typing import Any
 
-from sqlalchemy import delete
-
-from include.carrier_optimization.amop.schema import STAGING_TABLES
+from include.carrier_optimization.amop.checkpoints import DatabaseCheckpointStore, checkpoint_key
+from include.carrier_optimization.amop.device_sync import clear_staging, session_guid, stop_session
 from include.carrier_optimization.messaging.queues import resolve_queue_url
-from include.carrier_optimization.messaging.sync_messages import legacy_last_sync_date
+from include.carrier_optimization.messaging.sync_messages import (
+    LAST_SYNC_DATE,
+    NEXT_STEP_USAGE,
+    DeviceSyncRequest,
+    build_completion_attributes,
+    build_sync_request_attributes,
+    legacy_last_sync_date,
+)
+from include.carrier_optimization.sync.carriers.jasper_payloads import CarrierApiError
+from include.carrier_optimization.sync.merge import merge_staging
+from include.carrier_optimization.sync.session import completion_target, sync_error_email
+from include.carrier_optimization.sync.staging import sync_pages
 from plugins.compat import AirflowFailException, AirflowSkipException, Context
-from plugins.operators.optimization import AmopBaseOperator, check_session, session_request
-
-NEXT_STEP = "DeviceUsageByRatePlan"
+from plugins.hooks.jasper import JasperHook
+from plugins.operators.base import AmopBaseOperator, check_session, session_request
 
 
 class DeviceSyncRequestOperator(AmopBaseOperator):
@@ -35,18 +44,11 @@ class DeviceSyncRequestOperator(AmopBaseOperator):
 
     def __init__(
         self, *, session: Any, sqs_queue: str, aws_conn_id: str | None = "aws_default", **kwargs: Any
-    ):
+    ) -> None:
         super().__init__(**kwargs)
         self.session = session
         self.sqs_queue = sqs_queue
         self.aws_conn_id = aws_conn_id
-
-    @cached_property
-    def sqs(self):
-        """The provider's SQS hook."""
-        from airflow.providers.amazon.aws.hooks.sqs import SqsHook
-
-        return SqsHook(aws_conn_id=self.aws_conn_id)
 
     def execute(self, context: Context) -> str:
         """Clear staging and publish the sync request, or skip when synced."""
@@ -57,25 +59,21 @@ class DeviceSyncRequestOperator(AmopBaseOperator):
         if request.has_synced:
             raise AirflowSkipException("HasSynced: the devices are synced, no sync needed")
         self.progress(self.session, 20)
-        engine = self.db.get_conn()
-        with engine.begin() as conn:
-            for table in STAGING_TABLES:
-                conn.execute(delete(table).where(table.c.ServiceProviderId == request.service_provider_id))
-        last_sync = legacy_last_sync_date(dt.datetime.now(dt.UTC))
-        attributes = {
-            "PageNumber": "1",
-            "LastSyncDate": last_sync.strftime("%Y-%m-%dT%H:%M:%SZ"),
-            "ServiceProviderId": str(request.service_provider_id),
-            "NextStep": NEXT_STEP,
-            "OptimizationSessionId": str(self.session["session_id"]),
-            "TenantId": str(request.tenant_id),
-            "BillPeriodId": str(self.session["billing_period_id"]),
-        }
+        clear_staging(self.db.get_conn(), request.service_provider_id)
+        attributes = build_sync_request_attributes(
+            service_provider_id=request.service_provider_id,
+            last_sync_date=legacy_last_sync_date(dt.datetime.now(dt.UTC)),
+            next_step=NEXT_STEP_USAGE,
+            session_id=self.session["session_id"],
+            tenant_id=request.tenant_id,
+            bill_period_id=self.session["billing_period_id"],
+        )
         url = resolve_queue_url(self.sqs.conn, self.sqs_queue)
+        since = attributes[LAST_SYNC_DATE]["StringValue"]
         response = self.sqs.send_message(
             queue_url=url,
-            message_body=f"Next page number is 1 for the last sync date {attributes['LastSyncDate']}",
-            message_attributes={k: {"DataType": "String", "StringValue": v} for k, v in attributes.items()},
+            message_body=f"Next page number is 1 for the last sync date {since}",
+            message_attributes=attributes,
         )
         self.log.info(
             "Device-sync request %s sent for session %s", response["MessageId"], self.session["session_id"]
@@ -86,11 +84,8 @@ class DeviceSyncRequestOperator(AmopBaseOperator):
 # -- the device-sync DAG (worker side, docs/architecture.md) ---------------------------------------------
 
 
-def _sync_request(value: Any):
+def device_sync_request(value: Any) -> DeviceSyncRequest:
     """The sensor's request dict as a ``DeviceSyncRequest``; anything else fails without retries."""
-    from include.carrier_optimization.messaging.sync_messages import DeviceSyncRequest
-    from plugins.compat import AirflowFailException
-
     try:
         return DeviceSyncRequest.from_dict(value)
     except (TypeError, ValueError) as error:
@@ -115,16 +110,12 @@ class DeviceSyncBaseOperator(AmopBaseOperator):
         super().__init__(**kwargs)
         self.request = request
 
-    def store(self):
+    def store(self) -> DatabaseCheckpointStore:
         """The database checkpoint store (survives retries, clears and a missing Redis)."""
-        from include.carrier_optimization.amop.checkpoints import DatabaseCheckpointStore
-
         return DatabaseCheckpointStore(self.db.get_conn())
 
     def key(self, context: Context, name: str) -> str:
         """Checkpoint key ``name`` of this task instance."""
-        from include.carrier_optimization.amop.checkpoints import checkpoint_key
-
         ti = context["ti"]
         return checkpoint_key(ti.dag_id, ti.run_id, ti.task_id, ti.map_index, name=name)
 
@@ -179,24 +170,16 @@ class DeviceSyncPagesOperator(DeviceSyncBaseOperator):
 
     def conn_id_for(self, service_provider_id: int) -> str:
         """The carrier API connection of a provider."""
-        from plugins.hooks.jasper import JasperHook
-
         return self.carrier_api_conn_ids.get(str(service_provider_id), JasperHook.default_conn_name)
 
-    def execute(self, context: Context, event: Any = None, resumes: int = 0) -> dict[str, Any]:
+    def execute(self, context: Context) -> dict[str, Any]:
         """Run the step (see the class docstring)."""
-        import time
-        from datetime import timedelta
+        return self.work(context, resumes=0)
 
-        from include.carrier_optimization.sync.carriers.jasper_payloads import CarrierApiError
-        from include.carrier_optimization.sync.staging import sync_pages
-        from plugins.compat import AirflowFailException
-        from plugins.hooks.jasper import JasperHook
-
-        request = _sync_request(self.request)
-        budget = float(self.time_budget_seconds)
-        if self.execution_timeout is not None:
-            budget = min(budget, 0.9 * self.execution_timeout.total_seconds())
+    def work(self, context: Context, *, resumes: int) -> dict[str, Any]:
+        """Page from the checkpoint until done or out of pages or time (then defer to continue)."""
+        request = device_sync_request(self.request)
+        budget = self.time_budget(float(self.time_budget_seconds))
         try:
             client = JasperHook(jasper_conn_id=self.conn_id_for(request.service_provider_id)).get_conn()
             result = sync_pages(
@@ -219,14 +202,7 @@ class DeviceSyncPagesOperator(DeviceSyncBaseOperator):
             raise
         if not result.done:
             self.log.info("Paged to page %d; deferring to continue in a fresh slot", result.next_page - 1)
-            from airflow.providers.standard.triggers.temporal import TimeDeltaTrigger
-
-            self.defer(
-                trigger=TimeDeltaTrigger(timedelta(seconds=1)),
-                method_name="execute",
-                kwargs={"resumes": resumes + 1},
-                timeout=timedelta(hours=1),
-            )
+            self.defer_to_continue(resumes)
         return {**result.to_dict(), "resumes": resumes}
 
 
@@ -249,9 +225,7 @@ class DeviceSyncMergeOperator(DeviceSyncBaseOperator):
 
     def execute(self, context: Context) -> dict[str, Any]:
         """Run the step (see the class docstring)."""
-        from include.carrier_optimization.sync.merge import merge_staging
-
-        request = _sync_request(self.request)
+        request = device_sync_request(self.request)
         try:
             result = merge_staging(
                 self.db.get_conn(),
@@ -298,22 +272,9 @@ class DeviceSyncCompleteOperator(DeviceSyncBaseOperator):
         self.tenant_id = tenant_id
         self.aws_conn_id = aws_conn_id
 
-    @cached_property
-    def sqs(self):
-        """The provider's SQS hook."""
-        from airflow.providers.amazon.aws.hooks.sqs import SqsHook
-
-        return SqsHook(aws_conn_id=self.aws_conn_id)
-
     def execute(self, context: Context) -> dict[str, Any]:
         """Run the step (see the class docstring)."""
-        from include.carrier_optimization.messaging.sync_messages import (
-            NEXT_STEP_USAGE,
-            build_completion_attributes,
-        )
-        from include.carrier_optimization.sync.session import completion_target
-
-        request = _sync_request(self.request)
+        request = device_sync_request(self.request)
         if request.session_id is None:
             raise AirflowSkipException(
                 "The request has no OptimizationSessionId: no optimization to continue"
@@ -397,8 +358,6 @@ class DeviceSyncFailedOperator(DeviceSyncBaseOperator):
         self.environment = environment
 
     def _errors(self, context: Context) -> str:
-        from include.carrier_optimization.amop.checkpoints import checkpoint_key
-
         ti = context["ti"]
         store, errors = self.store(), []
         for task_id in self.failed_task_ids:
@@ -409,10 +368,6 @@ class DeviceSyncFailedOperator(DeviceSyncBaseOperator):
 
     def execute(self, context: Context) -> None:
         """Run the step (see the class docstring)."""
-        from include.carrier_optimization.amop.device_sync import stop_session
-        from include.carrier_optimization.messaging.sync_messages import DeviceSyncRequest
-        from include.carrier_optimization.sync.session import sync_error_email
-
         error = self._errors(context)
         request = None
         if isinstance(self.request, dict):
@@ -431,7 +386,7 @@ class DeviceSyncFailedOperator(DeviceSyncBaseOperator):
         if session_id is not None:
             stopped = stop_session(self.db.get_conn(), session_id, error=f"Device sync failed: {error}")
             try:
-                session = self._session_guid(session_id)
+                session = session_guid(self.db.get_conn(), session_id)
                 self.api.send_error(
                     session_id=session_id, session_guid=session, message=f"Device sync failed: {error}"
                 )
@@ -450,17 +405,7 @@ class DeviceSyncFailedOperator(DeviceSyncBaseOperator):
         self.log.error(
             "Device sync failed (%s); session %s stopped: %s; e-mail: %s", error, session_id, stopped, where
         )
-        from plugins.compat import AirflowFailException
-
         # The watcher pattern: this task is a leaf, so failing it (without retries) fails the run.
         raise AirflowFailException(
             f"Device sync failed: {error}. Session {session_id} stopped: {stopped}; e-mail: {where}"
         )
-
-    def _session_guid(self, session_id: int) -> str | None:
-        from sqlalchemy import select
-
-        from include.carrier_optimization.amop.schema import optimization_session as ses
-
-        with self.db.get_conn().connect() as conn:
-            return conn.execute(select(ses.c.SessionGuid).where(ses.c.Id == session_id)).scalar_one_or_none()

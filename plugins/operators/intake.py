@@ -6,7 +6,12 @@ from collections.abc import Sequence
 from functools import cached_property
 from typing import Any, ClassVar
 
+from include.carrier_optimization.amop.run_records import RunRecords
+from include.carrier_optimization.messaging.intake import event_payloads, plan_claims
+from include.carrier_optimization.messaging.request import Request, request_from_params
+from include.carrier_optimization.messaging.sync_messages import DeviceSyncRequest
 from plugins.compat import AirflowSkipException, BaseOperator, Context
+from plugins.hooks.amop import AmopDatabaseHook
 
 
 class _SqsIntakeOperator(BaseOperator):
@@ -54,16 +59,14 @@ class _SqsIntakeOperator(BaseOperator):
     @cached_property
     def sqs(self) -> Any:
         """boto3 SQS client of ``aws_conn_id`` (built on first use)."""
+        # Imported here: boto3 (~275 modules) would otherwise load when the device-sync DAG is parsed.
         from airflow.providers.amazon.aws.hooks.sqs import SqsHook
 
         return SqsHook(aws_conn_id=self.aws_conn_id, region_name=self.region_name).get_conn()
 
     @cached_property
-    def records(self) -> Any:
+    def records(self) -> RunRecords:
         """The run model's repository on the AMOP database (built on first use)."""
-        from include.carrier_optimization.amop.run_records import RunRecords
-        from plugins.hooks.amop import AmopDatabaseHook
-
         return RunRecords(AmopDatabaseHook(amop_conn_id=self.amop_conn_id).get_conn())
 
     def without_event(self, context: Context) -> dict[str, Any]:
@@ -72,14 +75,10 @@ class _SqsIntakeOperator(BaseOperator):
 
     def payloads(self, context: Context) -> list[dict[str, Any]]:
         """The SQS payloads of the run's triggering asset events, oldest first."""
-        from include.carrier_optimization.messaging.intake import event_payloads
-
         return event_payloads(context.get("triggering_asset_events") or {})
 
     def execute(self, context: Context) -> dict[str, Any]:
         """Claim the first new request of the run's events and return it (see the class docstring)."""
-        from include.carrier_optimization.messaging.intake import plan_claims
-
         payloads = self.payloads(context)
         if not payloads:
             return self.without_event(context)
@@ -126,17 +125,10 @@ class OptimizationIntakeOperator(_SqsIntakeOperator):
     Returns the request dict of :class:`include.carrier_optimization.messaging.request.Request`.
     """
 
-    @property
-    def request_class(self) -> Any:  # type: ignore[override]
-        """:class:`include.carrier_optimization.messaging.request.Request`."""
-        from include.carrier_optimization.messaging.request import Request
-
-        return Request
+    request_class = Request
 
     def without_event(self, context: Context) -> dict[str, Any]:
         """A manual run: its trigger form is the request (an asset event without a message: skipped)."""
-        from include.carrier_optimization.messaging.request import request_from_params
-
         run_type = getattr(context.get("dag_run"), "run_type", "manual")
         if str(getattr(run_type, "value", run_type)) == "asset_triggered":
             raise AirflowSkipException("Asset-triggered run without an SQS request: nothing to run")
@@ -152,9 +144,4 @@ class DeviceSyncIntakeOperator(_SqsIntakeOperator):
     Returns ``DeviceSyncRequest.to_dict()``; a run without a message is skipped.
     """
 
-    @property
-    def request_class(self) -> Any:  # type: ignore[override]
-        """:class:`include.carrier_optimization.messaging.sync_messages.DeviceSyncRequest`."""
-        from include.carrier_optimization.messaging.sync_messages import DeviceSyncRequest
-
-        return DeviceSyncRequest
+    request_class = DeviceSyncRequest

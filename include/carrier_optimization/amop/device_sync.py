@@ -228,3 +228,10 @@ def stop_session(engine: Engine, session_id: int, *, error: str) -> bool:
     else:
         LOG.warning("Session %s to stop after a failed device sync does not exist", session_id)
     return bool(found)
+
+
+def session_guid(engine: Engine, session_id: int) -> str | None:
+    """The ``SessionGuid`` of a session, deleted or not (a stopped session is read for its e-mail)."""
+    ses = s.optimization_session
+    with engine.connect() as conn:
+        return conn.execute(select(ses.c.SessionGuid).where(ses.c.Id == session_id)).scalar_one_or_none()

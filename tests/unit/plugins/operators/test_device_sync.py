@@ -1,4 +1,4 @@
-"""DeviceSyncRequestOperator: built without connections, checks its values, clears staging, publishes."""
+"""Device-sync operators: the sync request (checks, staging cleared, published) and the paging deferral."""
 
 from __future__ import annotations
 
@@ -7,13 +7,20 @@ import json
 from types import SimpleNamespace
 
 import pytest
+from airflow.sdk.exceptions import TaskDeferred
 from sqlalchemy import func, select
 
 from include.carrier_optimization.amop import schema as s
 from include.carrier_optimization.amop.storage import make_engine
-from include.carrier_optimization.messaging.sync_messages import legacy_last_sync_date
+from include.carrier_optimization.messaging.sync_messages import NEXT_STEP_USAGE, legacy_last_sync_date
+from include.carrier_optimization.sync import devices as sync
 from plugins.compat import AirflowFailException, AirflowSkipException
-from plugins.operators.device_sync import NEXT_STEP, DeviceSyncRequestOperator
+from plugins.hooks.jasper import JasperHook
+from plugins.operators.device_sync import (
+    DeviceSyncMergeOperator,
+    DeviceSyncPagesOperator,
+    DeviceSyncRequestOperator,
+)
 
 REQUEST = {"tenant_id": 5, "service_provider_id": 501, "has_synced": False}
 SESSION = {"session_id": 12, "session_guid": "g-12", "billing_period_id": 34, "request": REQUEST}
@@ -93,7 +100,7 @@ def test_clears_the_provider_s_staging_and_publishes_the_request(amop, sqs_clien
         "PageNumber": "1",
         "LastSyncDate": attributes["LastSyncDate"],  # checked exactly below
         "ServiceProviderId": "501",
-        "NextStep": NEXT_STEP,
+        "NextStep": NEXT_STEP_USAGE,
         "OptimizationSessionId": "12",
         "TenantId": "5",
         "BillPeriodId": "34",
@@ -101,3 +108,46 @@ def test_clears_the_provider_s_staging_and_publishes_the_request(amop, sqs_clien
     # One month and one day back, as the legacy computes it (not 32 days), to the second.
     sent = dt.datetime.strptime(attributes["LastSyncDate"], "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=dt.UTC)
     assert legacy_last_sync_date(before) <= sent <= legacy_last_sync_date(after)
+
+
+SYNC_REQUEST = {
+    "service_provider_id": 501,
+    "page_number": 1,
+    "last_sync_date": "2026-10-27T17:42:07Z",
+    "next_step": NEXT_STEP_USAGE,
+    "session_id": 12,
+    "tenant_id": 5,
+    "bill_period_id": 34,
+    "instance_id": None,
+    "message_id": "m-1",
+}
+
+
+def test_paging_out_of_pages_defers_and_continues_in_execute_complete(amop, monkeypatch):
+    """``max_pages_per_try`` reached: defer on the short timer; ``execute_complete`` pages on."""
+    results = iter([(2, False), (3, True)])
+    calls = []
+
+    def fake_sync_pages(engine, client, request, *, key, max_pages, **kwargs):
+        calls.append((request.message_id, key, max_pages))
+        next_page, done = next(results)
+        return sync.PagesResult(next_page, next_page - 1, 1, 10, done, None)
+
+    monkeypatch.setattr(sync, "sync_pages", fake_sync_pages)
+    monkeypatch.setattr(JasperHook, "get_conn", lambda self: object())
+    op = DeviceSyncPagesOperator(task_id="sync_devices", request=SYNC_REQUEST, max_pages_per_try=1)
+    ti = SimpleNamespace(dag_id="device_sync__unit", run_id="r1", task_id="sync_devices", map_index=-1)
+    with pytest.raises(TaskDeferred) as deferred:
+        op.execute({"ti": ti})
+    assert (deferred.value.method_name, deferred.value.kwargs) == ("execute_complete", {"resumes": 1})
+
+    result = op.execute_complete({"ti": ti}, event=None, **deferred.value.kwargs)
+
+    assert result["done"] is True and result["next_page"] == 3 and result["resumes"] == 1
+    assert [c[0] for c in calls] == ["m-1", "m-1"] and calls[0][1] == calls[1][1] and calls[0][2] == 1
+
+
+def test_a_malformed_sync_request_fails_without_retries(amop):
+    op = DeviceSyncMergeOperator(task_id="merge", request={"service_provider_id": 1}, tenant_id=5)
+    with pytest.raises(AirflowFailException, match="`request` must be the sensor's device-sync request"):
+        op.execute({})

@@ -21,7 +21,7 @@ from include.carrier_optimization.amop.storage import make_engine
 from include.carrier_optimization.core.engines.optimal import solve_optimal
 from include.carrier_optimization.core.fleet import generate_fleet
 from plugins.compat import AirflowFailException
-from plugins.operators.optimization import OptimizationReportOperator, upload_report
+from plugins.operators.optimization_report import OptimizationReportOperator, upload_report
 from tests.conftest import start_instance
 
 DAG_ID = "carrier_optimization__acme"

@@ -14,7 +14,7 @@ from include.carrier_optimization.amop.repository import AmopRepository
 from include.carrier_optimization.core.fleet import TenantSpec
 from include.carrier_optimization.pipeline.progress import is_auto_carrier_optimization, progress_payload
 from plugins.hooks.amop_api import AmopApiHook
-from plugins.operators.optimization import OptimizationCountOperator, OptimizationSessionOperator
+from plugins.operators.optimization_setup import OptimizationCountOperator, OptimizationSessionOperator
 
 TENANT = TenantSpec(tenant_id=8, name="gate", service_provider_id=801)
 DAG_ID = "carrier_optimization__gate"

@@ -1,34 +1,24 @@
-"""Operators of the tenant DAG: construction without connections, templated values, the steps on SQLite."""
+"""The set-up operators: construction without connections, templated values, the steps on SQLite."""
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
-from sqlalchemy import func, select
 
 from include.carrier_optimization import pipeline
-from include.carrier_optimization.amop import schema as s
-from include.carrier_optimization.amop.repository import AmopRepository
-from include.carrier_optimization.amop.storage import make_engine
-from include.carrier_optimization.core.fleet import TenantSpec, generate_fleet
 from include.carrier_optimization.reporting.notify import ALREADY_RUNNING_SUBJECT, CACHE_ISSUE_SUBJECT
 from plugins.compat import AirflowFailException, AirflowSkipException
-from plugins.operators.optimization import (
+from plugins.operators.optimization_setup import (
     OptimizationCacheCheckOperator,
     OptimizationCountOperator,
-    OptimizationEngineOperator,
-    OptimizationLegacyOperator,
     OptimizationQueueInsertOperator,
     OptimizationSessionOperator,
-    OptimizationWinnersOperator,
 )
 
 DAG_ID = "carrier_optimization__unit"
-TENANT = TenantSpec(tenant_id=5, name="unit", service_provider_id=501)
 REQUEST = {"tenant_id": 5, "service_provider_id": 501, "has_synced": True}
 SESSION = {"session_id": 1, "session_guid": "g", "billing_period_id": 1, "request": REQUEST}
 BATCH = {"comm_group_id": 1, "start": 0, "stop": 10}
@@ -43,36 +33,12 @@ OPERATORS = {
     "write_queues": lambda: OptimizationQueueInsertOperator(
         task_id="write_queues", batch=BATCH, session=SESSION
     ),
-    "optimize": lambda: OptimizationLegacyOperator(
-        task_id="optimize", batch=BATCH, queues_per_instance="5", time_budget_seconds="60"
-    ),
-    "engine": lambda: OptimizationEngineOperator(task_id="engine", comm_group_id="1", engine="best"),
-    "winners": lambda: OptimizationWinnersOperator(
-        task_id="winners", session=SESSION, count={"instance_id": 1}
-    ),
 }
 
 
 @pytest.fixture
-def no_connections(monkeypatch, tmp_path):
-    """No Airflow connection of the package defined; embedded database and outbox in ``tmp_path``."""
-    for name in ("AIRFLOW_CONN_AMOP_DB", "AIRFLOW_CONN_AMOP_API", "AIRFLOW_CONN_SMTP_NOTIFICATIONS"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.delenv("AIRFLOW_CONN_REDIS_DEFAULT", raising=False)
-    url = f"sqlite:///{tmp_path / 'amop.sqlite'}"
-    monkeypatch.setenv("CARRIER_OPT_DB_URL", url)
-    monkeypatch.setenv("CARRIER_OPT_OUTBOX", str(tmp_path / "outbox"))
-    return url
-
-
-@pytest.fixture
-def amop(no_connections):
-    engine = make_engine(no_connections)
-    s.create_schema(engine)
-    end = (dt.datetime.now(dt.UTC).replace(tzinfo=None) + dt.timedelta(days=3)).replace(microsecond=0)
-    AmopRepository(engine).write_fleet(generate_fleet(60, seed=3, tenant=TENANT, period_end=end))
-    yield engine
-    engine.dispose()
+def amop(fleet_amop):
+    return fleet_amop
 
 
 def context(task_id: str = "task", map_index: int = -1, xcoms: dict | None = None) -> dict:
@@ -91,13 +57,17 @@ def small_xcom(value) -> None:
     assert len(json.dumps(value)) < XCOM_LIMIT
 
 
-@pytest.mark.parametrize("name", list(OPERATORS))
-def test_operator_is_built_without_connections_or_io(no_connections, name):
-    op = OPERATORS[name]()
+def assert_built_without_io(op) -> None:
+    """Template fields sorted and assigned in ``__init__``; no hook built yet."""
     assert tuple(op.template_fields) == tuple(sorted(op.template_fields))
     for field in op.template_fields:
-        assert field in op.__dict__, f"{name}: template field {field!r} not assigned in __init__"
-    assert "db" not in op.__dict__ and "api" not in op.__dict__ and "mail" not in op.__dict__
+        assert field in op.__dict__, f"{op.task_id}: template field {field!r} not assigned in __init__"
+    assert not {"db", "api", "mail", "checkpoints", "sqs"} & set(op.__dict__)
+
+
+@pytest.mark.parametrize("name", list(OPERATORS))
+def test_operator_is_built_without_connections_or_io(no_connections, name):
+    assert_built_without_io(OPERATORS[name]())
 
 
 @pytest.mark.parametrize(
@@ -129,22 +99,6 @@ def test_operator_is_built_without_connections_or_io(no_connections, name):
             lambda: OptimizationQueueInsertOperator(task_id="t", batch=BATCH, session=[1]),
             "`session` must be the session step",
         ),
-        (
-            lambda: OptimizationLegacyOperator(task_id="t", batch=BATCH, queues_per_instance="0"),
-            "`queues_per_instance` must be a positive integer; got '0'",
-        ),
-        (
-            lambda: OptimizationLegacyOperator(task_id="t", batch=BATCH, time_budget_seconds="soon"),
-            "`time_budget_seconds` must be a positive integer",
-        ),
-        (
-            lambda: OptimizationEngineOperator(task_id="t", comm_group_id="x"),
-            "`comm_group_id` must be a positive",
-        ),
-        (
-            lambda: OptimizationWinnersOperator(task_id="t", session=SESSION, count={}),
-            r"`count\['instance_id'\]` must be a positive integer",
-        ),
     ],
     ids=[
         "session-not-dict",
@@ -155,63 +109,11 @@ def test_operator_is_built_without_connections_or_io(no_connections, name):
         "count-session-request",
         "insert-batch",
         "insert-session",
-        "optimize-queues-per-instance",
-        "optimize-budget",
-        "engine-group",
-        "winners-count",
     ],
 )
 def test_bad_templated_values_fail_without_retries(amop, build, match):
     with pytest.raises(AirflowFailException, match=match):
         build().execute(context())
-
-
-def test_engine_operator_skips_when_the_run_is_legacy(no_connections):
-    op = OptimizationEngineOperator(task_id="engine", comm_group_id=1, engine="legacy")
-    with pytest.raises(AirflowSkipException, match="engine=legacy"):
-        op.execute(context())
-
-
-def test_steps_return_small_json_descriptors(amop):
-    """session → count → write_queues → optimize → engine → winners on the embedded database."""
-    session = OptimizationSessionOperator(task_id="session", request=REQUEST).execute(context("session"))
-    small_xcom(session)
-    assert session["resumed"] is False and session["request"]["tenant_id"] == 5
-
-    count = OptimizationCountOperator(task_id="count", session=session, batch_size="200").execute(
-        context("count")
-    )
-    small_xcom(count)
-    assert count["device_count"] == 60 and count["batches"]
-
-    batch = count["batches"][0]
-    written = OptimizationQueueInsertOperator(task_id="write_queues", batch=batch, session=session).execute(
-        context("write_queues", 0)
-    )
-    small_xcom(written)
-    assert written["queues"] == batch["stop"] - batch["start"]
-
-    optimized = OptimizationLegacyOperator(task_id="optimize", batch=batch, redis_conn_id=None).execute(
-        context("optimize", 0)
-    )
-    small_xcom(optimized)
-    assert optimized["evaluated"] == batch["stop"] - batch["start"] and optimized["resumes"] == 0
-
-    engine = OptimizationEngineOperator(
-        task_id="engine", comm_group_id=count["groups"][0], time_limit_seconds="5"
-    ).execute(context("engine", 0))
-    small_xcom(engine)
-    assert engine["skipped"] is False and engine["cost"] > 0
-
-    summary = OptimizationWinnersOperator(task_id="winners", session=session, count=count).execute(
-        context("winners")
-    )
-    small_xcom(summary)
-    assert summary["groups"] == len(count["groups"]) and summary["devices"] == 60
-    with amop.connect() as conn:
-        progress = conn.execute(select(s.optimization_session.c.Progress)).scalar_one()
-        results = conn.execute(select(func.count()).select_from(s.device_result)).scalar_one()
-    assert progress == 50 and results == 60
 
 
 def test_write_queues_reports_40_only_when_the_instance_s_queues_are_complete(amop, monkeypatch):

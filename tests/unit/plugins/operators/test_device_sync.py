@@ -13,9 +13,10 @@ from sqlalchemy import func, select
 from include.carrier_optimization.amop import schema as s
 from include.carrier_optimization.amop.storage import make_engine
 from include.carrier_optimization.messaging.sync_messages import NEXT_STEP_USAGE, legacy_last_sync_date
-from include.carrier_optimization.sync import devices as sync
+from include.carrier_optimization.sync.staging import PagesResult
 from plugins.compat import AirflowFailException, AirflowSkipException
 from plugins.hooks.jasper import JasperHook
+from plugins.operators import device_sync as device_sync_operators
 from plugins.operators.device_sync import (
     DeviceSyncMergeOperator,
     DeviceSyncPagesOperator,
@@ -131,9 +132,9 @@ def test_paging_out_of_pages_defers_and_continues_in_execute_complete(amop, monk
     def fake_sync_pages(engine, client, request, *, key, max_pages, **kwargs):
         calls.append((request.message_id, key, max_pages))
         next_page, done = next(results)
-        return sync.PagesResult(next_page, next_page - 1, 1, 10, done, None)
+        return PagesResult(next_page, next_page - 1, 1, 10, done, None)
 
-    monkeypatch.setattr(sync, "sync_pages", fake_sync_pages)
+    monkeypatch.setattr(device_sync_operators, "sync_pages", fake_sync_pages)
     monkeypatch.setattr(JasperHook, "get_conn", lambda self: object())
     op = DeviceSyncPagesOperator(task_id="sync_devices", request=SYNC_REQUEST, max_pages_per_try=1)
     ti = SimpleNamespace(dag_id="device_sync__unit", run_id="r1", task_id="sync_devices", map_index=-1)

@@ -15,6 +15,7 @@ from sqlalchemy.engine import Connection, Row
 
 from include.carrier_optimization.amop import schema as s
 from include.carrier_optimization.amop.bulk_rows import SNAPSHOT_COLUMNS, snapshot_rows
+from include.carrier_optimization.amop.repository import plan_columns
 from include.carrier_optimization.amop.storage import bulk_insert, frame_of
 
 DEVICE_FRAME_COLUMNS = ["device_id", "comm_plan", "usage", "sms", "activated", "days", "current"]
@@ -109,16 +110,7 @@ def plan_rows(conn: Connection, comm_group_id: int) -> list[Row]:
     """The group's plans in stored order, in the CLI plan columns plus ``group_plan_id``."""
     grp, plan = s.comm_group_rate_plan, s.carrier_rate_plan
     return conn.execute(
-        select(
-            grp.c.Id.label("group_plan_id"),
-            plan.c.Id.label("plan_id"),
-            plan.c.RatePlanCode.label("code"),
-            plan.c.DisplayRate.label("monthly_charge"),
-            plan.c.PlanMB.label("included_mb"),
-            plan.c.OverageRateCost.label("overage_rate"),
-            plan.c.DataPerOverageCharge.label("overage_block_mb"),
-            plan.c.AllowsSimPooling.label("pooled"),
-        )
+        select(grp.c.Id.label("group_plan_id"), *plan_columns(plan))
         .join(plan, plan.c.Id == grp.c.CarrierRatePlanId)
         .where(grp.c.CommGroupId == comm_group_id)
         .order_by(grp.c.Id)

@@ -8,8 +8,9 @@ import uuid
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
-from sqlalchemy import and_, delete, func, insert, select, update
+from sqlalchemy import Table, and_, delete, func, insert, select, update
 from sqlalchemy.engine import Engine
+from sqlalchemy.sql.elements import Label
 
 from include.carrier_optimization.amop import schema as s
 from include.carrier_optimization.amop.schema import OptimizationStatus
@@ -29,6 +30,19 @@ def utcnow() -> dt.datetime:
 def run_key(dag_id: str, run_id: str) -> str:
     """The key of an Airflow run in ``OptimizationSession.AirflowRunId``: ``<dag_id>/<run_id>``."""
     return f"{dag_id}/{run_id}"
+
+
+def plan_columns(plan: Table) -> list[Label]:
+    """A carrier plan's columns under the command-line plan names (``plan_id``, ``code``, ... ``pooled``)."""
+    return [
+        plan.c.Id.label("plan_id"),
+        plan.c.RatePlanCode.label("code"),
+        plan.c.DisplayRate.label("monthly_charge"),
+        plan.c.PlanMB.label("included_mb"),
+        plan.c.OverageRateCost.label("overage_rate"),
+        plan.c.DataPerOverageCharge.label("overage_block_mb"),
+        plan.c.AllowsSimPooling.label("pooled"),
+    ]
 
 
 class AmopRepository:
@@ -142,15 +156,7 @@ class AmopRepository:
         """Carrier plans of the provider (not deleted) in the CLI plan columns."""
         p = s.carrier_rate_plan
         query = (
-            select(
-                p.c.Id.label("plan_id"),
-                p.c.RatePlanCode.label("code"),
-                p.c.DisplayRate.label("monthly_charge"),
-                p.c.PlanMB.label("included_mb"),
-                p.c.OverageRateCost.label("overage_rate"),
-                p.c.DataPerOverageCharge.label("overage_block_mb"),
-                p.c.AllowsSimPooling.label("pooled"),
-            )
+            select(*plan_columns(p))
             .where(p.c.ServiceProviderId == service_provider_id, p.c.IsDeleted.is_(False))
             .order_by(p.c.Id)
         )

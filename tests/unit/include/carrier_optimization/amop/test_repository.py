@@ -62,3 +62,12 @@ class TestAmopRepository:
         repo.set_instance_status(instance_id, OptimizationStatus.CompleteWithSuccess)
         assert repo.running_session_id(1) is None
         assert repo.instance(instance_id)["RunEndTime"] is not None
+
+
+def test_plan_columns_carry_the_command_line_plan_names():
+    from include.carrier_optimization.amop import schema as s
+    from include.carrier_optimization.amop.repository import plan_columns
+    from include.carrier_optimization.core.fleet import CLI_PLAN_COLUMNS
+
+    names = [column.name for column in plan_columns(s.carrier_rate_plan)]
+    assert names == list(CLI_PLAN_COLUMNS[:-1])  # every column but sms_rate, which carrier plans lack

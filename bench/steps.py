@@ -76,11 +76,12 @@ def evaluation_timer():
 def run(url: str, n_sims: int, batch_size: int, queues_per_instance: int) -> None:
     from include.carrier_optimization import pipeline
     from include.carrier_optimization.amop.repository import AmopRepository
+    from include.carrier_optimization.amop.result_files import store_result_file
     from include.carrier_optimization.amop.schema import create_schema
     from include.carrier_optimization.amop.storage import make_engine
     from include.carrier_optimization.core.engines.optimal import solve_optimal
     from include.carrier_optimization.core.fleet import generate_fleet
-    from include.carrier_optimization.reporting.report import build_report, store_result_file
+    from include.carrier_optimization.reporting.report import build_report
 
     engine = make_engine(url)
     create_schema(engine)

@@ -86,8 +86,9 @@ def finish_instance(engine, session: dict, plan):
     Returns the summary of ``select_winners``.
     """
     from include.carrier_optimization import pipeline
+    from include.carrier_optimization.amop.result_files import store_result_file
     from include.carrier_optimization.core.engines.optimal import solve_optimal
-    from include.carrier_optimization.reporting.report import build_report, store_result_file
+    from include.carrier_optimization.reporting.report import build_report
 
     for group in plan.groups:
         pipeline.run_engine_for_group(engine, comm_group_id=group["comm_group_id"], solve=solve_optimal)

@@ -7,8 +7,9 @@ from typing import Any
 
 from airflow.providers.amazon.aws.hooks.s3 import S3Hook
 
+from include.carrier_optimization.amop.result_files import store_result_file
 from include.carrier_optimization.reporting.notify import RESULTS_SUBJECT, Email
-from include.carrier_optimization.reporting.report import ReportError, build_report, store_result_file
+from include.carrier_optimization.reporting.report import ReportError, build_report
 from plugins.compat import AirflowFailException, Context
 from plugins.operators.base import AmopBaseOperator, positive_int
 

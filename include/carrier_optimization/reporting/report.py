@@ -22,24 +22,13 @@ from sqlalchemy.engine import Engine
 from include.carrier_optimization import pipeline
 from include.carrier_optimization.amop.instance_results import instance_header, winner_assignments
 from include.carrier_optimization.amop.repository import utcnow
-from include.carrier_optimization.amop.result_files import (  # noqa: F401 (the report's public names)
-    CSV_MIME,
+from include.carrier_optimization.amop.result_files import (
     CSV_NAME,
-    XLSX_MIME,
     XLSX_NAME,
-    latest_result_file,
-    store_result_file,
 )
 from include.carrier_optimization.core.cost import evaluate
 from include.carrier_optimization.core.engines import legacy
-from include.carrier_optimization.reporting.report_files import (  # noqa: F401 (the report's public names)
-    ASSIGNMENT_HEADERS,
-    ASSIGNMENTS_SHEET,
-    CHART_MAX_PLANS,
-    STATISTICS_HEADERS,
-    STATISTICS_SHEET,
-    SUMMARY_SHEET,
-    TOTAL_LABEL,
+from include.carrier_optimization.reporting.report_files import (
     XLSX_MAX_ROWS,
     render_assignments_csv,
     render_chart,

@@ -18,11 +18,12 @@ from openpyxl import load_workbook
 
 from include.carrier_optimization import pipeline
 from include.carrier_optimization.amop.repository import AmopRepository
+from include.carrier_optimization.amop.result_files import XLSX_MIME, store_result_file
 from include.carrier_optimization.amop.schema import create_schema
 from include.carrier_optimization.amop.storage import make_engine, sqlite_url
 from include.carrier_optimization.core.engines.optimal import solve_optimal
 from include.carrier_optimization.core.fleet import generate_fleet
-from include.carrier_optimization.reporting.report import XLSX_MIME, build_report, store_result_file
+from include.carrier_optimization.reporting.report import build_report
 from plugins.carrier_optimization_plugin import (
     URL_PREFIX,
     CarrierOptimizationPlugin,

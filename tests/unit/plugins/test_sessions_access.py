@@ -15,10 +15,11 @@ from fastapi.testclient import TestClient
 
 from include.carrier_optimization import pipeline
 from include.carrier_optimization.amop.repository import AmopRepository
+from include.carrier_optimization.amop.result_files import store_result_file
 from include.carrier_optimization.amop.schema import create_schema
 from include.carrier_optimization.amop.storage import make_engine, sqlite_url
 from include.carrier_optimization.core.fleet import TenantSpec, generate_fleet
-from include.carrier_optimization.reporting.report import build_report, store_result_file
+from include.carrier_optimization.reporting.report import build_report
 from plugins.carrier_optimization_plugin import create_app
 from tests.conftest import finish_instance, start_instance
 

@@ -159,6 +159,7 @@ class TestOptimizationReportOperator:
         assert (status, progress) == (OptimizationStatus.CompleteWithSuccess, 100)
 
     def test_above_the_row_limit_the_csv_is_stored_uploaded_and_attached(self, amop, s3, monkeypatch):
+        from include.carrier_optimization.amop import result_files
         from include.carrier_optimization.reporting import report
 
         monkeypatch.setattr(report, "XLSX_MAX_ROWS", 10)  # the 40 SIMs do not fit in a sheet
@@ -167,7 +168,7 @@ class TestOptimizationReportOperator:
 
         instance_id = summary["instance_id"]
         assert AmopRepository(amop).count_rows("OptimizationInstanceResultFile", InstanceId=instance_id) == 2
-        csv_gz = report.latest_result_file(amop, instance_id, report.CSV_NAME)
+        csv_gz = result_files.latest_result_file(amop, instance_id, result_files.CSV_NAME)
         assert gzip.decompress(csv_gz).decode().count("\n") == 41  # header + 40 SIMs
         assert [uri.rsplit("/", 1)[1] for uri in result["s3"]] == [
             "device_assignments.xlsx",

@@ -12,19 +12,17 @@ from sqlalchemy import func, select
 from include.carrier_optimization import pipeline
 from include.carrier_optimization.amop import schema as s
 from include.carrier_optimization.amop.repository import AmopRepository
+from include.carrier_optimization.amop.result_files import latest_result_file, store_result_file
 from include.carrier_optimization.core.engines.optimal import solve_optimal
 from include.carrier_optimization.core.fleet import generate_fleet
-from include.carrier_optimization.reporting.report import (
+from include.carrier_optimization.reporting.report import ReportError, build_report
+from include.carrier_optimization.reporting.report_files import (
     ASSIGNMENT_HEADERS,
     ASSIGNMENTS_SHEET,
     STATISTICS_HEADERS,
     STATISTICS_SHEET,
     SUMMARY_SHEET,
     TOTAL_LABEL,
-    ReportError,
-    build_report,
-    latest_result_file,
-    store_result_file,
 )
 
 N_SIMS = 180
@@ -204,7 +202,7 @@ def test_above_the_row_limit_assignments_go_to_a_gzip_csv_and_both_files_are_sto
     import csv
     import gzip
 
-    from include.carrier_optimization.reporting.report import CSV_NAME, XLSX_NAME
+    from include.carrier_optimization.amop.result_files import CSV_NAME, XLSX_NAME
 
     run = run_instance(db_engine, n_sims=60)
     whole = build_report(db_engine, run["instance_id"])

@@ -63,8 +63,9 @@ from scripts.local_airflow import (  # noqa: E402
 TENANT = "acme"
 DAG_ID = f"carrier_optimization__{TENANT}"
 CONF = {"has_synced": True}
-#: Redis databases of the bench (broker, device cache): apart from `make airflow`'s and the e2e tests'.
-REDIS_DB = {"LocalExecutor": 12, "CeleryExecutor": 14}
+#: Redis databases of the bench (broker ``n``, device cache ``n + 1``; both flushed at the start): apart
+#: from `make airflow`'s (2, 3), the e2e tests' (6 to 9, 12, 13) and the unit tests' (15 by default).
+REDIS_DB = {"LocalExecutor": 4, "CeleryExecutor": 0}
 
 
 def load() -> str:
@@ -191,7 +192,7 @@ def report(api, run: dict, timings: list[dict]) -> None:
     print(f"ratio wall / library: {wall / library:.2f}x   overhead target <= 15 % of wall at 100k")
 
 
-def bench(executor: str, sims: int, amop: str, timeout: float, keep: bool) -> None:
+def bench(executor: str, sims: int, amop: str, timeout: float, keep: bool, redis_db: int | None) -> None:
     tag = f"{executor[:5].lower()}_{sims}_{uuid.uuid4().hex[:6]}"
     home = Path(tempfile.mkdtemp(prefix=f"bench_airflow_{tag}_"))
     timings_dir = home / "timings"
@@ -210,7 +211,7 @@ def bench(executor: str, sims: int, amop: str, timeout: float, keep: bool) -> No
         port=free_port(),
         metadata_db=metadata_db,
         amop_url=amop_url,
-        redis_db=REDIS_DB[executor],
+        redis_db=REDIS_DB[executor] if redis_db is None else redis_db,
         sims=sims,
         tenants=(TENANT,),
         settings={"CARRIER_OPT_TIMINGS": str(timings_dir)},
@@ -245,10 +246,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--amop", choices=["postgres", "sqlite"], default="postgres")
     parser.add_argument("--timeout", type=float, default=3600, help="seconds to wait for one run")
     parser.add_argument("--keep", action="store_true", help="keep the home folder and the databases")
+    parser.add_argument(
+        "--redis-db",
+        type=int,
+        default=None,
+        help="Redis database of the broker (the device cache uses the next one; both are flushed); "
+        "default: LocalExecutor 4, CeleryExecutor 0",
+    )
     args = parser.parse_args(argv)
     for executor in args.executors.split(","):
         for size in args.sizes.split(","):
-            bench(executor.strip(), int(size), args.amop, args.timeout, args.keep)
+            bench(executor.strip(), int(size), args.amop, args.timeout, args.keep, args.redis_db)
     return 0
 
 

@@ -10,6 +10,7 @@ before and after a change. Prints figures; asserts nothing::
 
     .venv/bin/python bench/steps.py --sims 100000
     .venv/bin/python bench/steps.py --sims 100000 --sqlite
+    .venv/bin/python bench/steps.py --sims 1000000 --until count --profile count   # cProfile of one step
 """
 
 from __future__ import annotations
@@ -34,17 +35,30 @@ def peak_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-class Steps:
-    """Times steps by name and prints one line per step."""
+#: The steps in DAG order (``--until``, ``--profile``).
+STEP_NAMES = ("count", "write_queues", "optimize", "engine", "winners", "report")
 
-    def __init__(self) -> None:
+
+class Steps:
+    """Times steps by name and prints one line per step; ``profile``: the step run under cProfile."""
+
+    def __init__(self, profile: str | None = None) -> None:
         self.seconds: dict[str, float] = {}
         self.cpu: dict[str, float] = {}
+        self.profile = profile
 
     def run(self, name: str, function, *args, **kwargs):
+        import cProfile
+        import pstats
+
         before = peak_mb()
+        profiler = cProfile.Profile() if name == self.profile else None
         start, cpu = time.perf_counter(), time.process_time()
+        if profiler:
+            profiler.enable()
         result = function(*args, **kwargs)
+        if profiler:
+            profiler.disable()
         spent, cpu = time.perf_counter() - start, time.process_time() - cpu
         self.seconds[name] = self.seconds.get(name, 0.0) + spent
         self.cpu[name] = self.cpu.get(name, 0.0) + cpu
@@ -52,6 +66,8 @@ class Steps:
             f"  {name:<14}{spent:9.2f} s  (this process's CPU {cpu:6.2f} s)"
             f"   peak RSS {peak_mb():8.0f} MB (+{peak_mb() - before:.0f})"
         )
+        if profiler:
+            pstats.Stats(profiler, stream=sys.stdout).sort_stats("cumulative").print_stats(40)
         return result
 
 
@@ -73,7 +89,14 @@ def evaluation_timer():
     return spent
 
 
-def run(url: str, n_sims: int, batch_size: int, queues_per_instance: int) -> None:
+def run(
+    url: str,
+    n_sims: int,
+    batch_size: int,
+    queues_per_instance: int,
+    until: str = "report",
+    profile: str | None = None,
+) -> None:
     from include.carrier_optimization import pipeline
     from include.carrier_optimization.amop.repository import AmopRepository
     from include.carrier_optimization.amop.result_files import store_result_file
@@ -85,7 +108,8 @@ def run(url: str, n_sims: int, batch_size: int, queues_per_instance: int) -> Non
 
     engine = make_engine(url)
     create_schema(engine)
-    steps = Steps()
+    steps = Steps(profile)
+    wanted = set(STEP_NAMES[: STEP_NAMES.index(until) + 1])
     print(f"== library steps, {n_sims:,} SIMs on {engine.dialect.name}; load {os.getloadavg()[0]:.2f} ==")
     fleet = steps.run("fleet", generate_fleet, n_sims, seed=1)
     steps.run("write fleet", AmopRepository(engine).write_fleet, fleet)
@@ -105,29 +129,37 @@ def run(url: str, n_sims: int, batch_size: int, queues_per_instance: int) -> Non
         batch_size=batch_size,
         now=now,
     )
-    for batch in plan.batches:
-        steps.run("write_queues", pipeline.write_queue_batch, engine, **batch)
     spent = evaluation_timer()
-    for batch in plan.batches:
-        steps.run(
-            "optimize", pipeline.run_optimizer_batch, engine, queues_per_instance=queues_per_instance, **batch
-        )
-    for group in plan.groups:
-        steps.run(
-            "engine",
-            pipeline.run_engine_for_group,
-            engine,
-            comm_group_id=group["comm_group_id"],
-            solve=solve_optimal,
-        )
-    steps.run("winners", pipeline.select_winners, engine, instance_id=plan.instance_id)
+    if "write_queues" in wanted:
+        for batch in plan.batches:
+            steps.run("write_queues", pipeline.write_queue_batch, engine, **batch)
+    if "optimize" in wanted:
+        for batch in plan.batches:
+            steps.run(
+                "optimize",
+                pipeline.run_optimizer_batch,
+                engine,
+                queues_per_instance=queues_per_instance,
+                **batch,
+            )
+    if "engine" in wanted:
+        for group in plan.groups:
+            steps.run(
+                "engine",
+                pipeline.run_engine_for_group,
+                engine,
+                comm_group_id=group["comm_group_id"],
+                solve=solve_optimal,
+            )
+    if "winners" in wanted:
+        steps.run("winners", pipeline.select_winners, engine, instance_id=plan.instance_id)
 
     def report() -> object:
         result = build_report(engine, plan.instance_id)
-        store_result_file(engine, plan.instance_id, result.xlsx)
+        store_result_file(engine, plan.instance_id, result.xlsx, assignments_csv=result.assignments_csv)
         return result
 
-    result = steps.run("report", report)
+    result = steps.run("report", report) if "report" in wanted else None
     print("per step (s): " + ", ".join(f"{k} {v:.2f}" for k, v in steps.seconds.items()))
     print("per step, CPU of this process (s): " + ", ".join(f"{k} {v:.2f}" for k, v in steps.cpu.items()))
     print(f"load average after: {', '.join(f'{x:.2f}' for x in os.getloadavg())} ({os.cpu_count()} CPUs)")
@@ -137,12 +169,19 @@ def run(url: str, n_sims: int, batch_size: int, queues_per_instance: int) -> Non
             f"legacy optimize: {optimize:.2f} s, of which evaluation {spent[0]:.2f} s "
             f"= {spent[0] / optimize:.1%} of task time"
         )
-    figures = result.figures
-    print(
-        f"results: cost before {figures['current_cost']:.2f}, after {figures['optimized_cost']:.2f}, "
-        f"savings {figures['savings']:.2f}, devices {figures['devices']:,}, changes {figures['changes']:,}"
-    )
-    print(f"report: xlsx {len(result.xlsx):,} bytes")
+    if result is not None:
+        figures = result.figures
+        print(
+            f"results: cost before {figures['current_cost']:.2f}, after {figures['optimized_cost']:.2f}, "
+            f"savings {figures['savings']:.2f}, devices {figures['devices']:,}, "
+            f"changes {figures['changes']:,}"
+        )
+        csv = result.assignments_csv
+        print(
+            f"report: xlsx {len(result.xlsx):,} bytes, gzip CSV {len(csv):,} bytes"
+            if csv
+            else f"report: xlsx {len(result.xlsx):,} bytes, no CSV (the device sheet holds every SIM)"
+        )
     engine.dispose()
 
 
@@ -152,10 +191,15 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--sqlite", action="store_true", help="an SQLite file instead of PostgreSQL")
     parser.add_argument("--batch-size", type=int, default=500, help="sequences per batch (the DAG's default)")
     parser.add_argument("--queues-per-instance", type=int, default=5)
+    parser.add_argument("--until", choices=STEP_NAMES, default="report", help="last step to run")
+    parser.add_argument("--profile", choices=STEP_NAMES, help="run this step under cProfile, print the top")
     args = parser.parse_args(argv)
+    options = {"until": args.until, "profile": args.profile}
     if args.sqlite:
         with tempfile.TemporaryDirectory(prefix="carrier_opt_steps_") as folder:
-            run(f"sqlite:///{folder}/amop.db", args.sims, args.batch_size, args.queues_per_instance)
+            run(
+                f"sqlite:///{folder}/amop.db", args.sims, args.batch_size, args.queues_per_instance, **options
+            )
         return
     import psycopg
 
@@ -163,7 +207,8 @@ def main(argv: list[str] | None = None) -> None:
     with psycopg.connect(ADMIN_URL, autocommit=True, connect_timeout=5) as conn:
         conn.execute(f'CREATE DATABASE "{name}"')
     try:
-        run(ADMIN_URL.rsplit("/", 1)[0] + f"/{name}", args.sims, args.batch_size, args.queues_per_instance)
+        url = ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
+        run(url, args.sims, args.batch_size, args.queues_per_instance, **options)
     finally:
         with psycopg.connect(ADMIN_URL, autocommit=True) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

@@ -52,7 +52,7 @@ def timed(name: str, function, *args, **kwargs):
 def engine_step(engine, groups: list[int], top: int) -> None:
     from include.carrier_optimization.core.domain import Problem
     from include.carrier_optimization.core.engines.optimal import solve_optimal
-    from include.carrier_optimization.pipeline.steps import load_group
+    from include.carrier_optimization.pipeline import load_group
 
     for group_id in groups:
         group = timed(f"load_group {group_id}", load_group, engine, group_id)
@@ -67,7 +67,9 @@ def engine_step(engine, groups: list[int], top: int) -> None:
 
 
 def report_step(engine, instance_id: int) -> None:
+    from include.carrier_optimization.amop.instance_results import instance_header
     from include.carrier_optimization.reporting import report, report_files
+    from include.carrier_optimization.reporting.summary import savings_summary
 
     groups = timed("_groups", report._groups, engine, instance_id)
     assignments = timed(
@@ -75,8 +77,8 @@ def report_step(engine, instance_id: int) -> None:
     )
     before, _ = timed("_costs_before", report._costs_before, engine, [g["comm_group_id"] for g in groups])
     statistics = timed("_statistics", report._statistics, assignments, before)
-    header = report._header(engine, instance_id)
-    figures = report.savings_summary(instance_id, groups)
+    header = instance_header(engine, instance_id)
+    figures = savings_summary(instance_id, groups)
     figures.pop("groups")
     figures["comm_plans"] = len(statistics)
     stamp = dt.datetime(2026, 1, 1)

@@ -32,6 +32,7 @@ class GroupData:
 
     group: GroupProblem
     own: np.ndarray  # (N, P) cost without pool overage
+    own_pools: np.ndarray  # (N, G) own cost on the pooled plans (contiguous: the dual's hot loop)
     pools: np.ndarray  # (G,) local plan index of each pooled plan
     pool_of_plan: np.ndarray  # (P,) pool index of a plan, -1 for non-pooled
     excess: np.ndarray  # (N, G) u_i − A_g·f_i
@@ -61,6 +62,7 @@ def prepare_group(group: GroupProblem) -> GroupData:
     return GroupData(
         group=group,
         own=own,
+        own_pools=np.ascontiguousarray(own[:, pools]),
         pools=pools,
         pool_of_plan=pool_of_plan,
         excess=np.ascontiguousarray(excess),
@@ -82,18 +84,18 @@ def pool_cost(data: GroupData, excess_sum: npt.ArrayLike) -> np.ndarray:
 
 def oracle(data: GroupData, lam: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
     """``L(λ)``, a supergradient (pool excess of the argmin) and the argmin plan of each device."""
-    n = data.group.n_devices
     if len(data.pools) == 0:
         return float(data.best_individual.sum()), np.zeros(0), data.best_individual_plan.copy()
-    reduced = data.own[:, data.pools] + data.excess * lam
+    reduced = data.excess * lam
+    reduced += data.own_pools  # own + excess·λ (addition commutes exactly)
     pick = np.argmin(reduced, axis=1)
-    best_pool = reduced[np.arange(n), pick]
+    best_pool = np.take_along_axis(reduced, pick[:, None], axis=1).ravel()
     use_pool = best_pool <= data.best_individual
     value = float(np.where(use_pool, best_pool, data.best_individual).sum())
     chosen = np.where(use_pool, pick, -1)
     gradient = np.bincount(
         chosen[use_pool],
-        weights=data.excess[np.flatnonzero(use_pool), pick[use_pool]],
+        weights=data.excess[use_pool, pick[use_pool]],
         minlength=len(data.pools),
     )
     plan = np.where(use_pool, data.pools[pick], data.best_individual_plan)

@@ -14,6 +14,7 @@ from typing import Any
 import highspy
 import numpy as np
 
+from include.carrier_optimization.core.engines.classes import row_classes
 from include.carrier_optimization.core.engines.dual import GroupData
 from include.carrier_optimization.core.engines.highs import HighsRun, csc_columns, highs_status, run_highs
 from include.carrier_optimization.core.engines.result import STATUS_FINISHED
@@ -44,11 +45,9 @@ def _tie_classes(data: GroupData, candidates: np.ndarray, ties: np.ndarray, max_
     else:
         pattern = np.unique(candidates[ties], axis=0, return_inverse=True)[1].ravel().astype(float)
     sms = group.sms[ties] if np.any(group.table.sms_rate != 0) else np.zeros(len(ties))
-    _, key = np.unique(np.column_stack([pattern, group.proration[ties], sms]), axis=0, return_inverse=True)
-    key = key.ravel()
+    key = row_classes(pattern, group.proration[ties], sms)
     usage = group.usage_mb[ties]
-    _, exact = np.unique(np.column_stack([key, usage]), axis=0, return_inverse=True)
-    exact = exact.ravel()
+    exact = row_classes(key, usage)
     if exact.max() < max_classes:  # identical devices merged: the LP is exact
         return exact
     order = np.lexsort((ties, usage, key))
@@ -61,9 +60,8 @@ def _tie_classes(data: GroupData, candidates: np.ndarray, ties: np.ndarray, max_
     budget = max(1, max_classes // 2)
     bucket_sorted = np.minimum((position * budget).astype(np.int64), 2 * budget)
     # a bucket never spans two keys: number buckets by (key, bucket) pairs
-    _, cls_sorted = np.unique(np.column_stack([key[order], bucket_sorted]), axis=0, return_inverse=True)
     classes = np.empty(len(ties), dtype=np.int64)
-    classes[order] = cls_sorted.ravel()
+    classes[order] = row_classes(key[order], bucket_sorted)
     return classes
 
 

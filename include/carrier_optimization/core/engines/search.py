@@ -7,14 +7,16 @@ devices move back to their current plan whenever that changes the cost by nothin
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 
-from include.carrier_optimization.core.cost import overage_blocks
+from include.carrier_optimization.core.cost import BLOCK_TOLERANCE, overage_blocks
 from include.carrier_optimization.core.domain import GroupProblem
+from include.carrier_optimization.core.engines.classes import row_classes
 from include.carrier_optimization.core.engines.dual import GroupData, pool_cost
 
 __all__ = ["MOVE_EPS", "pool_excess", "local_search", "relabel"]
@@ -45,7 +47,8 @@ def _move_delta(data: GroupData, excess_sum, device: int, source: int, target: i
 
 
 def _blocks(excess: float, block: float) -> float:
-    return float(overage_blocks(excess, block))
+    # `cost.overage_blocks` for one pool in plain floats: it is called ~10^5 times per large group
+    return float(max(math.ceil(max(excess, 0.0) / block - BLOCK_TOLERANCE), 0))
 
 
 def local_search(
@@ -139,9 +142,7 @@ def _relabel_identical(group: GroupProblem, assignment: np.ndarray) -> np.ndarra
     n = group.n_devices
     if n == 0:
         return assignment
-    keys = np.column_stack([group.usage_mb, group.proration, group.sms])
-    _, cls = np.unique(keys, axis=0, return_inverse=True)
-    cls = cls.ravel()
+    cls = row_classes(group.usage_mb, group.proration, group.sms)
     n_plans = group.n_plans
     pair = cls * n_plans + assignment  # (class, assigned plan) slots
     slots = np.bincount(pair, minlength=(cls.max() + 1) * n_plans)

@@ -21,8 +21,9 @@ class OptimizationReportOperator(AmopBaseOperator):
     sheet per communication plan and a device assignment sheet, a savings chart (PNG) and the e-mail
     summary. The xlsx is stored in ``OptimizationInstanceResultFile`` (replacing the instance's previous
     row); with ``s3_bucket`` set both files are uploaded (overwritten on a rerun); the result e-mail
-    carries both as attachments (the xlsx only up to ``max_attachment_bytes``). Above Excel's row limit the
-    device assignments come as a gzip CSV beside the xlsx: stored, uploaded and attached the same way.
+    carries both as attachments (the xlsx only up to ``max_attachment_bytes``). Above 200,000 SIMs (the
+    device sheet's limit) the device assignments come as a gzip CSV beside the xlsx: stored, uploaded and
+    attached the same way.
 
     A report failure fails this task only: the winners step has already written the result rows and
     ended the instance ``CompleteWithSuccess``, and this task never changes the instance status, so the

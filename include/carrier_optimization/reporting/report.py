@@ -29,7 +29,7 @@ from include.carrier_optimization.amop.result_files import (
 from include.carrier_optimization.core.cost import evaluate
 from include.carrier_optimization.core.engines import legacy
 from include.carrier_optimization.reporting.report_files import (
-    XLSX_MAX_ROWS,
+    DEVICE_SHEET_MAX_ROWS,
     render_assignments_csv,
     render_chart,
     render_workbook,
@@ -75,8 +75,8 @@ class Report:
         Workbook with the sheets ``Summary``, ``Statistics`` (one row per communication plan and a
         total row) and ``Device Assignments`` (one row per SIM) when the SIMs fit in one sheet.
     assignments_csv : bytes or None
-        Gzip CSV of all device assignments when they do not fit in one sheet (`XLSX_MAX_ROWS`); the
-        workbook then has no device sheet and its summary names this file.
+        Gzip CSV of all device assignments when they do not fit in the device sheet
+        (`DEVICE_SHEET_MAX_ROWS`); the workbook then has no device sheet and its summary names this file.
     chart_png : bytes
         Savings chart: cost by rate plan before and after, totals with the lower bound.
     summary_text : str
@@ -207,8 +207,9 @@ def build_report(
     now : datetime, optional
         Time stamped on the report (default: now, UTC).
     max_rows : int, optional
-        Rows of one sheet, header included (default `XLSX_MAX_ROWS`, Excel's limit). More SIMs than
-        fit go to a gzip CSV beside the workbook (`Report.assignments_csv`) instead of a sheet.
+        Rows of the device sheet, header included (default `DEVICE_SHEET_MAX_ROWS`: 200,000 SIMs, a
+        workbook that can still be attached). More SIMs than fit go to a gzip CSV beside the workbook
+        (`Report.assignments_csv`) instead of a sheet.
 
     Returns
     -------
@@ -239,7 +240,7 @@ def build_report(
     figures.pop("groups")
     figures["comm_plans"] = len(statistics)
     after_plan = assignments.groupby("recommended")["cost"].sum()
-    fits = len(assignments) + 1 <= (max_rows or XLSX_MAX_ROWS)
+    fits = len(assignments) + 1 <= (max_rows or DEVICE_SHEET_MAX_ROWS)
     stamp = now or utcnow()
     report = Report(
         instance_id=instance_id,
@@ -329,6 +330,6 @@ def format_report_summary(
     else:
         lines.append(
             f"Attached: {XLSX_NAME} (summary and statistics), {CSV_NAME} (all {csv_rows:,} device "
-            f"assignments: more than one Excel sheet holds) and {CHART_NAME} (savings chart)."
+            f"assignments: too many for one sheet) and {CHART_NAME} (savings chart)."
         )
     return "\n".join(lines)

@@ -1,10 +1,10 @@
 """The files of the result report: the xlsx workbook, the gzip CSV of device assignments, the chart.
 
 The workbook is written by XlsxWriter; the rows of the device sheet are streamed into its XML in
-chunks (no cell objects, no sheet-sized string). A sheet holds at
-most `XLSX_MAX_ROWS` rows (Excel's limit, header included); above it the device assignments go only to
-the CSV (`render_assignments_csv`) and the workbook's summary names that file instead (see
-``report.build_report``).
+chunks (no cell objects, no sheet-sized string). The device sheet holds at most
+`DEVICE_SHEET_MAX_ROWS` rows (200,000 SIMs, so that the workbook can still be attached to the e-mail; Excel's
+own limit is `XLSX_MAX_ROWS`); above it the device assignments go only to the CSV
+(`render_assignments_csv`) and the workbook's summary names that file instead (see ``report.build_report``).
 """
 
 from __future__ import annotations
@@ -24,6 +24,9 @@ from include.carrier_optimization.reporting.summary import money
 
 #: Rows of one Excel sheet, header included.
 XLSX_MAX_ROWS = 1_048_576
+#: Rows of the device sheet, header included: 200,000 SIMs make a workbook of about 9.6 MB, just under the
+#: 10 MiB e-mail attachment limit; above, the assignments go to the gzip CSV (about 10 MB at a million).
+DEVICE_SHEET_MAX_ROWS = 200_001
 
 SUMMARY_SHEET = "Summary"
 STATISTICS_SHEET = "Statistics"
@@ -133,7 +136,7 @@ def _summary_sheet(book, strong, header, figures, generated, elsewhere, with_she
     sheet.set_column(1, 1, 44)
     kinds = ("yyyy-mm-dd", "yyyy-mm-dd hh:mm", "#,##0", "0.0000%", _MONEY, _PERCENT)
     fmt = {kind: book.add_format({"num_format": kind}) for kind in kinds}
-    where = ASSIGNMENTS_SHEET + " sheet" if with_sheet else f"{elsewhere} (over Excel's row limit)"
+    where = ASSIGNMENTS_SHEET + " sheet" if with_sheet else f"{elsewhere} (too many SIMs for one sheet)"
     rows = (
         ("Instance", header["Id"], None),
         ("Session", header["SessionGuid"], None),

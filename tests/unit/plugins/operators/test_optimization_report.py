@@ -162,7 +162,7 @@ class TestOptimizationReportOperator:
         from include.carrier_optimization.amop import result_files
         from include.carrier_optimization.reporting import report
 
-        monkeypatch.setattr(report, "XLSX_MAX_ROWS", 10)  # the 40 SIMs do not fit in a sheet
+        monkeypatch.setattr(report, "DEVICE_SHEET_MAX_ROWS", 10)  # the 40 SIMs do not fit in a sheet
         session, summary = finished_instance(amop, n_sims=40)
         result = operator(session, summary, s3_bucket=BUCKET).execute(context())
 

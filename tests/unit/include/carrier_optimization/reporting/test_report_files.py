@@ -81,3 +81,10 @@ def test_frame_of_builds_columns_from_row_tuples():
     assert frame["value"].isna().tolist() == [True, False]
     empty = frame_of([], ["id", "name"])
     assert list(empty.columns) == ["id", "name"] and empty.empty
+
+
+def test_the_device_sheet_stops_at_200k_sims_well_inside_excels_limit():
+    from include.carrier_optimization.reporting.report_files import DEVICE_SHEET_MAX_ROWS, XLSX_MAX_ROWS
+
+    assert DEVICE_SHEET_MAX_ROWS == 200_001  # 200,000 SIMs and the header: a workbook under 10 MiB
+    assert DEVICE_SHEET_MAX_ROWS < XLSX_MAX_ROWS

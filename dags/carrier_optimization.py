@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pendulum
 from airflow.sdk import DAG, Param, get_parsing_context, task
@@ -42,6 +43,9 @@ from plugins.operators.optimization_solve import (
     OptimizationWinnersOperator,
 )
 from plugins.sensors.sqs import OptimizationRequestSqsSensor
+
+if TYPE_CHECKING:
+    from airflow.sdk import BaseOperator
 
 TENANTS = load_tenants(Path(__file__).with_name("tenants.yaml"))
 ENGINE_NAMES = {
@@ -146,6 +150,63 @@ def groups_of(plan: dict) -> list[int]:
     return plan["groups"]
 
 
+def device_sync_steps(tenant: TenantConfig, session: BaseOperator) -> BaseOperator:
+    """The device sync of a run: request it on the sync queue, wait for its completion message."""
+    sync_request = DeviceSyncRequestOperator(
+        task_id="sync_request", session=session.output, sqs_queue=tenant.device_sync_queue
+    )
+    sync_wait = OptimizationRequestSqsSensor(
+        task_id="sync_wait",
+        sqs_queue=tenant.request_queue,
+        dead_letter_queue=tenant.dead_letter_queue,
+        tenant_id=tenant.tenant_id,
+        session_id="{{ ti.xcom_pull(task_ids='session')['session_id'] }}",
+        require_synced=True,
+        stop_on_sync_error=True,
+        poke_interval=5,
+        timeout=6 * 3600,
+        deferrable=True,
+    )
+    session >> sync_request >> sync_wait
+    return sync_wait
+
+
+def solve_steps(tenant: TenantConfig, session: BaseOperator, count: BaseOperator) -> None:
+    """Queues, optimizers and engines of the counted batches and groups, then winners and report."""
+    batches = batches_of(count.output)
+    groups = groups_of(count.output)
+    write_queues = OptimizationQueueInsertOperator.partial(
+        task_id="write_queues", session=session.output, max_active_tis_per_dagrun=4
+    ).expand(batch=batches)
+    optimize = OptimizationLegacyOperator.partial(
+        task_id="optimize",
+        queues_per_instance="{{ params.queues_per_instance }}",
+        time_budget_seconds="{{ params.time_budget_seconds }}",
+        max_active_tis_per_dagrun=4,  # CPU-bound: a 2-core worker gains nothing from more
+    ).expand(batch=batches)
+    engine = OptimizationEngineOperator.partial(task_id="engine", engine="{{ params.engine }}").expand(
+        comm_group_id=groups
+    )
+    winners = OptimizationWinnersOperator(
+        task_id="winners",
+        session=session.output,
+        count=count.output,
+        trigger_rule="none_failed_min_one_success",
+    )
+    report = OptimizationReportOperator(
+        task_id="report",
+        session=session.output,
+        summary=winners.output,
+        tenant_name=tenant.name,
+        recipients=tenant.alert_emails,
+        s3_bucket="{{ var.value.get('carrier_optimization_report_bucket', '') }}",
+        s3_key_prefix=f"carrier-optimization/{tenant.slug}",
+    )
+    write_queues >> optimize >> winners
+    engine >> winners
+    winners >> report
+
+
 def build_tenant_dag(tenant: TenantConfig) -> DAG:
     """The optimization DAG of one tenant."""
     with DAG(
@@ -172,21 +233,7 @@ def build_tenant_dag(tenant: TenantConfig) -> DAG:
             task_id="session", request=request.output, alert_emails=tenant.alert_emails
         )
         request >> cache_check >> session
-        sync_request = DeviceSyncRequestOperator(
-            task_id="sync_request", session=session.output, sqs_queue=tenant.device_sync_queue
-        )
-        sync_wait = OptimizationRequestSqsSensor(
-            task_id="sync_wait",
-            sqs_queue=tenant.request_queue,
-            dead_letter_queue=tenant.dead_letter_queue,
-            tenant_id=tenant.tenant_id,
-            session_id="{{ ti.xcom_pull(task_ids='session')['session_id'] }}",
-            require_synced=True,
-            stop_on_sync_error=True,
-            poke_interval=5,
-            timeout=6 * 3600,
-            deferrable=True,
-        )
+        sync_wait = device_sync_steps(tenant, session)
         count = OptimizationCountOperator(
             task_id="count",
             session=session.output,
@@ -195,40 +242,9 @@ def build_tenant_dag(tenant: TenantConfig) -> DAG:
             alert_emails=tenant.alert_emails,
             trigger_rule="none_failed_min_one_success",
         )
-        batches = batches_of(count.output)
-        groups = groups_of(count.output)
-        write_queues = OptimizationQueueInsertOperator.partial(
-            task_id="write_queues", session=session.output, max_active_tis_per_dagrun=4
-        ).expand(batch=batches)
-        optimize = OptimizationLegacyOperator.partial(
-            task_id="optimize",
-            queues_per_instance="{{ params.queues_per_instance }}",
-            time_budget_seconds="{{ params.time_budget_seconds }}",
-            max_active_tis_per_dagrun=4,  # CPU-bound: a 2-core worker gains nothing from more
-        ).expand(batch=batches)
-        engine = OptimizationEngineOperator.partial(task_id="engine", engine="{{ params.engine }}").expand(
-            comm_group_id=groups
-        )
-        winners = OptimizationWinnersOperator(
-            task_id="winners",
-            session=session.output,
-            count=count.output,
-            trigger_rule="none_failed_min_one_success",
-        )
-        report = OptimizationReportOperator(
-            task_id="report",
-            session=session.output,
-            summary=winners.output,
-            tenant_name=tenant.name,
-            recipients=tenant.alert_emails,
-            s3_bucket="{{ var.value.get('carrier_optimization_report_bucket', '') }}",
-            s3_key_prefix=f"carrier-optimization/{tenant.slug}",
-        )
-        session >> sync_request >> sync_wait >> count
         session >> count
-        write_queues >> optimize >> winners
-        engine >> winners
-        winners >> report
+        sync_wait >> count
+        solve_steps(tenant, session, count)
     return dag
 
 

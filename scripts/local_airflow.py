@@ -140,9 +140,6 @@ class LocalAirflow:
                 "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "10",
                 # a dependent task starts within a few tenths of a second instead of up to one second
                 "AIRFLOW__SCHEDULER__SCHEDULER_IDLE_SLEEP_TIME": "0.2",
-                # a task supervisor that misses its task's exit sleeps this long (default 5 s) before it
-                # reports the state: a skipped task held its downstream 5 s (bench/results/README.md)
-                "AIRFLOW__WORKERS__MIN_HEARTBEAT_INTERVAL": "1",
                 "AIRFLOW__CELERY__BROKER_URL": f"{REDIS}/{self.redis_db}",
                 "AIRFLOW__CELERY__RESULT_BACKEND": "db+" + self.metadata_url,
                 "AIRFLOW__CELERY__WORKER_CONCURRENCY": "2",

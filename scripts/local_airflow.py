@@ -25,8 +25,11 @@ import socket
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+
+import requests
 
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
@@ -39,6 +42,9 @@ STATE_FILE = "local_airflow.json"
 POSTGRES = os.environ.get("CARRIER_OPT_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres")
 REDIS = "redis://127.0.0.1:6379"
 USER, PASSWORD = "admin", "admin"
+#: api-server worker processes (uvicorn). Each builds the execution API's versioned routes on its first
+#: request to it; :meth:`LocalAirflow.warm_execution_api` makes that happen before the first task.
+API_WORKERS = 2
 WINDOW_DAG_ID = "carrier_optimization_window"
 
 
@@ -113,7 +119,8 @@ class LocalAirflow:
         env.update(
             {
                 "AIRFLOW_HOME": str(self.home),
-                "PYTHONPATH": str(ROOT),
+                # scripts/local_config holds the airflow_local_settings module of local deployments
+                "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "scripts" / "local_config")]),
                 "CARRIER_OPT_LOCAL_MODE": "true",
                 "CARRIER_OPT_OUTBOX": str(self.outbox),
                 "AWS_ACCESS_KEY_ID": "local",
@@ -273,7 +280,7 @@ class LocalAirflow:
                 "--port",
                 str(self.port),
                 "--workers",
-                "2",
+                str(API_WORKERS),
             ],
             "scheduler": [_airflow(), "scheduler"],
             "dag-processor": [_airflow(), "dag-processor"],
@@ -331,6 +338,7 @@ class LocalAirflow:
             return False
 
         wait_until(healthy, timeout=timeout, what="the Airflow components to report healthy", interval=1)
+        self.warm_execution_api(timeout=timeout)
         wanted = {t.dag_id for t in load_tenants(TENANTS_FILE)} | _other_dag_ids()
 
         def parsed() -> bool:
@@ -355,6 +363,30 @@ class LocalAirflow:
             interval=1,
         )
         return api
+
+    def warm_execution_api(self, *, timeout: float = 240, slow: float = 1.0) -> None:
+        """Have every api-server worker build the execution API before a task calls it.
+
+        The execution API (a Cadwyn app) generates its versioned routes on its first request, in the
+        worker's event loop: about 10 s on a 2-core machine, during which that worker answers nothing.
+        Without this, the first task's ``PATCH /run`` times out (5 s) and is retried, and the run's first
+        task starts 10 to 15 s late. Concurrent requests on fresh connections reach every worker; done
+        when two rounds in a row all answer within ``slow`` seconds (see docs/architecture.md).
+        """
+
+        def probe(_: int) -> float:
+            started = time.monotonic()
+            requests.get(f"{self.url}/execution/health", timeout=timeout).raise_for_status()
+            return time.monotonic() - started
+
+        fast_rounds = 0
+        deadline = time.monotonic() + timeout
+        with ThreadPoolExecutor(max_workers=2 * API_WORKERS) as pool:
+            while fast_rounds < 2:
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"the execution API still answers slowly after {timeout:.0f} s")
+                slowest = max(pool.map(probe, range(2 * API_WORKERS)))
+                fast_rounds = fast_rounds + 1 if slowest < slow else 0
 
     def running_watchers(self) -> int:
         """Asset watchers whose trigger a triggerer has taken (from the metadata database)."""

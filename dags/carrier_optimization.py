@@ -184,9 +184,11 @@ def solve_steps(tenant: TenantConfig, session: BaseOperator, count: BaseOperator
         time_budget_seconds="{{ params.time_budget_seconds }}",
         max_active_tis_per_dagrun=4,  # CPU-bound: a 2-core worker gains nothing from more
     ).expand(batch=batches)
-    engine = OptimizationEngineOperator.partial(task_id="engine", engine="{{ params.engine }}").expand(
-        comm_group_id=groups
-    )
+    engine = OptimizationEngineOperator.partial(
+        task_id="engine",
+        engine="{{ params.engine }}",
+        priority_weight=10,  # a run's longest single tasks: queued before the legacy batches' tasks
+    ).expand(comm_group_id=groups)
     winners = OptimizationWinnersOperator(
         task_id="winners",
         session=session.output,

@@ -92,6 +92,19 @@ def test_task_graph_is_the_design_pipeline(dagbag, tenant):
 
 
 @pytest.mark.parametrize("tenant", TENANTS, ids=lambda t: t.slug)
+def test_engines_are_queued_before_the_legacy_batches_and_cpu_tasks_are_capped(dagbag, tenant):
+    dag = dagbag.dags[tenant.dag_id]
+    engine, write_queues, optimize = (dag.get_task(t) for t in ("engine", "write_queues", "optimize"))
+
+    def total(task) -> int:  # the default weight rule, "downstream": own weight plus every downstream's
+        return task.priority_weight + sum(t.priority_weight for t in task.get_flat_relatives(upstream=False))
+
+    # a run's longest single tasks take the free slots first
+    assert total(engine) > total(write_queues) and total(engine) > total(optimize)
+    assert optimize.max_active_tis_per_dagrun == write_queues.max_active_tis_per_dagrun == 4
+
+
+@pytest.mark.parametrize("tenant", TENANTS, ids=lambda t: t.slug)
 def test_tenant_dags_start_on_their_queue_s_asset_watcher_not_on_a_clock(dagbag, tenant):
     from plugins.triggers.intake import SqsRequestWatcherTrigger
 

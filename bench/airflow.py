@@ -38,7 +38,6 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
-import os
 import shutil
 import sys
 import tempfile
@@ -51,6 +50,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from bench.machine import load, reference  # noqa: E402
 from scripts.local_airflow import (  # noqa: E402
     POSTGRES,
     WINDOW_DAG_ID,
@@ -66,11 +66,6 @@ CONF = {"has_synced": True}
 #: Redis databases of the bench (broker ``n``, device cache ``n + 1``; both flushed at the start): apart
 #: from `make airflow`'s (2, 3), the e2e tests' (6 to 9, 12, 13) and the unit tests' (15 by default).
 REDIS_DB = {"LocalExecutor": 4, "CeleryExecutor": 0}
-
-
-def load() -> str:
-    one, five, fifteen = os.getloadavg()
-    return f"load average {one:.2f}, {five:.2f}, {fifteen:.2f} ({os.cpu_count()} CPUs)"
 
 
 def when(value: str | None) -> float | None:
@@ -217,7 +212,7 @@ def bench(executor: str, sims: int, amop: str, timeout: float, keep: bool, redis
         settings={"CARRIER_OPT_TIMINGS": str(timings_dir)},
     )
     print(f"\n== {DAG_ID}, {sims:,} SIMs, {executor}, AMOP on {amop}, conf {json.dumps(CONF)} ==")
-    print(f"home {home}; before: {load()}")
+    print(f"home {home}; before: {load()}; {reference()}")
     try:
         begin = time.perf_counter()
         airflow.prepare(fresh=True)

@@ -97,6 +97,7 @@ def run(
     until: str = "report",
     profile: str | None = None,
 ) -> None:
+    from bench.machine import load, reference
     from include.carrier_optimization import pipeline
     from include.carrier_optimization.amop.repository import AmopRepository
     from include.carrier_optimization.amop.result_files import store_result_file
@@ -110,7 +111,8 @@ def run(
     create_schema(engine)
     steps = Steps(profile)
     wanted = set(STEP_NAMES[: STEP_NAMES.index(until) + 1])
-    print(f"== library steps, {n_sims:,} SIMs on {engine.dialect.name}; load {os.getloadavg()[0]:.2f} ==")
+    print(f"== library steps, {n_sims:,} SIMs on {engine.dialect.name}; {load()} ==")
+    print(reference())
     fleet = steps.run("fleet", generate_fleet, n_sims, seed=1)
     steps.run("write fleet", AmopRepository(engine).write_fleet, fleet)
     request = pipeline.Request(

@@ -46,6 +46,11 @@ def write_result(
         result_rows(queue_id, group, assignment, breakdown, period_id=period_id, now=utcnow()),
         columns=RESULT_COLUMNS,
     )
+    write_totals(conn, queue_id, breakdown)
+
+
+def write_totals(conn: Connection, queue_id: int, breakdown: CostBreakdown) -> None:
+    """Store a queue's totals (alone: the base queue's rows are written only if it wins)."""
     conn.execute(
         update(s.optimization_queue)
         .where(s.optimization_queue.c.Id == queue_id)
@@ -56,6 +61,13 @@ def write_result(
             TotalOverageChargeAmt=round(breakdown.total_overage, 4),
         )
     )
+
+
+def has_rows(conn: Connection, queue_id: int) -> bool:
+    """Whether the queue has staged device result rows."""
+    staging = s.device_result_staging
+    found = conn.execute(select(staging.c.QueueId).where(staging.c.QueueId == queue_id).limit(1)).first()
+    return found is not None
 
 
 def winning_queue(conn: Connection, comm_group_id: int) -> Row:

@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 from sqlalchemy.engine import Connection, Engine
 
-from include.carrier_optimization.amop import comm_groups, instances, queues
+from include.carrier_optimization.amop import comm_groups, instances, queues, results
 from include.carrier_optimization.amop.checkpoints import DatabaseCheckpointStore
 from include.carrier_optimization.amop.repository import AmopRepository, utcnow
 from include.carrier_optimization.amop.schema import OptimizationStatus
@@ -36,7 +36,6 @@ from include.carrier_optimization.core.domain import GroupProblem, Problem, Rate
 from include.carrier_optimization.core.engines import legacy
 from include.carrier_optimization.core.validation import plan_errors
 from include.carrier_optimization.messaging.request import Request
-from include.carrier_optimization.pipeline.results import record
 from include.carrier_optimization.pipeline.session import billing_period
 
 LOG = logging.getLogger(__name__)
@@ -314,9 +313,10 @@ def _write_group(
         plan_codes={p.plan_id: p.code for p in group.plans},
         now=utcnow(),
     )
-    base = legacy.base_assignment(group)
+    # the base queue's totals only: its 1 row per SIM is written by the winners step if it wins
+    base = evaluate(group, legacy.base_assignment(group))
     queue_id = queues.insert_queue(conn, instance, request.service_provider_id, group_id, queues.KIND_BASE, 0)
-    record(conn, queue_id, group, base, period_id=instance["OptimizationBillingPeriodId"])
+    results.write_totals(conn, queue_id, base)
     queues.finish_queues(conn, [queue_id], OptimizationStatus.CompleteWithSuccess)
     n_sequences = legacy.sequence_count(group.n_plans) if group.n_devices > 1 else 0
     comm_groups.insert_summary(
@@ -327,7 +327,7 @@ def _write_group(
         PlanCount=group.n_plans,
         SequenceCount=min(n_sequences, SEQUENCE_CAP),
         CurrentCost=current_cost(group),
-        BaseCost=evaluate(group, base).total,
+        BaseCost=base.total,
     )
 
 

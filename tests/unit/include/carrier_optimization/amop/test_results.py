@@ -9,6 +9,7 @@ from include.carrier_optimization.amop import results
 from include.carrier_optimization.amop import schema as s
 from include.carrier_optimization.core.cost import evaluate
 from include.carrier_optimization.core.engines import legacy
+from include.carrier_optimization.pipeline.results import record
 from tests.unit.include.carrier_optimization.pipeline import conftest as pipeline_setup
 
 # The pipeline tests' 60-SIM fleet, its session and the count step.
@@ -63,16 +64,19 @@ def test_the_winner_s_rows_become_the_results(db_engine, session):
     engine_run = pipeline.run_engine_for_group(
         db_engine, comm_group_id=group_id, solve=pipeline_setup.stub_solver
     )
+    group = pipeline.load_group(db_engine, group_id)
     with db_engine.begin() as conn:
         base = base_queue(conn, group_id)
         winner = results.winning_queue(conn, group_id)
         assert (winner.Id, winner.QueueKind) == (base.Id, "base"), "a tie goes to the lowest queue id"
+        assert not results.has_rows(conn, base.Id), "the count step stores the base queue's totals only"
+        record(conn, base.Id, group, legacy.base_assignment(group), period_id=None)  # as winners do
+        assert results.has_rows(conn, base.Id)
         results.keep_winner(conn, group_id, winner.Id)
         results.keep_winner(conn, group_id, winner.Id)  # again: still one row per SIM
         kept = rows_of(conn, s.device_result, winner.Id)
         dropped = rows_of(conn, s.device_result_staging, engine_run["queue_id"])
         changes = results.plan_changes(conn, plan.instance_id, winner.Id)
-    group = pipeline.load_group(db_engine, group_id)
     base_plans = legacy.base_assignment(group)
     moved = (group.current_plan >= 0) & (group.current_plan != base_plans)  # SIMs without a plan: not counted
     assert kept == group.n_devices and dropped == 0

@@ -78,3 +78,40 @@ def test_winners_of_a_run_resumed_after_a_failure_clear_its_error(db_engine, ses
     pipeline.select_winners(db_engine, instance_id=plan.instance_id)
     instance = repo.instance(plan.instance_id)
     assert (instance["RunStatusId"], instance["ErrorMessage"]) == (SUCCESS, None)
+
+
+def test_the_base_queue_s_rows_are_written_only_for_the_groups_it_wins(db_engine, session):
+    plan = prepare(db_engine, session, engine_name="optimal")
+    q, staging, final = s.optimization_queue, s.device_result_staging, s.device_result
+    groups = [g["comm_group_id"] for g in plan.groups]
+    for group_id in groups:
+        pipeline.run_engine_for_group(db_engine, comm_group_id=group_id, solve=stub_solver)
+    base_won, engine_won = groups[0], groups[1:]
+    assert engine_won, "the fleet has several comm groups"
+    with db_engine.begin() as conn:
+        bases = dict(conn.execute(select(q.c.CommPlanGroupId, q.c.Id).where(q.c.QueueKind == "base")).all())
+        staged = conn.execute(select(func.count()).where(staging.c.QueueId.in_(bases.values()))).scalar_one()
+        assert staged == 0, "the count step stores the base queues' totals only"
+        for group_id in engine_won:  # their engine queue is made cheaper than the base
+            conn.execute(
+                update(q)
+                .where(q.c.CommPlanGroupId == group_id, q.c.QueueKind == "engine")
+                .values(TotalCost=q.c.TotalCost - 1)
+            )
+    summary = pipeline.select_winners(db_engine, instance_id=plan.instance_id)
+    winners = {g["comm_group_id"]: g["winner_kind"] for g in summary["groups"]}
+    assert winners == {base_won: "base"} | dict.fromkeys(engine_won, "engine")
+    device = s.optimization_device
+    with db_engine.connect() as conn:
+        per_queue = select(final.c.QueueId, func.count(), func.sum(final.c.ChargeAmt)).group_by(
+            final.c.QueueId
+        )
+        kept = {queue_id: (n, charged) for queue_id, n, charged in conn.execute(per_queue)}
+        base_cost = conn.execute(select(q.c.TotalCost).where(q.c.Id == bases[base_won])).scalar_one()
+        sims = conn.execute(
+            select(func.count()).where(device.c.OptimizationCommGroupId == base_won)
+        ).scalar_one()
+    n_rows, charged = kept[bases[base_won]]
+    assert n_rows == sims
+    assert round(float(charged), 2) == round(float(base_cost), 2), "the rows add up to the base total"
+    assert not any(bases[g] in kept for g in engine_won), "a base queue that lost never got rows"

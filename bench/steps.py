@@ -67,7 +67,9 @@ class Steps:
             f"   peak RSS {peak_mb():8.0f} MB (+{peak_mb() - before:.0f})"
         )
         if profiler:
-            pstats.Stats(profiler, stream=sys.stdout).sort_stats("cumulative").print_stats(40)
+            stats = pstats.Stats(profiler, stream=sys.stdout)
+            stats.sort_stats("cumulative").print_stats(40)
+            stats.sort_stats("tottime").print_stats(25)
         return result
 
 

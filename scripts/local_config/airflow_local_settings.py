@@ -6,7 +6,7 @@ scheduler, whose LocalExecutor workers are forked from it, and a Celery worker, 
 it imports the heavy modules the DAG file and the operators need: pandas, numpy, HiGHS, boto3, Redis and
 the product's library (``include/`` imports no Airflow, so nothing here is circular). A task process
 forked from them finds them loaded, and parsing the DAG file before each task takes about 0.1 s instead
-of 1 to 2.5 s on a 2-core machine (see docs/architecture.md, "How a run is timed"). The other processes
+of 1 to 2.5 s on a 2-core machine (docs/architecture.md, "How a run is timed"). The other processes
 (api-server, dag-processor, triggerer) import nothing more.
 """
 

@@ -183,11 +183,25 @@ def _bisect_block_ends(layout: _Layout, a: np.ndarray, end: np.ndarray, limit: n
     return np.where(hi <= end, hi - 1, end)
 
 
+def _remember_block_ends(tables: LegacyTables, grouping: int, starts: np.ndarray, ends: np.ndarray) -> None:
+    """Bisect the pools of every plan from ``starts`` (partitions ending at ``ends``) into the memo.
+
+    Every plan, not only the one asked for: the sequences of a chunk differ in the plan that follows a
+    shared start, and one bisection of P·|starts| elements costs about what one of |starts| does.
+    """
+    starts, first = np.unique(starts, return_index=True)
+    n_plans = len(tables.thresholds)
+    plan = np.repeat(np.arange(n_plans), len(starts))
+    starts, ends = np.tile(starts, n_plans), np.tile(ends[first], n_plans)
+    found = _bisect_block_ends(tables.layouts[grouping], starts, ends, tables.thresholds[plan])
+    tables.block_ends[grouping][plan, starts] = found + 1
+
+
 def _fill_smallest_first(tables: LegacyTables, grouping: int, sequences: np.ndarray):
     """Greedy fill in ascending usage: per step, the block ``[a, e)`` of each (sequence, partition).
 
     A pool that starts at its partition's end is empty (``e = a``); any other ``(plan, a)`` is looked up
-    in ``tables.block_ends`` and bisected (`_bisect_block_ends`) only on its first use.
+    in ``tables.block_ends``, bisected (`_remember_block_ends`) when a start is first reached.
     """
     layout, memo = tables.layouts[grouping], tables.block_ends[grouping]
     n_seq, n_steps = sequences.shape
@@ -205,10 +219,8 @@ def _fill_smallest_first(tables: LegacyTables, grouping: int, sequences: np.ndar
         e = np.where(open_, memo[plan, a] - 1, a)
         missing = e < 0
         if missing.any():
-            p, start = np.broadcast_to(plan, a.shape)[missing], a[missing]
-            found = _bisect_block_ends(layout, start, ends_of_partition[missing], tables.thresholds[p])
-            memo[p, start] = found + 1
-            e[missing] = found
+            _remember_block_ends(tables, grouping, a[missing], ends_of_partition[missing])
+            e[missing] = memo[np.broadcast_to(plan, a.shape)[missing], a[missing]] - 1
         block_end[step] = e
         a = e
     return block_start, block_end

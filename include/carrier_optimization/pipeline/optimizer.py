@@ -58,7 +58,8 @@ def load_group(engine: Engine, comm_group_id: int, *, cache: Any = None) -> Grou
         activated_in_period=frame.activated.to_numpy(dtype=bool),
     )
     key = ",".join(str(p.plan_id) for p in plans)
-    comm = {name: [p.plan_id for p in plans] for name in sorted(set(frame.comm_plan))}
+    # unique(), not set(Series): iterating a pandas string column costs a Python call per SIM
+    comm = {name: [p.plan_id for p in plans] for name in sorted(frame.comm_plan.unique())}
     problem = build_problem(
         plans,
         comm,
@@ -118,7 +119,9 @@ def run_optimizer_batch(
     tables = legacy.prepare_tables(group)
     evaluated = recorded = 0
     done: list[int] = []
-    best: tuple[float, int, Any] | None = None  # (cost, queue id, assignment) since the last checkpoint
+    # (cost, queue id, candidate) since the last checkpoint; the candidate's assignment is only built when
+    # the checkpoint records it, not for every chunk that was briefly the best
+    best: tuple[float, int, legacy.Candidate] | None = None
     began = last = time.monotonic()
     stopped = False
     for chunk_start in range(0, len(pending), queues_per_instance):
@@ -129,7 +132,7 @@ def run_optimizer_batch(
         candidate = legacy.evaluate_sequences(group, [sequences[qid] for qid in chunk], tables=tables)
         # Strictly cheaper at the stored precision, as record-if-better decides: ties keep the earliest.
         if best is None or round(candidate.cost, 4) < round(best[0], 4):
-            best = (candidate.cost, chunk[candidate.index], candidate.assignment)
+            best = (candidate.cost, chunk[candidate.index], candidate)
         done += chunk
         if time.monotonic() - last >= checkpoint_seconds or chunk_start + len(chunk) >= len(pending):
             recorded += _checkpoint(engine, comm_group_id, group, done, best, began, period_id)
@@ -173,7 +176,7 @@ def _checkpoint(
     comm_group_id: int,
     group: GroupProblem,
     queue_ids: list[int],
-    best: tuple[float, int, Any] | None,
+    best: tuple[float, int, legacy.Candidate] | None,
     began: float,
     period_id: int | None,
 ) -> int:
@@ -181,7 +184,7 @@ def _checkpoint(
     started = utcnow() - dt.timedelta(seconds=time.monotonic() - began)
     with engine.begin() as conn:
         recorded = best is not None and record_if_better(
-            conn, comm_group_id, best[1], group, best[2], period_id=period_id
+            conn, comm_group_id, best[1], group, best[2].assignment, period_id=period_id
         )
         queues.finish_queues(conn, queue_ids, OptimizationStatus.CompleteWithSuccess, started=started)
     return int(recorded)

@@ -3,12 +3,16 @@
 Reconstruction of docs/architecture.md (Engines, legacy): the four strategies (grouping × usage
 order), the greedy fill against each plan's break-even average usage and the cost of the resulting pools.
 A sequence is evaluated from usage sorted once and prefix sums (O(P log N) per sequence and partition,
-vectorised over a batch of sequences), never by looping over devices.
+vectorised over a batch of sequences), never by looping over devices. The end of an ascending pool
+depends only on where it starts and on its plan, so each (plan, start) is bisected once per group and
+remembered in the tables: the optimize step evaluates a few sequences per call (one chunk of queues), and
+the bisection's many tiny numpy calls, not arithmetic, were its cost.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from functools import cached_property
 from typing import NamedTuple
 
 import numpy as np
@@ -53,7 +57,10 @@ STRATEGIES = (
 
 @dataclass(frozen=True, eq=False)
 class Candidate:
-    """Best candidate of a batch of sequences.
+    """Best candidate of a batch of sequences; its assignment is built on first use.
+
+    Most candidates are compared by cost and dropped (record-if-better), so the O(N) assignment is only
+    materialized (then cached) when ``assignment`` is read.
 
     Attributes
     ----------
@@ -65,15 +72,23 @@ class Candidate:
         The strategy that produced it.
     sequence : tuple of int
         The sequence (local plan indices).
+    tables : LegacyTables
+        The group's tables (to materialize the assignment).
     assignment : ndarray of int64
-        Local plan index per device.
+        Local plan index per device (property, computed once).
     """
 
     cost: float
     index: int
     strategy: Strategy
     sequence: tuple[int, ...]
-    assignment: np.ndarray
+    tables: LegacyTables = field(repr=False)
+
+    @cached_property
+    def assignment(self) -> np.ndarray:
+        """Local plan index per device: the fill of ``sequence`` under ``strategy``."""
+        strategy_index = STRATEGIES.index(self.strategy)
+        return _materialize(self.tables, strategy_index, np.array(self.sequence, dtype=np.int64))
 
 
 @dataclass(frozen=True, eq=False)
@@ -92,11 +107,18 @@ class _Layout:
 
 @dataclass(frozen=True, eq=False)
 class LegacyTables:
-    """Per-group data for fast sequence evaluation, built once by `prepare_tables` (O(N log N + N·P))."""
+    """Per-group data for fast sequence evaluation, built once by `prepare_tables` (O(N log N + N·P)).
+
+    ``block_ends[g][p, a]`` remembers, per grouping ``g``, one past where the ascending pool of plan ``p``
+    that starts at layout position ``a`` ends (0: not bisected yet, so the table comes from calloc and only
+    the pages of positions a sequence reaches take memory). It is filled as sequences are evaluated and
+    holds exactly what the bisection returns, so results do not depend on what was evaluated before.
+    """
 
     group: GroupProblem
     thresholds: np.ndarray  # MaxAvgUsage per local plan
     layouts: tuple[_Layout, _Layout]  # NoGrouping, GroupByCommunicationPlan
+    block_ends: tuple[np.ndarray, np.ndarray]  # (P, N + 1) int32 per grouping: end + 1, 0 = unknown
 
 
 def _layout(group: GroupProblem, partition: np.ndarray, n_partitions: int, overage: np.ndarray) -> _Layout:
@@ -132,53 +154,87 @@ def prepare_tables(group: GroupProblem) -> LegacyTables:
         _layout(group, np.zeros(group.n_devices, dtype=np.int64), 1, overage),
         _layout(group, group.comm_plan_index, len(group.comm_plans), overage),
     )
-    return LegacyTables(group=group, thresholds=max_avg_usage(group.plans), layouts=layouts)
+    unknown = (np.zeros((group.n_plans, group.n_devices + 1), dtype=np.int32) for _ in layouts)
+    return LegacyTables(
+        group=group, thresholds=max_avg_usage(group.plans), layouts=layouts, block_ends=tuple(unknown)
+    )
 
 
-def _fill_smallest_first(layout: _Layout, sequences: np.ndarray, thresholds: np.ndarray):
-    """Greedy fill in ascending usage: per step, the block ``[a, e)`` of each (sequence, partition).
+def _bisect_block_ends(layout: _Layout, a: np.ndarray, end: np.ndarray, limit: np.ndarray) -> np.ndarray:
+    """End of the ascending block from ``a`` (its partition ends at ``end``) for break-even ``limit``.
 
     Pool ``j`` takes SIMs while the block's average stays ``<= M``; the first SIM that would lift it above
     ``M`` opens the next pool. The average of an ascending block never decreases, so the end is found by
-    bisection on the prefix sums: the first ``e'`` with ``S[e'] − S[a] > M·(e' − a)``.
+    bisection on the prefix sums: the first ``e'`` with ``S[e'] − S[a] > M·(e' − a)``. Elementwise: each
+    result depends only on its own ``(a, end, limit)``, which is what makes `LegacyTables.block_ends` exact.
     """
+    prefix = layout.usage
+    rounds = int(max(1, (layout.ends - layout.starts).max(initial=0) + 1)).bit_length()
+    lo, hi = a + 1, end + 1
+    base = prefix[a]
+    for _ in range(rounds):
+        mid = (lo + hi) >> 1
+        inside = mid <= end
+        safe = np.where(inside, mid, end)
+        with np.errstate(invalid="ignore"):  # inf · 0 only where `inside` is False
+            over = ~inside | (prefix[safe] - base > limit * (safe - a))
+        hi = np.where(over, mid, hi)
+        lo = np.where(over, lo, mid + 1)
+    return np.where(hi <= end, hi - 1, end)
+
+
+def _remember_block_ends(tables: LegacyTables, grouping: int, starts: np.ndarray, ends: np.ndarray) -> None:
+    """Bisect the pools of every plan from ``starts`` (partitions ending at ``ends``) into the memo.
+
+    Every plan, not only the one asked for: the sequences of a chunk differ in the plan that follows a
+    shared start, and one bisection of P·|starts| elements costs about what one of |starts| does.
+    """
+    starts, first = np.unique(starts, return_index=True)
+    n_plans = len(tables.thresholds)
+    plan = np.repeat(np.arange(n_plans), len(starts))
+    starts, ends = np.tile(starts, n_plans), np.tile(ends[first], n_plans)
+    found = _bisect_block_ends(tables.layouts[grouping], starts, ends, tables.thresholds[plan])
+    tables.block_ends[grouping][plan, starts] = found + 1
+
+
+def _fill_smallest_first(tables: LegacyTables, grouping: int, sequences: np.ndarray):
+    """Greedy fill in ascending usage: per step, the block ``[a, e)`` of each (sequence, partition).
+
+    A pool that starts at its partition's end is empty (``e = a``); any other ``(plan, a)`` is looked up
+    in ``tables.block_ends``, bisected (`_remember_block_ends`) when a start is first reached.
+    """
+    layout, memo = tables.layouts[grouping], tables.block_ends[grouping]
     n_seq, n_steps = sequences.shape
     ends_of_partition = np.broadcast_to(layout.ends[None, :], (n_seq, len(layout.ends)))
     a = np.broadcast_to(layout.starts[None, :], ends_of_partition.shape).copy()
-    prefix = layout.usage
     block_start = np.empty((n_steps, *a.shape), dtype=np.int64)
     block_end = np.empty_like(block_start)
-    rounds = int(max(1, (layout.ends - layout.starts).max(initial=0) + 1)).bit_length()
     for step in range(n_steps):
         block_start[step] = a
         if step == n_steps - 1:
             block_end[step] = ends_of_partition
             break
-        limit = thresholds[sequences[:, step]][:, None]
-        lo, hi = a + 1, ends_of_partition + 1
-        base = prefix[a]
-        for _ in range(rounds):
-            mid = (lo + hi) >> 1
-            inside = mid <= ends_of_partition
-            safe = np.where(inside, mid, ends_of_partition)
-            with np.errstate(invalid="ignore"):  # inf · 0 only where `inside` is False
-                over = ~inside | (prefix[safe] - base > limit * (safe - a))
-            hi = np.where(over, mid, hi)
-            lo = np.where(over, lo, mid + 1)
-        e = np.where(hi <= ends_of_partition, hi - 1, ends_of_partition)
+        plan = sequences[:, step, None]
+        open_ = a < ends_of_partition
+        e = np.where(open_, memo[plan, a] - 1, a)
+        missing = e < 0
+        if missing.any():
+            _remember_block_ends(tables, grouping, a[missing], ends_of_partition[missing])
+            e[missing] = memo[np.broadcast_to(plan, a.shape)[missing], a[missing]] - 1
         block_end[step] = e
         a = e
     return block_start, block_end
 
 
-def _fill_largest_first(layout: _Layout, sequences: np.ndarray, thresholds: np.ndarray):
+def _fill_largest_first(tables: LegacyTables, grouping: int, sequences: np.ndarray):
     """Greedy fill in descending usage: the whole partition goes to the first pool with ``M >= max u``.
 
     A block that starts with its largest SIM has its largest average at the start, so the first pool
     that accepts that SIM accepts all the rest; the last pool of the sequence takes what remains.
     """
+    layout = tables.layouts[grouping]
     n_seq, n_steps = sequences.shape
-    accepts = thresholds[sequences][:, None, :] >= layout.usage_max[None, :, None]
+    accepts = tables.thresholds[sequences][:, None, :] >= layout.usage_max[None, :, None]
     accepts[:, :, -1] = True
     chosen = np.argmax(accepts, axis=2)  # (S, K)
     start = np.broadcast_to(layout.starts[None, :], chosen.shape)
@@ -210,10 +266,10 @@ def _cost_of_blocks(tables: LegacyTables, layout: _Layout, sequences, block_star
 
 
 def _blocks(tables: LegacyTables, strategy_index: int, sequences: np.ndarray):
-    layout = tables.layouts[strategy_index // 2]
+    grouping = strategy_index // 2
     fill = _fill_largest_first if strategy_index % 2 == 0 else _fill_smallest_first
-    block_start, block_end = fill(layout, sequences, tables.thresholds)
-    return layout, block_start, block_end
+    block_start, block_end = fill(tables, grouping, sequences)
+    return tables.layouts[grouping], block_start, block_end
 
 
 def _materialize(tables: LegacyTables, strategy_index: int, sequence: np.ndarray) -> np.ndarray:
@@ -290,5 +346,5 @@ def evaluate_sequences(
         index=start + int(row),
         strategy=STRATEGIES[s],
         sequence=tuple(int(p) for p in seqs[row]),
-        assignment=_materialize(tables, int(s), seqs[row]),
+        tables=tables,
     )

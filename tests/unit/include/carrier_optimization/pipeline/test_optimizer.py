@@ -187,6 +187,25 @@ def test_the_recorded_queue_does_not_depend_on_the_checkpoint_interval(db_engine
     assert kept[0] == kept[1] == kept[2]
 
 
+def test_only_the_checkpointed_candidate_builds_its_assignment(db_engine, session, monkeypatch):
+    from include.carrier_optimization.core.engines.legacy import evaluation
+
+    batch = prepare(db_engine, session).batches[0]
+    pipeline.write_queue_batch(db_engine, **batch)
+    original, built = evaluation._materialize, []
+
+    def materialize(*args, **kwargs):
+        built.append(args[2])
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(evaluation, "_materialize", materialize)
+    progress = pipeline.run_optimizer_batch(
+        db_engine, queues_per_instance=1, checkpoint_seconds=math.inf, **batch
+    )
+    assert progress.done and progress.evaluated == batch["stop"] - batch["start"] > 1
+    assert len(built) == 1  # one checkpoint: one assignment, not one per chunk
+
+
 # -- a batch run twice, stopped, or without its queues ---------------------------------------------
 
 

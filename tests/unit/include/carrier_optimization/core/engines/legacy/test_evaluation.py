@@ -8,6 +8,8 @@ import pytest
 from include.carrier_optimization.core.domain import GroupProblem
 from include.carrier_optimization.core.engines.legacy.evaluation import (
     STRATEGIES,
+    _bisect_block_ends,  # the bisection of one ascending pool
+    _fill_smallest_first,  # the remembered fill
     _materialize,  # the fill of one (sequence, strategy)
     evaluate_sequences,
     prepare_tables,
@@ -114,3 +116,74 @@ class TestEvaluateSequences:
             evaluate_sequences(group, [[0, 1, 2]], tables=prepare_tables(legacy_group([1.0])))
         with pytest.raises(ValueError, match="`start` must be an integer >= 0"):
             evaluate_sequences(group, [[0, 1, 2]], start=-1)
+
+
+def bisected_fill(tables, grouping, sequences):
+    """The ascending fill without `LegacyTables.block_ends`: every (sequence, partition, step) bisected."""
+    layout = tables.layouts[grouping]
+    n_seq, n_steps = sequences.shape
+    ends = np.broadcast_to(layout.ends, (n_seq, len(layout.ends)))
+    a = np.broadcast_to(layout.starts, ends.shape).copy()
+    starts, block_ends = [], []
+    for step in range(n_steps):
+        starts.append(a)
+        if step == n_steps - 1:
+            block_ends.append(ends.copy())
+            break
+        limit = np.broadcast_to(tables.thresholds[sequences[:, step, None]], a.shape)
+        a = _bisect_block_ends(layout, a.ravel(), ends.ravel(), limit.ravel()).reshape(a.shape)
+        block_ends.append(a)
+    return np.array(starts), np.array(block_ends)
+
+
+class TestRememberedBlockEnds:
+    """`LegacyTables.block_ends` only remembers bisections: results never depend on what ran before."""
+
+    @pytest.mark.parametrize("seed", range(8))
+    def test_fill_matches_bisection_cold_and_warm(self, make_group, seed):
+        rng = np.random.default_rng(seed)
+        group = make_group(
+            seed, n_devices=int(rng.integers(2, 60)), n_plans=int(rng.integers(2, 6)), n_comm_plans=3
+        )
+        sequences = np.array(list(iter_sequences(canonical_plan_order(group))), dtype=np.int64)
+        for grouping in (0, 1):
+            tables = prepare_tables(group)
+            expected = bisected_fill(tables, grouping, sequences)
+            for rows in (sequences[::-1], sequences[rng.permutation(len(sequences))[:3]], sequences):
+                reference = bisected_fill(tables, grouping, rows)
+                start, end = _fill_smallest_first(tables, grouping, rows)
+                np.testing.assert_array_equal(start, reference[0])
+                np.testing.assert_array_equal(end, reference[1])
+            assert np.all(tables.block_ends[grouping][:, -1] == 0)  # pools from position N: never stored
+            np.testing.assert_array_equal(_fill_smallest_first(tables, grouping, sequences)[1], expected[1])
+
+    @pytest.mark.parametrize("chunk", [1, 2, 5])
+    def test_chunks_give_the_same_candidates_on_fresh_and_reused_tables(self, make_group, chunk):
+        group = make_group(3, n_devices=80, n_plans=5, n_comm_plans=3)
+        sequences = np.array(list(iter_sequences(canonical_plan_order(group))), dtype=np.int64)
+        reused = prepare_tables(group)
+        evaluate_sequences(group, sequences[::-1], tables=reused)  # warm every (plan, start)
+        for start in range(0, len(sequences), chunk):
+            rows = sequences[start : start + chunk]
+            fresh = evaluate_sequences(group, rows, start=start, tables=prepare_tables(group))
+            again = evaluate_sequences(group, rows, start=start, tables=reused)
+            assert (again.cost, again.index, again.strategy, again.sequence) == (
+                fresh.cost,
+                fresh.index,
+                fresh.strategy,
+                fresh.sequence,
+            )
+            np.testing.assert_array_equal(again.assignment, fresh.assignment)
+
+
+def test_candidate_assignment_is_built_once_on_first_use(make_group, reference):
+    group = make_group(5, n_devices=30, n_plans=4, n_comm_plans=2)
+    sequences = np.array(list(iter_sequences(canonical_plan_order(group))), dtype=np.int64)
+    tables = prepare_tables(group)
+    candidate = evaluate_sequences(group, sequences, tables=tables)
+    assert "assignment" not in vars(candidate)  # not materialized by the evaluation
+    assignment = candidate.assignment
+    assert candidate.assignment is assignment  # cached
+    strategy = STRATEGIES.index(candidate.strategy)
+    np.testing.assert_array_equal(assignment, _materialize(tables, strategy, np.array(candidate.sequence)))
+    assert reference(group, assignment) == pytest.approx(candidate.cost, abs=1e-9)

@@ -31,6 +31,7 @@ from include.carrier_optimization.reporting.report_data import costs_before as _
 from include.carrier_optimization.reporting.report_data import read_assignments_and_costs
 from include.carrier_optimization.reporting.report_files import (
     DEVICE_SHEET_MAX_ROWS,
+    import_chart_modules_in_background,
     render_assignments_csv,
     render_chart,
     render_workbook,
@@ -206,6 +207,7 @@ def build_report(
     >>> store_result_file(engine, report.instance_id, report.xlsx)  # doctest: +SKIP
     """
     instance_id = _build_report_iv(instance_id)
+    import_chart_modules_in_background()
     header = instance_header(engine, instance_id)
     if header is None:
         raise ReportError(f"optimization instance {instance_id} does not exist")

@@ -12,6 +12,8 @@ from __future__ import annotations
 import datetime as dt
 import gzip
 import io
+import logging
+import threading
 from collections.abc import Sequence
 from typing import Any
 
@@ -23,6 +25,8 @@ from include.carrier_optimization.reporting.device_sheet import (
     stream_device_rows,
 )
 from include.carrier_optimization.reporting.summary import money
+
+LOG = logging.getLogger(__name__)
 
 #: Rows of one Excel sheet, header included.
 XLSX_MAX_ROWS = 1_048_576
@@ -191,6 +195,26 @@ def _statistics_sheet(book, strong, formats, statistics: Sequence[Any]) -> None:
     )
     for col, value in enumerate(totals):
         sheet.write(len(statistics) + 1, col, value, bold[col])
+
+
+def import_chart_modules_in_background() -> threading.Thread:
+    """Start importing matplotlib (what `render_chart` needs) in a daemon thread; return the thread.
+
+    The import takes 1 to 1.5 s on this machine and is done lazily, not at module level, so that parsing
+    the DAG file does not pay it. Started when the report starts, it runs while the report waits for
+    the database; `render_chart`'s own import then finds the modules loaded (or waits for them).
+    """
+
+    def load() -> None:
+        try:
+            import matplotlib.backends.backend_agg  # noqa: F401
+            import matplotlib.figure  # noqa: F401
+        except Exception:  # render_chart imports them again and raises there
+            LOG.debug("Background import of matplotlib failed", exc_info=True)
+
+    thread = threading.Thread(target=load, name="report-chart-import", daemon=True)
+    thread.start()
+    return thread
 
 
 def render_chart(before: dict[str, float], after: dict[str, float], figures: dict[str, Any]) -> bytes:

@@ -9,8 +9,8 @@ from collections.abc import Iterable
 from typing import Any
 
 import pandas as pd
-from sqlalchemy import Float, cast, select
-from sqlalchemy.engine import Engine
+from sqlalchemy import Float, Select, cast, select
+from sqlalchemy.engine import Connection, Engine
 
 from include.carrier_optimization.amop import schema as s
 from include.carrier_optimization.amop.storage import frame_of
@@ -74,7 +74,8 @@ def instance_devices(engine: Engine, instance_id: int) -> pd.DataFrame:
     """
     d = s.optimization_device
     with engine.connect() as conn:
-        rows = conn.execute(
+        return _frame(
+            conn,
             select(
                 d.c.AmopDeviceId,
                 d.c.ICCID,
@@ -89,25 +90,49 @@ def instance_devices(engine: Engine, instance_id: int) -> pd.DataFrame:
                 d.c.CurrentCarrierRatePlanId,
             )
             .where(d.c.InstanceId == instance_id)
-            .order_by(d.c.CommunicationPlan, d.c.ICCID)
-        ).all()
-    return frame_of(rows, columns=list(SNAPSHOT_COLUMNS))
+            .order_by(d.c.CommunicationPlan, d.c.ICCID),
+            SNAPSHOT_COLUMNS,
+        )
 
 
 def winner_results(engine: Engine, winner_ids: list[int]) -> pd.DataFrame:
     """The winning queues' device rows (`RESULT_COLUMNS`), in no particular order."""
     r = s.device_result
     with engine.connect() as conn:
-        rows = conn.execute(
+        return _frame(
+            conn,
             select(
                 r.c.AmopDeviceId,
                 r.c.UsageMB,
                 cast(r.c.ChargeAmt, Float),  # as floats: Decimal rows cost ~1 s per 100,000 SIMs
                 cast(r.c.SmsChargeAmount, Float),
                 r.c.AssignedCarrierRatePlanId,
-            ).where(r.c.QueueId.in_(winner_ids))
-        ).all()
-    return frame_of(rows, columns=list(RESULT_COLUMNS))
+            ).where(r.c.QueueId.in_(winner_ids)),
+            RESULT_COLUMNS,
+        )
+
+
+def _frame(conn: Connection, statement: Select, columns: tuple[str, ...]) -> pd.DataFrame:
+    """The rows of ``statement`` as a frame of ``columns``, from the driver's tuples when possible.
+
+    When SQLAlchemy has no conversion to apply to any column (its type's result processor for the
+    column's type code is None: so on PostgreSQL for these reads), the driver's tuples are the values
+    SQLAlchemy's rows would hold, and skipping the ``Row`` objects and `frame_of`'s transposition halves
+    the client's time (about 0.5 s of CPU per 100,000 SIMs); otherwise (SQLite's booleans) `frame_of`.
+    """
+    result = conn.execute(statement)
+    dialect, description = conn.dialect, result.cursor.description
+    plain = len(description) == len(columns) and all(
+        column.type.dialect_impl(dialect).result_processor(dialect, code) is None
+        for column, (_, code, *_) in zip(statement.selected_columns, description, strict=True)
+    )
+    if not plain:
+        return frame_of(result.all(), columns=list(columns))
+    rows = result.cursor.fetchall()
+    result.close()
+    if not rows:
+        return frame_of([], columns=list(columns))
+    return pd.DataFrame.from_records(rows, columns=list(columns))
 
 
 def plan_codes(engine: Engine, plan_ids: Iterable[int]) -> dict[int, str]:

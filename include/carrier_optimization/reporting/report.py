@@ -15,21 +15,23 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
 import pandas as pd
 from sqlalchemy.engine import Engine
 
-from include.carrier_optimization import pipeline
-from include.carrier_optimization.amop.instance_results import instance_header, winner_assignments
+from include.carrier_optimization.amop.instance_results import instance_header
 from include.carrier_optimization.amop.repository import utcnow
 from include.carrier_optimization.amop.result_files import (
     CSV_NAME,
     XLSX_NAME,
 )
-from include.carrier_optimization.core.cost import evaluate
-from include.carrier_optimization.core.engines import legacy
+
+# The reads under their former names here too (bench/kept_run.py times them one by one).
+from include.carrier_optimization.reporting.report_data import assignments as _assignments  # noqa: F401
+from include.carrier_optimization.reporting.report_data import costs_before as _costs_before  # noqa: F401
+from include.carrier_optimization.reporting.report_data import read_assignments_and_costs
 from include.carrier_optimization.reporting.report_files import (
     DEVICE_SHEET_MAX_ROWS,
+    import_chart_modules_in_background,
     render_assignments_csv,
     render_chart,
     render_workbook,
@@ -40,6 +42,16 @@ from include.carrier_optimization.reporting.summary import instance_groups, mone
 LOG = logging.getLogger(__name__)
 
 CHART_NAME = "savings_chart.png"
+#: `DEVICE_FRAME_COLUMNS` as named in `instance_results.SNAPSHOT_COLUMNS`.
+DEVICE_FRAME_COLUMNS_IN_SNAPSHOT = (
+    "device_id",
+    "comm_plan",
+    "usage",
+    "sms",
+    "activated",
+    "days",
+    "current_id",
+)
 
 
 class ReportError(ValueError):
@@ -132,40 +144,6 @@ def _groups(engine: Engine, instance_id: int) -> list[dict[str, Any]]:
     return groups
 
 
-def _assignments(engine: Engine, instance_id: int, winner_ids: list[int]) -> pd.DataFrame:
-    """One row per SIM: snapshot fields, current and recommended plan codes, cost (winner rows)."""
-    raw = winner_assignments(engine, instance_id, winner_ids)
-    frame = raw.loc[:, ["device_id", "iccid", "msisdn", "comm_plan", "comm_group_id"]]
-    frame = frame.astype({"device_id": np.int64, "comm_group_id": np.int64})
-    frame["comm_plan"] = raw["comm_plan"].fillna("")
-    frame["usage_mb"] = raw["usage_mb"].astype(float)
-    frame["current"] = raw["current"].fillna(raw["code"]).fillna("")
-    frame["recommended"] = raw["recommended"].fillna(raw["plan_id"].astype(str))
-    frame["cost"] = raw["charge"].astype(float) + raw["sms_charge"].astype(float)
-    return frame
-
-
-def _costs_before(engine: Engine, group_ids: list[int]) -> tuple[pd.Series, dict[str, float]]:
-    """Per SIM (a Series by device id) and per plan code: the invoice as the SIMs are now."""
-    ids: list[np.ndarray] = []
-    costs: list[np.ndarray] = []
-    per_plan: dict[str, float] = {}
-    for group_id in group_ids:
-        group = pipeline.load_group(engine, group_id)
-        if group.n_devices == 0:
-            continue
-        now = np.where(group.current_plan >= 0, group.current_plan, legacy.base_assignment(group))
-        breakdown = evaluate(group, now)
-        ids.append(np.asarray(group.device_ids).astype(np.int64))
-        costs.append(breakdown.fixed + breakdown.overage + breakdown.sms)
-        for line in breakdown.plans:
-            if line.devices:
-                per_plan[line.code] = per_plan.get(line.code, 0.0) + line.total
-    if not ids:
-        return pd.Series(dtype=float), per_plan
-    return pd.Series(np.concatenate(costs), index=np.concatenate(ids)), per_plan
-
-
 def _statistics(assignments: pd.DataFrame, before: pd.Series) -> tuple[CommPlanStats, ...]:
     frame = assignments.assign(before=assignments["device_id"].map(before).fillna(0.0).to_numpy())
     sums = frame.groupby("comm_plan", sort=True)[["usage_mb", "before", "cost"]].sum()
@@ -229,12 +207,12 @@ def build_report(
     >>> store_result_file(engine, report.instance_id, report.xlsx)  # doctest: +SKIP
     """
     instance_id = _build_report_iv(instance_id)
+    import_chart_modules_in_background()
     header = instance_header(engine, instance_id)
     if header is None:
         raise ReportError(f"optimization instance {instance_id} does not exist")
     groups = _groups(engine, instance_id)
-    assignments = _assignments(engine, instance_id, [g["winner_queue_id"] for g in groups])
-    before_device, before_plan = _costs_before(engine, [g["comm_group_id"] for g in groups])
+    assignments, (before_device, before_plan) = read_assignments_and_costs(engine, instance_id, groups)
     statistics = _statistics(assignments, before_device)
     figures = savings_summary(instance_id, groups)
     figures.pop("groups")

@@ -12,15 +12,21 @@ from __future__ import annotations
 import datetime as dt
 import gzip
 import io
-import zipfile
+import logging
+import threading
 from collections.abc import Sequence
 from typing import Any
-from xml.sax.saxutils import escape as xml_escape
 
 import numpy as np
 import pandas as pd
 
+from include.carrier_optimization.reporting.device_sheet import (
+    assignment_rows,
+    stream_device_rows,
+)
 from include.carrier_optimization.reporting.summary import money
+
+LOG = logging.getLogger(__name__)
 
 #: Rows of one Excel sheet, header included.
 XLSX_MAX_ROWS = 1_048_576
@@ -51,14 +57,9 @@ ASSIGNMENT_HEADERS = (
     "Recommended Rate Plan",
     "Cost",
 )
-#: Columns of the assignments frame, in the order of `ASSIGNMENT_HEADERS`.
-ASSIGNMENT_COLUMNS = ("iccid", "msisdn", "comm_plan", "usage_mb", "current", "recommended", "cost")
 TOTAL_LABEL = "Total"
 #: Plans drawn one by one in the chart; the rest are summed into one "other plans" bar.
 CHART_MAX_PLANS = 15
-
-#: Device rows per write into the sheet's zip entry.
-_ROW_CHUNK = 50_000
 
 _MONEY = "#,##0.00"
 _USAGE = "#,##0.000"
@@ -68,14 +69,6 @@ _PERCENT = "0.0%"
 def share(part: float, whole: float) -> float | None:
     """``part / whole``, or None when ``whole`` is 0."""
     return part / whole if whole else None
-
-
-def assignment_rows(assignments: pd.DataFrame) -> pd.DataFrame:
-    """The assignment columns as written to the sheet and the CSV: usage to 0.001 MB, cost to 0.0001."""
-    rows = assignments.loc[:, list(ASSIGNMENT_COLUMNS)].copy()
-    rows["usage_mb"] = rows["usage_mb"].round(3)
-    rows["cost"] = rows["cost"].round(4)
-    return rows
 
 
 def render_assignments_csv(assignments: pd.DataFrame) -> bytes:
@@ -102,9 +95,9 @@ def render_workbook(
 
     XlsxWriter writes the workbook (styles, summary, statistics, the device sheet's columns, frozen
     header and header row); the device rows are then streamed into that sheet's XML in chunks
-    (`_stream_device_rows`): XlsxWriter's per-cell path, even in constant-memory mode, takes about 10 s
-    for 100,000 SIMs. With ``assignments`` None there is no device sheet and the summary names
-    ``elsewhere``, the file holding the device assignments.
+    (`device_sheet.stream_device_rows`): XlsxWriter's per-cell path, even in constant-memory mode,
+    takes about 10 s for 100,000 SIMs. With ``assignments`` None there is no device sheet and the
+    summary names ``elsewhere``, the file holding the device assignments.
     """
     import xlsxwriter
 
@@ -125,7 +118,7 @@ def render_workbook(
     sheet.write_row(0, 0, ASSIGNMENT_HEADERS, strong)
     book.close()
     styles = (formats[_USAGE]._get_xf_index(), formats[_MONEY]._get_xf_index())  # ids in styles.xml
-    return _stream_device_rows(
+    return stream_device_rows(
         out.getvalue(), f"xl/worksheets/sheet{sheet.index + 1}.xml", assignments, styles
     )
 
@@ -204,63 +197,24 @@ def _statistics_sheet(book, strong, formats, statistics: Sequence[Any]) -> None:
         sheet.write(len(statistics) + 1, col, value, bold[col])
 
 
-def _xml_text(values: pd.Series) -> list[str]:
-    """Cell texts escaped for XML (``&``, ``<``, ``>``); missing values as empty strings."""
-    text = values.fillna("").astype(str)
-    if text.str.contains("[&<>]", regex=True).any():
-        text = text.map(xml_escape)
-    return text.tolist()
+def import_chart_modules_in_background() -> threading.Thread:
+    """Start importing matplotlib (what `render_chart` needs) in a daemon thread; return the thread.
 
-
-def _text(column: str, row: int, value: str) -> str:
-    """An inline-string cell; an empty value writes no cell (a blank)."""
-    return f'<c r="{column}{row}" t="inlineStr"><is><t>{value}</t></is></c>' if value else ""
-
-
-def _rows_xml(rows: pd.DataFrame, first: int, styles: tuple) -> str:
-    """``<row>`` elements of ``rows``, the first one at sheet row ``first`` (1-based)."""
-    usage_style, money_style = styles
-    a, b, c, e, f = (_xml_text(rows[n]) for n in ("iccid", "msisdn", "comm_plan", "current", "recommended"))
-    usage, cost = rows["usage_mb"].to_numpy(dtype=float).tolist(), rows["cost"].to_numpy(dtype=float).tolist()
-    return "".join(
-        f'<row r="{r}">{_text("A", r, va)}{_text("B", r, vb)}{_text("C", r, vc)}'
-        f'<c r="D{r}" s="{usage_style}"><v>{vd!r}</v></c>{_text("E", r, ve)}{_text("F", r, vf)}'
-        f'<c r="G{r}" s="{money_style}"><v>{vg!r}</v></c></row>'
-        for r, va, vb, vc, vd, ve, vf, vg in zip(
-            range(first, first + len(rows)), a, b, c, usage, e, f, cost, strict=True
-        )
-    )
-
-
-def _stream_device_rows(xlsx: bytes, sheet_path: str, assignments: pd.DataFrame, styles: tuple) -> bytes:
-    """Copy the workbook, writing the device rows (from row 2) into the sheet ``sheet_path``.
-
-    Strings are inline (``t="inlineStr"``), usage and cost numbers carry the column's style ids
-    ``styles``; rows go to the zip entry in chunks of `_ROW_CHUNK`, never as one string.
+    The import takes 1 to 1.5 s on this machine and is done lazily, not at module level, so that parsing
+    the DAG file does not pay it. Started when the report starts, it runs while the report waits for
+    the database; `render_chart`'s own import then finds the modules loaded (or waits for them).
     """
-    rows = assignment_rows(assignments)
-    n = len(rows)
-    out = io.BytesIO()
-    with (
-        zipfile.ZipFile(io.BytesIO(xlsx)) as source,
-        zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED, compresslevel=1) as target,
-    ):
-        for info in source.infolist():
-            content = source.read(info.filename)
-            if info.filename != sheet_path:
-                target.writestr(info, content, compress_type=zipfile.ZIP_DEFLATED)
-                continue
-            head, tail = content.decode("utf-8").split("</sheetData>")
-            head = head.replace('<dimension ref="A1:G1"/>', f'<dimension ref="A1:G{n + 1}"/>')
-            # Opened by name, the entry gets the zip's fast compression level (an XML of ~370 bytes a row).
-            with target.open(sheet_path, "w", force_zip64=True) as sheet:
-                sheet.write(head.encode("utf-8"))
-                for first in range(0, n, _ROW_CHUNK):
-                    sheet.write(
-                        _rows_xml(rows.iloc[first : first + _ROW_CHUNK], first + 2, styles).encode("utf-8")
-                    )
-                sheet.write(("</sheetData>" + tail).encode("utf-8"))
-    return out.getvalue()
+
+    def load() -> None:
+        try:
+            import matplotlib.backends.backend_agg  # noqa: F401
+            import matplotlib.figure  # noqa: F401
+        except Exception:  # render_chart imports them again and raises there
+            LOG.debug("Background import of matplotlib failed", exc_info=True)
+
+    thread = threading.Thread(target=load, name="report-chart-import", daemon=True)
+    thread.start()
+    return thread
 
 
 def render_chart(before: dict[str, float], after: dict[str, float], figures: dict[str, Any]) -> bytes:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pandas as pd
+
 from include.carrier_optimization import pipeline
 from include.carrier_optimization.amop.instance_results import (
     ASSIGNMENT_ROW_COLUMNS,
@@ -46,3 +48,28 @@ def test_one_assignment_row_per_sim_of_the_winners_by_comm_plan_and_iccid(db_eng
     cost = (frame["charge"] + frame["sms_charge"]).sum()
     assert round(float(cost), 2) == winners["optimized_cost"]
     assert winner_assignments(db_engine, plan.instance_id, []).empty
+
+
+def test_the_reads_give_the_frames_sqlalchemys_rows_would(db_engine):
+    from sqlalchemy import select
+
+    from include.carrier_optimization.amop import schema as s
+    from include.carrier_optimization.amop.instance_results import SNAPSHOT_COLUMNS, _frame, instance_devices
+    from include.carrier_optimization.amop.storage import frame_of
+
+    _, plan, _ = finished(db_engine)
+    devices = instance_devices(db_engine, plan.instance_id)
+    d = s.optimization_device
+    statement = select(
+        d.c.AmopDeviceId, d.c.ICCID, d.c.WasActivatedInThisBillingPeriod, d.c.CommunicationPlan
+    )
+    with db_engine.connect() as conn:
+        rows = conn.execute(statement.order_by(d.c.AmopDeviceId)).all()
+        fast = _frame(conn, statement.order_by(d.c.AmopDeviceId), ("id", "iccid", "activated", "comm_plan"))
+        empty = _frame(conn, statement.where(d.c.InstanceId == -1), ("id", "iccid", "activated", "comm_plan"))
+    pd.testing.assert_frame_equal(fast, frame_of(rows, ["id", "iccid", "activated", "comm_plan"]))
+    assert fast["activated"].dtype == bool and empty.empty and list(empty.columns)[0] == "id"
+    assert list(devices.columns) == list(SNAPSHOT_COLUMNS) and len(devices) == N_SIMS
+    assert list(zip(devices["comm_plan"], devices["iccid"], strict=True)) == sorted(
+        zip(devices["comm_plan"], devices["iccid"], strict=True)
+    )

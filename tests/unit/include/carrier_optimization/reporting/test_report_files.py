@@ -88,3 +88,14 @@ def test_the_device_sheet_stops_at_200k_sims_well_inside_excels_limit():
 
     assert DEVICE_SHEET_MAX_ROWS == 200_001  # 200,000 SIMs and the header: a workbook under 10 MiB
     assert DEVICE_SHEET_MAX_ROWS < XLSX_MAX_ROWS
+
+
+def test_the_chart_modules_are_imported_by_a_background_thread():
+    import sys
+
+    from include.carrier_optimization.reporting.report_files import import_chart_modules_in_background
+
+    thread = import_chart_modules_in_background()
+    thread.join(timeout=60)
+    assert not thread.is_alive() and thread.daemon
+    assert {"matplotlib.figure", "matplotlib.backends.backend_agg"} <= set(sys.modules)

@@ -13,6 +13,7 @@ import datetime as dt
 import json
 import runpy
 import threading
+import time
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -182,3 +183,19 @@ def amop_api(monkeypatch):
     for server in servers:
         server.shutdown()
         server.server_close()
+
+
+def slow_evaluation(monkeypatch, seconds: float = 0.01) -> None:
+    """Each chunk's evaluation takes ``seconds`` longer, so a 1 s budget runs out however fast the machine.
+
+    Without commits per chunk a batch of this fleet can finish within one second, never deferring.
+    """
+    from include.carrier_optimization.core.engines import legacy
+
+    original = legacy.evaluate_sequences
+
+    def slow(*args, **kwargs):
+        time.sleep(seconds)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(legacy, "evaluate_sequences", slow)

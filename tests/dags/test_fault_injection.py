@@ -41,6 +41,7 @@ from tests.dags.conftest import (
     PACKAGE_CONNECTIONS,
     ROOT,
     current_period_end,
+    slow_evaluation,
     take_from_queue,
 )
 from tests.dags.test_optimization_dag import assert_optimized, rows, task_states
@@ -322,22 +323,6 @@ def test_optimizer_interrupted_by_its_time_budget_ends_as_the_reference(amop, re
     assert sum(p.evaluated for _, _, p in calls) == reference["queues"]["sequence"], "a queue evaluated twice"
     assert len(optimize_results(dr)) == len({(g, start) for g, start, _ in calls})
     assert rows(amop.engine, select(func.count()).select_from(s.checkpoint))[0][0] == 0, "checkpoints left"
-
-
-def slow_evaluation(monkeypatch, seconds: float = 0.01) -> None:
-    """Each chunk's evaluation takes ``seconds`` longer, so a 1 s budget runs out however fast the machine.
-
-    Without commits per chunk a batch of this fleet can finish within one second, never deferring.
-    """
-    from include.carrier_optimization.core.engines import legacy
-
-    original = legacy.evaluate_sequences
-
-    def slow(*args, **kwargs):
-        time.sleep(seconds)
-        return original(*args, **kwargs)
-
-    monkeypatch.setattr(legacy, "evaluate_sequences", slow)
 
 
 def short_budget_dag():

@@ -23,7 +23,7 @@ from include.carrier_optimization.messaging.publishing import build_request_attr
 from include.carrier_optimization.pipeline.instance import INVALID_PLANS_MESSAGE
 from include.carrier_optimization.pipeline.progress import ERROR_PATH, PROGRESS_PATH
 from include.carrier_optimization.reporting.notify import ALREADY_RUNNING_SUBJECT, RESULTS_SUBJECT
-from tests.dags.conftest import ACME, take_from_queue
+from tests.dags.conftest import ACME, slow_evaluation, take_from_queue
 
 pytestmark = pytest.mark.dags
 
@@ -507,6 +507,7 @@ def test_optimizer_out_of_time_defers_and_continues_from_its_checkpoint(
         return progress
 
     monkeypatch.setattr(pipeline, "run_optimizer_batch", counted)
+    slow_evaluation(monkeypatch)  # a batch outlasts the 1 s budget however fast the evaluation is
     dag = load_dag()
     dag.task_dict["optimize"].partial_kwargs["time_budget_seconds"] = 1
     dr = dag.test(run_conf={"has_synced": True, "engine": "legacy", **FAST})

@@ -9,8 +9,9 @@ from collections.abc import Iterable
 from typing import Any
 
 import pandas as pd
-from sqlalchemy import Float, Select, cast, select
+from sqlalchemy import Float, cast, select
 from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.sql.expression import Select  # also on SQLAlchemy 1.4 (MWAA 3.0.6)
 
 from include.carrier_optimization.amop import schema as s
 from include.carrier_optimization.amop.storage import frame_of

@@ -22,6 +22,8 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.types import TypeDecorator
 
+from include.carrier_optimization.amop import fast_rows
+
 LOG = logging.getLogger(__name__)
 
 DEFAULT_CHUNK = 10_000
@@ -202,7 +204,9 @@ def _write_chunk(
             stage = _bcp_stage(raw, table, cols)
         _bcp_chunk(raw, table, stage, cols, values)
     elif dialect == "postgresql":
-        _copy_chunk(conn, table, cols, values)
+        fast_rows.copy_chunk(conn, table, cols, values)
+    elif dialect == "sqlite":
+        fast_rows.sqlite_chunk(conn, table, cols, values)
     else:
         conn.execute(table.insert(), [dict(zip(cols, v, strict=True)) for v in values])
     return stage
@@ -298,23 +302,6 @@ def _key_columns(table: Table, cols: list[str]) -> list[str]:
         if key and all(k in cols for k in key):
             return key
     return cols
-
-
-# -- PostgreSQL ---------------------------------------------------------------------------------------
-
-
-def _copy_chunk(conn: Connection, table: Table, cols: list[str], values: list[tuple]) -> None:
-    """``COPY`` one chunk in text format; psycopg writes ``None`` as NULL and escapes text values."""
-    from psycopg import sql
-
-    name = (table.schema, table.name) if table.schema else (table.name,)
-    statement = sql.SQL("COPY {} ({}) FROM STDIN").format(
-        sql.Identifier(*name), sql.SQL(", ").join(sql.Identifier(c) for c in cols)
-    )
-    raw = conn.connection.driver_connection
-    with raw.cursor() as cursor, cursor.copy(statement) as copy:
-        for value in values:
-            copy.write_row(value)
 
 
 # -- SQL Server ---------------------------------------------------------------------------------------

@@ -24,15 +24,14 @@ from sqlalchemy import (
     String,
     Table,
     Text,
-    event,
     func,
     insert,
     select,
 )
 from sqlalchemy.exc import IntegrityError, OperationalError
 
+from include.carrier_optimization.amop import fast_rows, storage
 from include.carrier_optimization.amop import schema as s
-from include.carrier_optimization.amop import storage
 from include.carrier_optimization.amop.storage import bulk_insert, chunks, make_engine, sqlite_url
 
 # -- a probe table covering the value kinds of the AMOP tables ------------------------------------------
@@ -187,23 +186,18 @@ def test_chunks_splits_lazily():
 @pytest.mark.parametrize(("n", "chunk_size", "calls"), [(0, 4, 0), (1, 4, 1), (8, 4, 2), (9, 4, 3)])
 def test_bulk_insert_one_call_per_chunk(probe_engine, monkeypatch, n, chunk_size, calls):
     seen: list[int] = []
-    real_copy = storage._copy_chunk
 
-    def spy_copy(conn, table, cols, values):
-        seen.append(len(values))
-        real_copy(conn, table, cols, values)
+    def spy(real):
+        def spied(conn, table, cols, values):
+            seen.append(len(values))
+            real(conn, table, cols, values)
 
-    def spy_execute(conn, cursor, statement, parameters, context, executemany):
-        if statement.startswith("INSERT INTO"):
-            seen.append(len(parameters) if executemany else 1)
+        return spied
 
-    monkeypatch.setattr(storage, "_copy_chunk", spy_copy)
-    event.listen(probe_engine, "before_cursor_execute", spy_execute)
-    try:
-        with probe_engine.begin() as conn:
-            assert bulk_insert(conn, probe, iter(probe_rows(n)), chunk_size=chunk_size) == n
-    finally:
-        event.remove(probe_engine, "before_cursor_execute", spy_execute)
+    monkeypatch.setattr(fast_rows, "copy_chunk", spy(fast_rows.copy_chunk))
+    monkeypatch.setattr(fast_rows, "sqlite_chunk", spy(fast_rows.sqlite_chunk))
+    with probe_engine.begin() as conn:
+        assert bulk_insert(conn, probe, iter(probe_rows(n)), chunk_size=chunk_size) == n
     assert len(seen) == calls
     assert sum(seen) == n
     assert all(size == chunk_size for size in seen[:-1])

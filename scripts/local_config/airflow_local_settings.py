@@ -3,10 +3,10 @@
 Airflow imports this module (found on ``PYTHONPATH``, see :mod:`scripts.local_airflow`) in every one of
 its processes, before anything else of theirs runs. In the processes that fork the task processes (the
 scheduler, whose LocalExecutor workers are forked from it, and a Celery worker, whose pool children are),
-it imports the heavy modules the DAG file and the operators need: pandas, numpy, HiGHS, boto3, Redis and
-the product's library (``include/`` imports no Airflow, so nothing here is circular). A task process
-forked from them finds them loaded, and parsing the DAG file before each task takes about 0.1 s instead
-of 1 to 2.5 s on a 2-core machine (docs/architecture.md, "How a run is timed"). The other processes
+it imports the heavy modules the DAG file and the operators need: pandas, numpy, HiGHS, boto3, Redis,
+the report's XlsxWriter and matplotlib (Agg, no pyplot) and the product's library (``include/`` imports
+no Airflow, so nothing here is circular). A task process forked from them finds them loaded, and
+parsing the DAG file before each task takes about 0.1 s instead of 1 to 2.5 s on a 2-core machine (docs/architecture.md, "How a run is timed"). The other processes
 (api-server, dag-processor, triggerer) import nothing more.
 """
 
@@ -23,6 +23,9 @@ PRELOAD = (
     "boto3",
     "redis",
     "requests",
+    "xlsxwriter",
+    "matplotlib.figure",  # the report's chart: about 0.5 s of import in each report task otherwise
+    "matplotlib.backends.backend_agg",
     "include.carrier_optimization.pipeline",
     "include.carrier_optimization.amop.repository",
     "include.carrier_optimization.amop.device_cache",

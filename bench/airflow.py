@@ -12,7 +12,8 @@ One manual run of ``carrier_optimization__acme`` is triggered through the REST A
 
 - the wall time of the run (its start_date to end_date);
 - per task_id, from the task instances: map indexes, min / max / sum of durations, span (first start to
-  last end), the sum of the time inside ``execute()``, of queued -> start, of start -> ``execute()``
+  last end), the sum of the time inside ``execute()`` and of the CPU the task processes used in it, of
+  queued -> start, of start -> ``execute()``
   (task process start-up: DAG parse, context) and of ``execute()`` -> end (XCom push, state), and the
   peak resident memory of the task processes (``ru_maxrss``) and its growth during ``execute()``;
 - the scheduling gap of every dependency: the downstream task's first start minus the latest end of its
@@ -22,7 +23,10 @@ One manual run of ``carrier_optimization__acme`` is triggered through the REST A
   in the deployment's settings): every task try records when its ``execute()`` started and ended in the
   task process; the library time is the union of those intervals (time during which at least one task
   was running operator code). Overhead = wall - library, itself split into time inside task instances
-  (union of their start/end) but outside ``execute()``, and time no task instance was running.
+  (union of their start/end) but outside ``execute()``, and time no task instance was running;
+- the CPU each component used from the trigger to the end of the run (its process group, read from
+  ``/proc``: the scheduler's includes the LocalExecutor task processes, a Celery worker's its pool's),
+  and the PostgreSQL and Redis servers'; on 2 cores, whatever Airflow uses is taken from the tasks.
 
 Every Airflow started is stopped by process id, its databases dropped and its home removed (kept with
 ``--keep``)::
@@ -38,6 +42,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
+import os
 import shutil
 import sys
 import tempfile
@@ -50,7 +55,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from bench.machine import load, reference  # noqa: E402
+from bench.machine import cpu_snapshot, cpu_used, load, reference  # noqa: E402
 from scripts.local_airflow import (  # noqa: E402
     POSTGRES,
     WINDOW_DAG_ID,
@@ -128,7 +133,7 @@ def report(api, run: dict, timings: list[dict]) -> None:
     print(f"run {run_id}: state {run['state']}, {len(tis)} task instances ({', '.join(states)})")
     print(
         f"{'task_id':<22}{'n':>5}{'tries':>6}{'min s':>8}{'max s':>8}{'sum s':>9}{'span s':>9}"
-        f"{'exec s':>9}{'queued':>8}{'pre':>7}{'post':>7}{'peak MiB':>10}{'+MiB':>6}"
+        f"{'exec s':>9}{'cpu s':>7}{'queued':>8}{'pre':>7}{'post':>7}{'peak MiB':>10}{'+MiB':>6}"
     )
     tries = {(ti["task_id"], ti["map_index"], ti.get("try_number")): ti for ti in tis}
     first_start: dict[str, float] = {}
@@ -140,6 +145,7 @@ def report(api, run: dict, timings: list[dict]) -> None:
         last_end[task_id] = max(when(ti["end_date"]) or end for ti in group)
         records = executing.get(task_id, [])
         executed = sum(r["end"] - r["start"] for r in records)
+        cpu = sum(r.get("cpu") or 0.0 for r in records)
         peak = max((r["max_rss_kib"] for r in records), default=0) / 1024
         growth = max((r["max_rss_kib"] - (r["max_rss_start_kib"] or 0) for r in records), default=0) / 1024
         queued = sum(
@@ -153,7 +159,7 @@ def report(api, run: dict, timings: list[dict]) -> None:
         print(
             f"{task_id:<22}{len(group):>5}{max(ti.get('try_number') or 0 for ti in group):>6}"
             f"{min(durations):>8.2f}{max(durations):>8.2f}{sum(durations):>9.2f}"
-            f"{last_end[task_id] - first_start[task_id]:>9.2f}{executed:>9.2f}"
+            f"{last_end[task_id] - first_start[task_id]:>9.2f}{executed:>9.2f}{cpu:>7.2f}"
             f"{queued:>8.2f}{pre:>7.2f}{post:>7.2f}{peak:>10.0f}{growth:>6.0f}"
         )
     print("scheduling gaps (first start of a task - latest end of its upstream tasks):")
@@ -185,6 +191,20 @@ def report(api, run: dict, timings: list[dict]) -> None:
     print(f"  no task instance running:                      {idle:9.2f} s  ({idle / wall:.1%})")
     print(f"sum of scheduling gaps on the edges:             {sum(gaps):9.2f} s")
     print(f"ratio wall / library: {wall / library:.2f}x   overhead target <= 15 % of wall at 100k")
+
+
+def report_cpu(cpu: dict[str, float], timings: list[dict], seconds: float) -> None:
+    """Where the machine's CPU went between the trigger and the end of the run, per component."""
+    cores = os.cpu_count() or 1
+    total = sum(cpu.values())
+    in_execute = sum(r.get("cpu") or 0.0 for r in timings)
+    print(
+        f"CPU from trigger to end seen ({seconds:.1f} s x {cores} cores = {seconds * cores:.1f} core-s): "
+        f"{total:.1f} s used"
+    )
+    for label, used in sorted(cpu.items(), key=lambda item: -item[1]):
+        print(f"  {label:<16}{used:8.1f} s  ({used / total if total else 0:.0%})")
+    print(f"  of which inside execute() of the task processes (listener): {in_execute:.1f} s")
 
 
 def bench(executor: str, sims: int, amop: str, timeout: float, keep: bool, redis_db: int | None) -> None:
@@ -221,10 +241,14 @@ def bench(executor: str, sims: int, amop: str, timeout: float, keep: bool, redis
         api = airflow.wait_ready(keep_paused=(WINDOW_DAG_ID,))
         ready = time.perf_counter()
         print(f"seeded + migrated in {prepared - begin:.1f} s; processes ready in {ready - prepared:.1f} s")
+        cpu_before = cpu_snapshot(airflow.pids)
         run = api.trigger(DAG_ID, CONF)
         run = api.wait_for_run(DAG_ID, run["dag_run_id"], timeout=timeout)
+        cpu = cpu_used(cpu_before, cpu_snapshot(airflow.pids))
         print(f"after:  {load()}; trigger -> end seen in {time.perf_counter() - ready:.1f} s")
-        report(api, run, read_timings(timings_dir, run["dag_run_id"]))
+        timings = read_timings(timings_dir, run["dag_run_id"])
+        report(api, run, timings)
+        report_cpu(cpu, timings, time.perf_counter() - ready)
     finally:
         airflow.stop()
         if not keep:

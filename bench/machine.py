@@ -30,3 +30,42 @@ def reference() -> str:
     np.sort(values)
     numpy = time.perf_counter() - started
     return f"machine reference: python loop {python:.2f} s, numpy sort {numpy:.2f} s (lower is faster)"
+
+
+TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def _stat(pid: str) -> tuple[str, int, float] | None:
+    """(command name, process group, CPU seconds of the process and its reaped children) of one pid."""
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as f:
+            text = f.read()
+    except OSError:
+        return None
+    name, rest = text[text.index("(") + 1 : text.rindex(")")], text[text.rindex(")") + 2 :].split()
+    return name, int(rest[2]), sum(int(v) for v in rest[11:15]) / TICKS
+
+
+def cpu_snapshot(groups: dict[str, int], servers: tuple[str, ...] = ("postgres", "redis-server")) -> dict:
+    """CPU seconds used so far per process group (``{label: pgid}``) and per server command name.
+
+    A group counts every live process in it with its reaped children, so the task processes that a
+    scheduler or a Celery worker forked count in that component. Take one snapshot before and one after
+    a run; their difference (:func:`cpu_used`) is what each component cost during it.
+    """
+    by_group = {pgid: label for label, pgid in groups.items()}
+    used: dict[str, float] = dict.fromkeys([*groups, *servers], 0.0)
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        found = _stat(pid)
+        if found is None:
+            continue
+        name, group, seconds = found
+        label = by_group.get(group) or (name if name in servers else None)
+        if label is not None:
+            used[label] += seconds
+    return used
+
+
+def cpu_used(before: dict, after: dict) -> dict[str, float]:
+    """CPU seconds per component between two snapshots (never negative: a process may have ended)."""
+    return {label: max(0.0, after[label] - before.get(label, 0.0)) for label in after}

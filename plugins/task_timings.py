@@ -6,8 +6,10 @@ the task process: ``on_task_instance_running`` just before the operator's ``exec
 ``on_task_instance_success`` / ``_failed`` / ``_skipped`` after it (and after the task's callbacks). Each
 finished try appends one JSON line to ``<folder>/timings-<pid>.jsonl``: dag_id, run_id, task_id,
 map_index, try_number, start and end (epoch seconds), state, pid, and the task process's peak resident
-memory (``ru_maxrss``, KiB) at start and end. ``end`` is the try's ``end_date``, which the task runner
-sets as soon as ``execute()`` returns or raises (the end hooks run later, after the task's callbacks);
+memory (``ru_maxrss``, KiB) at start and end, and the CPU time the task process used inside ``execute()``
+(``cpu``, seconds: ``time.process_time`` at the end minus at the start; every thread of the process).
+``end`` is the try's ``end_date``, which the task runner sets as soon as ``execute()`` returns or raises
+(the end hooks run later, after the task's callbacks);
 ``finalized`` is when the end hook ran.
 
 A deferred task calls the running hook again on every resume; each resume is recorded as its own
@@ -26,7 +28,7 @@ from airflow.listeners import hookimpl
 from airflow.plugins_manager import AirflowPlugin
 
 ENV = "CARRIER_OPT_TIMINGS"
-_started: dict[tuple, tuple[float, int]] = {}
+_started: dict[tuple, tuple[float, int, float]] = {}
 
 
 def _key(ti: Any) -> tuple:
@@ -50,7 +52,8 @@ def _finish(ti: Any, state: str) -> None:
         return
     finalized = time.time()
     key = _key(ti)
-    start, rss_start = _started.pop(key, (None, None))
+    cpu_end = time.process_time()
+    start, rss_start, cpu_start = _started.pop(key, (None, None, None))
     end = _epoch(getattr(ti, "end_date", None))
     if end is None or (start is not None and end < start):  # not set by this try's runner
         end = finalized
@@ -63,6 +66,7 @@ def _finish(ti: Any, state: str) -> None:
         pid=os.getpid(),
         max_rss_start_kib=rss_start,
         max_rss_kib=_max_rss(),
+        cpu=None if cpu_start is None else round(cpu_end - cpu_start, 4),
     )
     path = Path(folder) / f"timings-{os.getpid()}.jsonl"
     with open(path, "a", encoding="utf-8") as out:
@@ -75,7 +79,7 @@ class TaskTimingsListener:
     @hookimpl
     def on_task_instance_running(self, previous_state: Any, task_instance: Any) -> None:
         """Remember when the try starts executing."""
-        _started[_key(task_instance)] = (time.time(), _max_rss())
+        _started[_key(task_instance)] = (time.time(), _max_rss(), time.process_time())
 
     @hookimpl
     def on_task_instance_success(self, previous_state: Any, task_instance: Any) -> None:

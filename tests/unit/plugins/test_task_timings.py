@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from types import SimpleNamespace
 
 import plugins.task_timings as timings
@@ -71,3 +72,16 @@ def test_an_end_without_a_start_is_still_written(monkeypatch, tmp_path):
     timings.TaskTimingsListener().on_task_instance_skipped(None, _ti(task_id="lonely"))
     (line,) = next(tmp_path.iterdir()).read_text().splitlines()
     assert json.loads(line)["start"] is None
+
+
+def test_the_cpu_time_of_execute_is_recorded(monkeypatch, tmp_path):
+    monkeypatch.setenv(timings.ENV, str(tmp_path))
+    listener = timings.TaskTimingsListener()
+    listener.on_task_instance_running(None, _ti())
+    spent = 0.0
+    started = time.process_time()
+    while spent < 0.05:  # burn CPU in this process
+        spent = time.process_time() - started
+    listener.on_task_instance_success(None, _ti())
+    record = json.loads(next(tmp_path.iterdir()).read_text())
+    assert 0.05 <= record["cpu"] <= record["end"] - record["start"] + 0.01

@@ -16,9 +16,10 @@ $(STAMP): requirements.txt requirements-dev.txt constraints.txt
 demo: $(STAMP)
 	$(PY) scripts/demo.py
 
-## test: start the local services if needed and run the whole test suite
+## test: start the local services if needed and run the whole test suite (tests/e2e runs alongside the
+## others, its output printed at the end: scripts/run_tests.sh)
 test: $(STAMP) services
-	$(PY) -m pytest tests $(PYTEST_ARGS)
+	PY=$(PY) bash scripts/run_tests.sh $(PYTEST_ARGS)
 
 ## airflow: a running Airflow on the checkout (api-server, scheduler, dag-processor, triggerer) with the
 ## sample tenants, local SQS endpoint, carrier simulators and connections; prints the UI address and login

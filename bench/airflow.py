@@ -207,7 +207,15 @@ def report_cpu(cpu: dict[str, float], timings: list[dict], seconds: float) -> No
     print(f"  of which inside execute() of the task processes (listener): {in_execute:.1f} s")
 
 
-def bench(executor: str, sims: int, amop: str, timeout: float, keep: bool, redis_db: int | None) -> None:
+def bench(
+    executor: str,
+    sims: int,
+    amop: str,
+    timeout: float,
+    keep: bool,
+    redis_db: int | None,
+    extra: dict[str, str] | None = None,
+) -> None:
     tag = f"{executor[:5].lower()}_{sims}_{uuid.uuid4().hex[:6]}"
     home = Path(tempfile.mkdtemp(prefix=f"bench_airflow_{tag}_"))
     timings_dir = home / "timings"
@@ -229,9 +237,11 @@ def bench(executor: str, sims: int, amop: str, timeout: float, keep: bool, redis
         redis_db=REDIS_DB[executor] if redis_db is None else redis_db,
         sims=sims,
         tenants=(TENANT,),
-        settings={"CARRIER_OPT_TIMINGS": str(timings_dir)},
+        settings={"CARRIER_OPT_TIMINGS": str(timings_dir), **(extra or {})},
     )
     print(f"\n== {DAG_ID}, {sims:,} SIMs, {executor}, AMOP on {amop}, conf {json.dumps(CONF)} ==")
+    if extra:
+        print(f"settings: {json.dumps(extra)}")
     print(f"home {home}; before: {load()}; {reference()}")
     try:
         begin = time.perf_counter()
@@ -272,10 +282,18 @@ def main(argv: list[str] | None = None) -> int:
         help="Redis database of the broker (the device cache uses the next one; both are flushed); "
         "default: LocalExecutor 4, CeleryExecutor 0",
     )
+    parser.add_argument(
+        "--setting",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="an environment setting of the deployment, e.g. AIRFLOW__CORE__PARALLELISM=6 (repeatable)",
+    )
     args = parser.parse_args(argv)
+    extra = dict(item.split("=", 1) for item in args.setting)
     for executor in args.executors.split(","):
         for size in args.sizes.split(","):
-            bench(executor.strip(), int(size), args.amop, args.timeout, args.keep, args.redis_db)
+            bench(executor.strip(), int(size), args.amop, args.timeout, args.keep, args.redis_db, extra)
     return 0
 
 

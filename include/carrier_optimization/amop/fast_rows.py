@@ -3,13 +3,17 @@
 - PostgreSQL: ``COPY ... FROM STDIN`` in text format through psycopg's ``write_row`` (C-accelerated;
   formatting the text in Python column by column measured slower).
 - SQLite: one ``executemany`` of a positional ``INSERT`` on the driver connection, each column's values
-  converted once by the bind processor SQLAlchemy would apply, instead of a dict per row through the
-  Core ``executemany``: 30-40 % less time per 50,000 device snapshot rows, same stored values.
+  converted by the bind processor SQLAlchemy would apply (once per distinct value when they repeat),
+  instead of a dict per row through the Core ``executemany``: about a third of the time per 50,000
+  device snapshot rows, the same stored values.
 
 Both run on the driver connection inside the caller's transaction.
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
 
 from sqlalchemy import Table
 from sqlalchemy.engine import Connection
@@ -35,7 +39,7 @@ def sqlite_chunk(conn: Connection, table: Table, cols: list[str], values: list[t
     processors = [table.c[c].type.dialect_impl(dialect).bind_processor(dialect) for c in cols]
     if any(processors):
         columns = [
-            column if process is None else [process(v) for v in column]
+            column if process is None else _bound(process, column)
             for process, column in zip(processors, zip(*values, strict=True), strict=True)
         ]
         values = list(zip(*columns, strict=True))
@@ -43,3 +47,18 @@ def sqlite_chunk(conn: Connection, table: Table, cols: list[str], values: list[t
     name = dialect.identifier_preparer.format_table(table)
     statement = f"INSERT INTO {name} ({quoted}) VALUES ({', '.join('?' * len(cols))})"
     conn.connection.driver_connection.executemany(statement, values)
+
+
+def _bound(process: Callable[[Any], Any], column: tuple) -> list[Any]:
+    """``process`` applied to every value; once per distinct value when they repeat.
+
+    The run's time stamps and the flags repeat; SQLite's datetime binding formats a string per call.
+    """
+    try:
+        distinct = dict.fromkeys(column)
+    except TypeError:  # unhashable values
+        return [process(v) for v in column]
+    if 2 * len(distinct) > len(column):
+        return [process(v) for v in column]
+    bound = {v: process(v) for v in distinct}
+    return [bound[v] for v in column]

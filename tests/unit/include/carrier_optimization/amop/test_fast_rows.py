@@ -17,6 +17,7 @@ from sqlalchemy import (
     select,
 )
 
+from include.carrier_optimization.amop import fast_rows
 from include.carrier_optimization.amop.schema import BigId
 from include.carrier_optimization.amop.storage import bulk_insert, make_engine
 
@@ -86,3 +87,19 @@ def test_binary_values_are_written_on_both_dialects(engine):
     with engine.connect() as conn:
         stored = conn.execute(select(bytes_table.c.Doc).order_by(bytes_table.c.Id)).scalars().all()
     assert [None if v is None else bytes(v) for v in stored] == [b"\x00\t\\N", None]
+
+
+def test_repeated_values_are_bound_once_each_and_keep_their_order():
+    calls: list = []
+
+    def process(value):
+        calls.append(value)
+        return f"<{value}>"
+
+    column = (STAMP, None, STAMP, STAMP, None, STAMP)
+    assert fast_rows._bound(process, column) == [f"<{v}>" for v in column]
+    assert calls == [STAMP, None]
+    calls.clear()
+    assert fast_rows._bound(process, (1, 2, 3)) == ["<1>", "<2>", "<3>"] and calls == [1, 2, 3]
+    calls.clear()
+    assert fast_rows._bound(process, ([1], [1])) == ["<[1]>", "<[1]>"] and len(calls) == 2  # unhashable

@@ -2,14 +2,17 @@
 
 Runs the functions the operators call, in DAG order, on a generated fleet in a throwaway database
 (PostgreSQL by default, or an SQLite file): ``open_session``, ``prepare_instance`` (count),
-``write_queue_batch`` per batch, ``run_optimizer_batch`` per batch (legacy), ``run_engine_for_group``
-(optimal), ``select_winners``, ``build_report`` + ``store_result_file``. Prints per step the wall time
+``write_queue_batch`` per batch, ``run_engine_for_group`` (optimal; before the legacy batches, as the
+engine tasks' priority has them start first in Airflow), ``run_optimizer_batch`` per batch (legacy),
+``select_winners``, ``build_report`` + ``store_result_file``. Prints per step the wall time
 and the growth of the process's peak resident memory, the legacy optimizer's share of time spent in
 the evaluation itself (``legacy.evaluate_sequences``), and the run's costs to the cent, to compare
-before and after a change. Prints figures; asserts nothing::
+before and after a change. With ``--redis-db`` the engine and optimize steps read the groups through
+the Redis device cache, as the operators do. Prints figures; asserts nothing::
 
     .venv/bin/python bench/steps.py --sims 100000
     .venv/bin/python bench/steps.py --sims 100000 --sqlite
+    .venv/bin/python bench/steps.py --sims 100000 --batch-size 2000 --redis-db 5   # acme's batches, cache
     .venv/bin/python bench/steps.py --sims 1000000 --until count --profile count   # cProfile of one step
 """
 
@@ -98,6 +101,7 @@ def run(
     queues_per_instance: int,
     until: str = "report",
     profile: str | None = None,
+    redis_db: int | None = None,
 ) -> None:
     from bench.machine import load, reference
     from include.carrier_optimization import pipeline
@@ -111,6 +115,7 @@ def run(
 
     engine = make_engine(url)
     create_schema(engine)
+    cache = device_cache(redis_db)
     steps = Steps(profile)
     wanted = set(STEP_NAMES[: STEP_NAMES.index(until) + 1])
     print(f"== library steps, {n_sims:,} SIMs on {engine.dialect.name}; {load()} ==")
@@ -137,16 +142,7 @@ def run(
     if "write_queues" in wanted:
         for batch in plan.batches:
             steps.run("write_queues", pipeline.write_queue_batch, engine, **batch)
-    if "optimize" in wanted:
-        for batch in plan.batches:
-            steps.run(
-                "optimize",
-                pipeline.run_optimizer_batch,
-                engine,
-                queues_per_instance=queues_per_instance,
-                **batch,
-            )
-    if "engine" in wanted:
+    if "engine" in wanted:  # before the legacy batches, as their priority has them start in Airflow
         for group in plan.groups:
             steps.run(
                 "engine",
@@ -154,6 +150,17 @@ def run(
                 engine,
                 comm_group_id=group["comm_group_id"],
                 solve=solve_optimal,
+                cache=cache,
+            )
+    if "optimize" in wanted:
+        for batch in plan.batches:
+            steps.run(
+                "optimize",
+                pipeline.run_optimizer_batch,
+                engine,
+                queues_per_instance=queues_per_instance,
+                load=None if cache is None else load_through(engine, batch["comm_group_id"], cache),
+                **batch,
             )
     if "winners" in wanted:
         steps.run("winners", pipeline.select_winners, engine, instance_id=plan.instance_id)
@@ -187,6 +194,28 @@ def run(
             else f"report: xlsx {len(result.xlsx):,} bytes, no CSV (the device sheet holds every SIM)"
         )
     engine.dispose()
+    if cache is not None:
+        cache.client.flushdb()
+
+
+def device_cache(redis_db: int | None):
+    """The operators' Redis device cache on database ``redis_db`` (flushed), or None."""
+    if redis_db is None:
+        return None
+    import redis
+
+    from include.carrier_optimization.amop.device_cache import DeviceCache
+
+    client = redis.Redis.from_url(f"redis://127.0.0.1:6379/{redis_db}")
+    client.flushdb()
+    return DeviceCache(client)
+
+
+def load_through(engine, comm_group_id: int, cache):
+    """The optimize operator's ``load``: the group read through the device cache."""
+    from include.carrier_optimization import pipeline
+
+    return lambda: pipeline.load_group(engine, comm_group_id, cache=cache)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -197,8 +226,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--queues-per-instance", type=int, default=5)
     parser.add_argument("--until", choices=STEP_NAMES, default="report", help="last step to run")
     parser.add_argument("--profile", choices=STEP_NAMES, help="run this step under cProfile, print the top")
+    parser.add_argument(
+        "--redis-db",
+        type=int,
+        help="read the groups through the Redis device cache on this database, as the operators do "
+        "(flushed before and after; e.g. 5)",
+    )
     args = parser.parse_args(argv)
-    options = {"until": args.until, "profile": args.profile}
+    options = {"until": args.until, "profile": args.profile, "redis_db": args.redis_db}
     if args.sqlite:
         with tempfile.TemporaryDirectory(prefix="carrier_opt_steps_") as folder:
             run(

@@ -113,6 +113,7 @@ class OptimizationEngineOperator(AmopBaseOperator):
             comm_group_id=positive_int("comm_group_id", self.comm_group_id),
             solve=solve_optimal,
             time_limit=float(positive_int("time_limit_seconds", self.time_limit_seconds)),
+            cache=self.checkpoints.get_device_cache(),
         )
 
 

@@ -19,9 +19,18 @@ LOG = logging.getLogger(__name__)
 
 
 def run_engine_for_group(
-    engine: Engine, *, comm_group_id: int, solve: Callable[..., Any], time_limit: float | None = None
+    engine: Engine,
+    *,
+    comm_group_id: int,
+    solve: Callable[..., Any],
+    time_limit: float | None = None,
+    cache: Any = None,
 ) -> dict[str, Any]:
-    """Solve a comm group with an engine (default: optimal) and record it as the group's engine queue."""
+    """Solve a comm group with an engine (default: optimal) and record it as the group's engine queue.
+
+    ``cache`` (a ``DeviceCache``): the group's device list is read through it, as the optimize step
+    reads it; the engine tasks start first, so the legacy batches of the group then find it in Redis.
+    """
     with engine.connect() as conn:
         instance = instances.instance_of_group(conn, comm_group_id)
         existing = queues.engine_queue(conn, comm_group_id)
@@ -32,7 +41,7 @@ def run_engine_for_group(
             "cost": float(existing.TotalCost),
             "skipped": True,
         }
-    group = load_group(engine, comm_group_id)
+    group = load_group(engine, comm_group_id, cache=cache)
     result = solve(Problem((group,), days_in_period=30), time_limit=time_limit)
     if result.assignment is None:
         raise RuntimeError(f"comm group {comm_group_id}: engine failed: {result.message}")

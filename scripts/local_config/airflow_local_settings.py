@@ -1,13 +1,15 @@
 """Airflow local settings of the local deployments (`make airflow`, the e2e tests, ``bench/airflow.py``).
 
 Airflow imports this module (found on ``PYTHONPATH``, see :mod:`scripts.local_airflow`) in every one of
-its processes, before anything else of theirs runs. In the processes that fork the task processes (the
-scheduler, whose LocalExecutor workers are forked from it, and a Celery worker, whose pool children are),
-it imports the heavy modules the DAG file and the operators need: pandas, numpy, HiGHS, boto3, Redis,
-the report's XlsxWriter and matplotlib (Agg, no pyplot) and the product's library (``include/`` imports
-no Airflow, so nothing here is circular). A task process forked from them finds them loaded, and
-parsing the DAG file before each task takes about 0.1 s instead of 1 to 2.5 s on a 2-core machine (docs/architecture.md, "How a run is timed"). The other processes
-(api-server, dag-processor, triggerer) import nothing more.
+its processes, before anything else of theirs runs. In the processes whose forked children parse the DAG
+files (the scheduler, whose LocalExecutor workers are forked from it, a Celery worker, whose pool
+children are, and the dag-processor, which forks a process per file parse every 30 s), it imports the
+heavy modules the DAG file and the operators need: pandas, numpy, HiGHS, boto3, Redis, the report's
+XlsxWriter and matplotlib (Agg, no pyplot) and the product's library (``include/`` imports no Airflow, so
+nothing here is circular). A child forked from them finds them loaded: parsing the DAG file before each
+task takes about 0.1 s instead of 1 to 2.5 s on a 2-core machine (docs/architecture.md, "How a run is
+timed"), and the dag-processor's periodic parses stop costing a tenth of a core. The other processes
+(api-server, triggerer) import nothing more.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from __future__ import annotations
 import importlib
 import sys
 
-#: Imported before the executor forks: third-party first, then the library modules the operators use.
+#: Imported before the process forks its children: third-party first, then the library modules.
 PRELOAD = (
     "pandas",
     "numpy",
@@ -36,14 +38,18 @@ PRELOAD = (
 )
 
 
-def forks_task_processes(argv: list[str]) -> bool:
-    """Whether ``airflow <argv>`` starts a process whose children run tasks."""
-    return argv[:1] == ["scheduler"] or argv[:2] == ["celery", "worker"]
+def forks_dag_file_parsers(argv: list[str]) -> bool:
+    """Whether ``airflow <argv>`` starts a process whose forked children parse the DAG files.
+
+    The scheduler (LocalExecutor workers, then each task's process), a Celery worker (its pool, then each
+    task's process) and the dag-processor (a process per DAG file parse, every 30 s).
+    """
+    return argv[:1] in (["scheduler"], ["dag-processor"]) or argv[:2] == ["celery", "worker"]
 
 
 def preload(argv: list[str]) -> list[str]:
     """Import :data:`PRELOAD` when ``argv`` is such a command; the modules imported."""
-    if not forks_task_processes(argv):
+    if not forks_dag_file_parsers(argv):
         return []
     for name in PRELOAD:
         importlib.import_module(name)

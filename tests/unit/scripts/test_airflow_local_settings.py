@@ -23,14 +23,14 @@ import airflow_local_settings as settings  # noqa: E402
         (["scheduler"], True),
         (["celery", "worker", "--concurrency", "2"], True),
         (["api-server", "--port", "8080"], False),
-        (["dag-processor"], False),
+        (["dag-processor"], True),
         (["triggerer"], False),
         (["celery", "flower"], False),
         ([], False),
     ],
 )
-def test_only_the_processes_that_fork_tasks_preload(argv, forks):
-    assert settings.forks_task_processes(argv) is forks
+def test_only_the_processes_that_fork_dag_file_parsers_preload(argv, forks):
+    assert settings.forks_dag_file_parsers(argv) is forks
     assert (settings.preload(argv) == list(settings.PRELOAD)) is forks
 
 

@@ -39,7 +39,7 @@ def peak_mb() -> float:
 
 
 #: The steps in DAG order (``--until``, ``--profile``).
-STEP_NAMES = ("count", "write_queues", "optimize", "engine", "winners", "report")
+STEP_NAMES = ("count", "write_queues", "engine", "optimize", "winners", "report")
 
 
 class Steps:

@@ -157,7 +157,7 @@ def _pending_queues(
         batch = queues.batch_queues(conn, comm_group_id, start, stop)
         pending = [int(r.Id) for r in batch if r.RunEndTime is None]
         _, group_plan_ids = group_plans(conn, comm_group_id)
-        plan_rows = queues.queue_plans(conn, pending)
+        plan_rows = queues.pending_queue_plans(conn, comm_group_id, start, stop)
         period_id = instances.instance_of_group(conn, comm_group_id).OptimizationBillingPeriodId
     if len(batch) != stop - start:
         raise RuntimeError(
@@ -166,8 +166,8 @@ def _pending_queues(
         )
     local = {gp: i for i, gp in enumerate(group_plan_ids)}
     sequences: dict[int, list[int]] = {}
-    for row in plan_rows:
-        sequences.setdefault(int(row.QueueId), []).append(local[int(row.CommGroup_RatePlanId)])
+    for queue_id, group_plan_id in plan_rows:
+        sequences.setdefault(queue_id, []).append(local[group_plan_id])
     return len(batch) - len(pending), pending, sequences, period_id
 
 

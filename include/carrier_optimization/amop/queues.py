@@ -173,7 +173,7 @@ def pending_queue_plans(conn: Connection, comm_group_id: int, start: int, stop: 
         .join(q, q.c.Id == qrp.c.QueueId)
         .where(_in_range(comm_group_id, start, stop), q.c.RunEndTime.is_(None))
         .order_by(qrp.c.QueueId, qrp.c.SequenceOrder)
-    )
+    ).all()  # one fetch: iterating the result fetches row by row
     return [(int(queue_id), int(plan_id)) for queue_id, plan_id in rows]
 
 
@@ -190,6 +190,27 @@ def finish_queues(
         values["RunStartTime"] = started
     q = s.optimization_queue
     conn.execute(update(q).where(q.c.Id.in_(list(queue_ids))).values(**values, RunEndTime=utcnow()))
+
+
+def finish_batch(
+    conn: Connection,
+    comm_group_id: int,
+    start: int,
+    stop: int,
+    status: OptimizationStatus,
+    *,
+    started: dt.datetime | None = None,
+) -> None:
+    """End the unfinished sequence queues in ``[start, stop)`` as `finish_queues` does, by range."""
+    values: dict[str, Any] = {"RunStatusId": int(status)}
+    if started is not None:
+        values["RunStartTime"] = started
+    q = s.optimization_queue
+    conn.execute(
+        update(q)
+        .where(_in_range(comm_group_id, start, stop), q.c.RunEndTime.is_(None))
+        .values(**values, RunEndTime=utcnow())
+    )
 
 
 def engine_queue(conn: Connection, comm_group_id: int) -> Row | None:

@@ -135,7 +135,8 @@ def run_optimizer_batch(
             best = (candidate.cost, chunk[candidate.index], candidate)
         done += chunk
         if time.monotonic() - last >= checkpoint_seconds or chunk_start + len(chunk) >= len(pending):
-            recorded += _checkpoint(engine, comm_group_id, group, done, best, began, period_id)
+            whole = (start, stop) if len(done) == len(pending) else None  # one update on the range
+            recorded += _checkpoint(engine, comm_group_id, group, done, best, began, period_id, whole)
             evaluated, finished = evaluated + len(done), finished + len(done)
             done, best, began = [], None, time.monotonic()
             last = began
@@ -179,12 +180,21 @@ def _checkpoint(
     best: tuple[float, int, legacy.Candidate] | None,
     began: float,
     period_id: int | None,
+    whole_batch: tuple[int, int] | None = None,
 ) -> int:
-    """One transaction: record ``best`` if better, finish ``queue_ids``; returns 1 if recorded, else 0."""
+    """One transaction: record ``best`` if better, finish ``queue_ids``; returns 1 if recorded, else 0.
+
+    ``whole_batch``: ``queue_ids`` are all the unfinished queues of that sequence range, finished by the
+    range instead of a list of up to thousands of ids.
+    """
     started = utcnow() - dt.timedelta(seconds=time.monotonic() - began)
+    success = OptimizationStatus.CompleteWithSuccess
     with engine.begin() as conn:
         recorded = best is not None and record_if_better(
             conn, comm_group_id, best[1], group, best[2].assignment, period_id=period_id
         )
-        queues.finish_queues(conn, queue_ids, OptimizationStatus.CompleteWithSuccess, started=started)
+        if whole_batch is None:
+            queues.finish_queues(conn, queue_ids, success, started=started)
+        else:
+            queues.finish_batch(conn, comm_group_id, *whole_batch, success, started=started)
     return int(recorded)

@@ -73,3 +73,25 @@ def test_finish_and_close_queues(db_engine, session):
         ids[1]: int(OptimizationStatus.CompleteWithErrors),
     }
     assert abs((start - started).total_seconds()) < 1
+
+
+def test_finish_batch_ends_only_the_unfinished_queues_of_its_range(db_engine, session):
+    plan = prepare(db_engine, session)
+    group_id = plan.groups[0]["comm_group_id"]
+    started = utcnow() - dt.timedelta(minutes=5)
+    q = s.optimization_queue
+    with db_engine.begin() as conn:
+        instance = instances.instance_row(conn, plan.instance_id)
+        queues.insert_sequence_queues(conn, instance, group_id, [0, 1, 2, 3], now=utcnow())
+        ids = queues.sequence_queue_ids(conn, group_id, 0, 4)
+        queues.finish_queues(conn, [ids[1]], OptimizationStatus.CompleteWithErrors)
+        ended_before = conn.execute(select(q.c.RunEndTime).where(q.c.Id == ids[1])).scalar_one()
+        queues.finish_batch(conn, group_id, 0, 3, OptimizationStatus.CompleteWithSuccess, started=started)
+    with db_engine.connect() as conn:
+        found = conn.execute(select(q.c.Id, q.c.RunStatusId, q.c.RunEndTime, q.c.RunStartTime))
+        rows = {r.Id: r for r in found}
+    assert rows[ids[0]].RunStatusId == rows[ids[2]].RunStatusId == int(OptimizationStatus.CompleteWithSuccess)
+    assert abs((rows[ids[0]].RunStartTime - started).total_seconds()) < 1
+    assert rows[ids[1]].RunStatusId == int(OptimizationStatus.CompleteWithErrors)  # finished before: kept
+    assert rows[ids[1]].RunEndTime == ended_before
+    assert rows[ids[3]].RunEndTime is None  # outside the range

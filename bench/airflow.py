@@ -17,7 +17,8 @@ One manual run of ``carrier_optimization__acme`` is triggered through the REST A
   (task process start-up: DAG parse, context) and of ``execute()`` -> end (XCom push, state), and the
   peak resident memory of the task processes (``ru_maxrss``) and its growth during ``execute()``;
 - the scheduling gap of every dependency: the downstream task's first start minus the latest end of its
-  upstream tasks;
+  upstream tasks, split at the downstream task's first ``queued_when`` (the scheduler queues a task only
+  into a free executor slot, so a wait for a slot falls before it);
 - the split of the wall time into *time inside the library* and *Airflow overhead*. The time inside the
   library is measured by the listener :mod:`plugins.task_timings` (switched on by ``CARRIER_OPT_TIMINGS``
   in the deployment's settings): every task try records when its ``execute()`` started and ended in the
@@ -162,7 +163,10 @@ def report(api, run: dict, timings: list[dict]) -> None:
             f"{last_end[task_id] - first_start[task_id]:>9.2f}{executed:>9.2f}{cpu:>7.2f}"
             f"{queued:>8.2f}{pre:>7.2f}{post:>7.2f}{peak:>10.0f}{growth:>6.0f}"
         )
-    print("scheduling gaps (first start of a task - latest end of its upstream tasks):")
+    print(
+        "scheduling gaps (first start of a task - latest end of its upstream tasks), split at its first "
+        "queued_when (the scheduler queues a task only into a free executor slot):"
+    )
     gaps = []
     for task_id in order:
         parents = [p for p in upstream.get(task_id, ()) if p in last_end]
@@ -170,7 +174,12 @@ def report(api, run: dict, timings: list[dict]) -> None:
             latest = max(parents, key=last_end.__getitem__)
             gap = first_start[task_id] - last_end[latest]
             gaps.append(gap)
-            print(f"  {latest:>22} -> {task_id:<22}{gap:8.2f} s")
+            queued = [when(ti["queued_when"]) for ti in by_task[task_id] if ti.get("queued_when")]
+            split = ""
+            if queued:
+                scheduler, slot = min(queued) - last_end[latest], first_start[task_id] - min(queued)
+                split = f"   to queued {scheduler:5.2f} s, queued to start {slot:5.2f} s"
+            print(f"  {latest:>22} -> {task_id:<22}{gap:8.2f} s{split}")
     print(f"  first task start - run start: {first_start[order[0]] - start:8.2f} s")
     print(f"  run end - last task end:      {end - max(last_end.values()):8.2f} s")
     library = union([(r["start"], r["end"]) for r in timings])

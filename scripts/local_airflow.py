@@ -147,6 +147,9 @@ class LocalAirflow:
                 "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "10",
                 # a dependent task starts within a few tenths of a second instead of up to one second
                 "AIRFLOW__SCHEDULER__SCHEDULER_IDLE_SLEEP_TIME": "0.2",
+                # a task's supervisor waits in select() up to this long between heartbeats, and now and
+                # then notices its finished task only then: 5 s (the default) of a held executor slot
+                "AIRFLOW__WORKERS__MIN_HEARTBEAT_INTERVAL": "1",
                 "AIRFLOW__CELERY__BROKER_URL": f"{REDIS}/{self.redis_db}",
                 "AIRFLOW__CELERY__RESULT_BACKEND": "db+" + self.metadata_url,
                 "AIRFLOW__CELERY__WORKER_CONCURRENCY": "2",

@@ -185,11 +185,7 @@ def finish_queues(
     started: dt.datetime | None = None,
 ) -> None:
     """End the queues with ``status`` now; ``started`` also sets their ``RunStartTime``."""
-    values: dict[str, Any] = {"RunStatusId": int(status)}
-    if started is not None:
-        values["RunStartTime"] = started
-    q = s.optimization_queue
-    conn.execute(update(q).where(q.c.Id.in_(list(queue_ids))).values(**values, RunEndTime=utcnow()))
+    _finish(conn, s.optimization_queue.c.Id.in_(list(queue_ids)), status, started)
 
 
 def finish_batch(
@@ -202,15 +198,19 @@ def finish_batch(
     started: dt.datetime | None = None,
 ) -> None:
     """End the unfinished sequence queues in ``[start, stop)`` as `finish_queues` does, by range."""
-    values: dict[str, Any] = {"RunStatusId": int(status)}
+    unfinished = s.optimization_queue.c.RunEndTime.is_(None)
+    _finish(conn, and_(_in_range(comm_group_id, start, stop), unfinished), status, started)
+
+
+def _finish(
+    conn: Connection, which: ColumnElement[bool], status: OptimizationStatus, started: dt.datetime | None
+) -> None:
+    """End the ``which`` queues with ``status`` now (and ``RunStartTime`` = ``started`` when given)."""
+    values: dict[str, Any] = {"RunStatusId": int(status), "RunEndTime": utcnow()}
     if started is not None:
         values["RunStartTime"] = started
     q = s.optimization_queue
-    conn.execute(
-        update(q)
-        .where(_in_range(comm_group_id, start, stop), q.c.RunEndTime.is_(None))
-        .values(**values, RunEndTime=utcnow())
-    )
+    conn.execute(update(q).where(which).values(**values))
 
 
 def engine_queue(conn: Connection, comm_group_id: int) -> Row | None:

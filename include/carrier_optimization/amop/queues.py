@@ -9,6 +9,7 @@ import datetime as dt
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+import numpy as np
 from sqlalchemy import and_, func, insert, select, update
 from sqlalchemy.engine import Connection, Row
 from sqlalchemy.sql.elements import ColumnElement
@@ -161,20 +162,23 @@ def batch_queues(conn: Connection, comm_group_id: int, start: int, stop: int) ->
     ).all()
 
 
-def pending_queue_plans(conn: Connection, comm_group_id: int, start: int, stop: int) -> list[tuple[int, int]]:
-    """``(QueueId, CommGroup_RatePlanId)`` of the unfinished sequence queues in ``[start, stop)``.
+def pending_queue_plans(conn: Connection, comm_group_id: int, start: int, stop: int) -> np.ndarray:
+    """``(QueueId, CommGroup_RatePlanId)`` rows of the unfinished sequence queues in ``[start, stop)``.
 
-    By queue and sequence order. One join on the batch's range: a list of 2,000 queue ids as bound
-    parameters cost more to send and compile than the rows themselves.
+    An ``(N, 2)`` int64 array, by queue and sequence order. One join on the batch's range (a list of
+    2,000 queue ids as bound parameters cost more to send and compile than the rows themselves), its
+    rows fetched from the driver's cursor at once: SQLAlchemy's ``Row`` per row cost more than the query
+    (~28,000 rows per batch of 2,000 sequences of 14 plans).
     """
     q, qrp = s.optimization_queue, s.queue_rate_plan
-    rows = conn.execute(
+    result = conn.execute(
         select(qrp.c.QueueId, qrp.c.CommGroup_RatePlanId)
         .join(q, q.c.Id == qrp.c.QueueId)
         .where(_in_range(comm_group_id, start, stop), q.c.RunEndTime.is_(None))
         .order_by(qrp.c.QueueId, qrp.c.SequenceOrder)
-    ).all()  # one fetch: iterating the result fetches row by row
-    return [(int(queue_id), int(plan_id)) for queue_id, plan_id in rows]
+    )
+    with result:
+        return np.array(result.cursor.fetchall(), dtype=np.int64).reshape(-1, 2)
 
 
 def finish_queues(

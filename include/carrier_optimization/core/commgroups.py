@@ -9,6 +9,7 @@ from typing import NamedTuple
 
 import numpy as np
 import numpy.typing as npt
+import pandas as pd
 
 from include.carrier_optimization.core.domain import GroupProblem, Problem, RatePlan, SkippedGroup
 from include.carrier_optimization.core.validation import (
@@ -128,12 +129,31 @@ class _Devices(NamedTuple):
     current: np.ndarray
 
 
+def _strings(values: npt.ArrayLike) -> np.ndarray:
+    """``values`` as an object array of ``str``, in one pass.
+
+    numpy's ``astype(str)`` round trip took four times as long; every optimize task loads its comm group
+    (45,000 SIMs in the 100k bench fleet).
+    """
+    array = np.asarray(values, dtype=object)
+    strings = [v if type(v) is str else str(v) for v in array.ravel().tolist()]
+    return np.array(strings, dtype=object).reshape(array.shape)
+
+
+def _duplicated(ids: np.ndarray) -> np.ndarray:
+    """Which of the (string) ids occur more than once, every occurrence; a set answers the usual case."""
+    if len(set(ids.ravel().tolist())) == ids.size:
+        return np.zeros(ids.shape, dtype=bool)
+    unique_ids, counts = np.unique(ids.astype(str), return_counts=True)
+    return np.isin(ids.astype(str), unique_ids[counts > 1])
+
+
 def _build_problem_iv(plans, comm_plans, device_ids, comm_plan, usage_mb, sms, proration, current_plan_id):
     plans = tuple(plans)
     errors = plan_errors(plans)
     if errors:
         raise InvalidInputError("\n".join(errors))
-    ids = np.asarray(device_ids, dtype=object).astype(str).astype(object)
+    ids = _strings(device_ids)
     n = len(ids)
 
     def vector(name, values, default, dtype):
@@ -148,14 +168,12 @@ def _build_problem_iv(plans, comm_plans, device_ids, comm_plan, usage_mb, sms, p
     sms = vector("sms", sms, 0.0, np.float64)
     proration = vector("proration", proration, 1.0, np.float64)
     current = vector("current_plan_id", current_plan_id, -1, np.int64)
-    names = np.asarray(comm_plan, dtype=object).astype(str).astype(object)
+    names = _strings(comm_plan)
     if names.shape != (n,):
         raise ValueError(f"`comm_plan` must have shape ({n},); got {names.shape}")
 
-    unique_ids, counts = np.unique(ids.astype(str), return_counts=True)
-    duplicated = np.isin(ids.astype(str), unique_ids[counts > 1])
     checks = [
-        ("device_id must be unique", duplicated),
+        ("device_id must be unique", _duplicated(ids)),
         ("usage_mb must be a finite number >= 0", ~np.isfinite(usage) | (usage < 0)),
         ("sms must be a finite number >= 0", ~np.isfinite(sms) | (sms < 0)),
         ("proration must be in [0, 1]", ~((proration >= 0) & (proration <= 1))),
@@ -247,7 +265,9 @@ def _device_groups(
     Devices on an unknown comm plan, or on a comm plan allowing no known plan, are invalid input.
     """
     group_of_comm_plan = {name: g for g, group in enumerate(groups) for name in group.comm_plans}
-    comm_names, comm_inverse = np.unique(names.astype(str), return_inverse=True)
+    # hashed, then the few names sorted: np.unique sorted the strings of every SIM
+    comm_inverse, comm_names = pd.factorize(names, sort=True)
+    comm_names = comm_names.astype(str)
     group_of_name = np.array([group_of_comm_plan.get(name, -1) for name in comm_names], dtype=np.int64)
     device_group = group_of_name[comm_inverse] if len(ids) else np.zeros(0, dtype=np.int64)
     no_plan = np.array([len(groups[g].plan_ids) == 0 if g >= 0 else False for g in group_of_name], dtype=bool)

@@ -129,7 +129,8 @@ def run_optimizer_batch(
             stopped = True
             break
         chunk = pending[chunk_start : chunk_start + queues_per_instance]
-        candidate = legacy.evaluate_sequences(group, [sequences[qid] for qid in chunk], tables=tables)
+        rows = sequences[chunk_start : chunk_start + queues_per_instance]
+        candidate = legacy.evaluate_sequences(group, rows, tables=tables)
         # Strictly cheaper at the stored precision, as record-if-better decides: ties keep the earliest.
         if best is None or round(candidate.cost, 4) < round(best[0], 4):
             best = (candidate.cost, chunk[candidate.index], candidate)
@@ -152,8 +153,12 @@ def run_optimizer_batch(
 
 def _pending_queues(
     engine: Engine, comm_group_id: int, start: int, stop: int
-) -> tuple[int, list[int], dict[int, list[int]], int | None]:
-    """Finished count, pending queue ids, their sequences (local plan indices), the billing period id."""
+) -> tuple[int, list[int], np.ndarray, int | None]:
+    """Finished count, pending queue ids, their sequences (local plan indices), the billing period id.
+
+    The sequences are an ``(len(pending), P)`` array in the order of ``pending``: each queue's rate plans
+    are a permutation of the group's ``P`` plans.
+    """
     with engine.connect() as conn:
         batch = queues.batch_queues(conn, comm_group_id, start, stop)
         pending = [int(r.Id) for r in batch if r.RunEndTime is None]
@@ -165,11 +170,28 @@ def _pending_queues(
             f"comm group {comm_group_id}: {len(batch)} queues for sequences [{start}, {stop}); "
             "the queue batch was not written"
         )
-    local = {gp: i for i, gp in enumerate(group_plan_ids)}
-    sequences: dict[int, list[int]] = {}
-    for queue_id, group_plan_id in plan_rows:
-        sequences.setdefault(queue_id, []).append(local[group_plan_id])
-    return len(batch) - len(pending), pending, sequences, period_id
+    return len(batch) - len(pending), pending, _sequences(plan_rows, pending, group_plan_ids), period_id
+
+
+def _sequences(plan_rows: np.ndarray, pending: list[int], group_plan_ids: list[int]) -> np.ndarray:
+    """The ``(QueueId, CommGroup_RatePlanId)`` rows as one row of local plan indices per pending queue."""
+    n, p = len(pending), len(group_plan_ids)
+    if n == 0:
+        return np.zeros((0, p), dtype=np.int64)
+    ids = np.asarray(group_plan_ids, dtype=np.int64)
+    order = np.argsort(ids, kind="stable")
+    local = order[np.searchsorted(ids, plan_rows[:, 1], sorter=order).clip(max=max(p - 1, 0))]
+    if len(plan_rows) == n * p and (ids[local] == plan_rows[:, 1]).all():
+        queue_of_row = plan_rows[:, 0].reshape(n, p)[:, 0]  # by queue id, as the rows are ordered
+        rows = np.searchsorted(queue_of_row, pending).clip(max=n - 1)
+        if (plan_rows[:, 0].reshape(n, p) == queue_of_row[:, None]).all() and (
+            queue_of_row[rows] == pending
+        ).all():
+            return local.reshape(n, p)[rows]
+    raise RuntimeError(
+        f"{len(plan_rows)} queue rate plans for {n} pending queues of {p} plans: every sequence queue "
+        "must hold each of its comm group's rate plans once"
+    )
 
 
 def _checkpoint(

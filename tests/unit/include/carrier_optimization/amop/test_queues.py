@@ -42,10 +42,10 @@ def test_sequence_queues_and_their_rate_plans_of_a_batch(db_engine, session):
         assert queues.queues_with_plans(conn, ids.values()) == set()
         written = queues.insert_queue_rate_plans(conn, [(ids[3], 1, 11), (ids[3], 0, 10)], now=now)
         assert written == 2 and queues.queues_with_plans(conn, ids.values()) == {ids[3]}
-        assert queues.pending_queue_plans(conn, group_id, 0, 4) == [(ids[3], 10), (ids[3], 11)]
-        assert queues.pending_queue_plans(conn, group_id, 0, 3) == []
+        assert queues.pending_queue_plans(conn, group_id, 0, 4).tolist() == [[ids[3], 10], [ids[3], 11]]
+        assert queues.pending_queue_plans(conn, group_id, 0, 3).shape == (0, 2)
         queues.finish_queues(conn, [ids[3]], OptimizationStatus.CompleteWithSuccess)
-        assert queues.pending_queue_plans(conn, group_id, 0, 4) == []
+        assert queues.pending_queue_plans(conn, group_id, 0, 4).shape == (0, 2)
         assert [r.Id for r in queues.batch_queues(conn, group_id, 0, 4)] == [ids[0], ids[2], ids[3]]
         assert queues.count_sequence_queues(conn, plan.instance_id) == 3
 

@@ -12,10 +12,13 @@ import pytest
 from sqlalchemy import delete, func, select, update
 
 from include.carrier_optimization import pipeline
+from include.carrier_optimization.amop import queues
 from include.carrier_optimization.amop import schema as s
+from include.carrier_optimization.amop.schema import OptimizationStatus
 from include.carrier_optimization.core.cost import evaluate
 from include.carrier_optimization.core.engines import legacy
 from include.carrier_optimization.pipeline import optimizer
+from include.carrier_optimization.pipeline.queues import _plans_only, group_plans
 from tests.unit.include.carrier_optimization.pipeline.conftest import counts, prepare
 
 QUEUES_PER_CHUNK = 3
@@ -62,10 +65,10 @@ def lowest_cost(engine, group_id: int) -> float:
 def expected_lowest(engine, batch) -> float:
     """The group's best after the batch, computed in memory: base or the batch's best sequence."""
     group = pipeline.load_group(engine, batch["comm_group_id"])
-    _, pending, sequences, _ = optimizer._pending_queues(
+    _, _, sequences, _ = optimizer._pending_queues(
         engine, batch["comm_group_id"], batch["start"], batch["stop"]
     )
-    best = legacy.evaluate_sequences(group, [sequences[q] for q in pending])
+    best = legacy.evaluate_sequences(group, sequences)
     base = evaluate(group, legacy.base_assignment(group)).total
     return min(round(base, 4), round(evaluate(group, best.assignment).total, 4))
 
@@ -237,3 +240,41 @@ def test_optimizer_batch_without_its_queues_fails(db_engine, session):
     batch = prepare(db_engine, session).batches[0]
     with pytest.raises(RuntimeError, match="the queue batch was not written"):
         pipeline.run_optimizer_batch(db_engine, queues_per_instance=5, **batch)
+
+
+# -- the batch's sequences, read back from its queue rate plans -------------------------------------
+
+
+def test_the_pending_sequences_are_the_written_ones_in_sequence_order(db_engine, session):
+    batch = prepare(db_engine, session).batches[0]
+    group_id, start, stop = batch["comm_group_id"], batch["start"], batch["stop"]
+    middle = (start + stop) // 2
+    # the second half first: queue ids then do not follow the sequence indices
+    pipeline.write_queue_batch(db_engine, comm_group_id=group_id, start=middle, stop=stop)
+    pipeline.write_queue_batch(db_engine, **batch)
+    with db_engine.begin() as conn:  # every other queue finished: the pending ones are not contiguous
+        ids = queues.sequence_queue_ids(conn, group_id, start, stop)
+        queues.finish_queues(
+            conn, [ids[i] for i in range(start, stop, 2)], OptimizationStatus.CompleteWithSuccess
+        )
+        plans, _ = group_plans(conn, group_id)
+    assert ids[middle] < ids[start]
+    order = legacy.canonical_plan_order(_plans_only(plans))
+    wanted = list(range(start + 1, stop, 2))
+
+    finished, pending, sequences, _ = optimizer._pending_queues(db_engine, group_id, start, stop)
+
+    assert finished == len(range(start, stop, 2)) and pending == [ids[i] for i in wanted]
+    assert sequences.tolist() == [list(legacy.sequence_at(order, i, pipeline.SEQUENCE_CAP)) for i in wanted]
+
+
+def test_a_queue_missing_one_of_its_rate_plans_fails_the_batch_and_names_why(db_engine, session):
+    batch = prepare(db_engine, session).batches[0]
+    pipeline.write_queue_batch(db_engine, **batch)
+    qrp = s.queue_rate_plan
+    with db_engine.begin() as conn:
+        queue_id = queues.sequence_queue_ids(conn, batch["comm_group_id"], batch["start"], batch["stop"])[1]
+        conn.execute(delete(qrp).where(qrp.c.QueueId == queue_id, qrp.c.SequenceOrder == 0))
+    with pytest.raises(RuntimeError, match="must hold each of its comm group's rate plans once"):
+        pipeline.run_optimizer_batch(db_engine, queues_per_instance=5, **batch)
+    assert finished(db_engine, batch) == 0  # nothing evaluated, nothing finished

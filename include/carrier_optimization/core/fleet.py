@@ -255,9 +255,13 @@ def _usage_readings(
     period_end: dt.datetime,
     as_of: dt.datetime,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Month-to-date bytes as the carrier reports them, in MB, and the legacy projection of that (MB)."""
-    elapsed = (as_of - period_start).total_seconds()
+    """Month-to-date bytes as the carrier reports them, in MB, and the legacy projection of that (MB).
+
+    A reading at or before the period start has no usage of the period yet, one after its end all of it
+    (the first hours of a month: a reading an hour old would otherwise be negative).
+    """
     period_seconds = (period_end - period_start).total_seconds()
+    elapsed = min(max((as_of - period_start).total_seconds(), 0.0), period_seconds)
     mtd_mb = np.where(status == "ACTIVATED", full_usage * elapsed / period_seconds, full_usage)
     ctd_bytes = np.round(mtd_mb * MB).astype(np.int64)
     cycle_mb = np.round(ctd_bytes / MB, 3)

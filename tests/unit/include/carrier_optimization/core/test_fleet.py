@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -61,3 +63,19 @@ class TestGenerateFleet:
     def test_rejects_an_empty_fleet(self):
         with pytest.raises(ValueError, match="`n_sims` must be >= 1"):
             generate_fleet(0)
+
+
+@pytest.mark.parametrize(
+    ("read", "share"),
+    [(dt.timedelta(hours=-1), 0.0), (dt.timedelta(0), 0.0), (dt.timedelta(days=400), 1.0)],
+    ids=["an hour before the period start", "at the period start", "after the period end"],
+)
+def test_a_reading_outside_its_period_reports_no_usage_or_all_of_it(read, share):
+    """The first hours of a month: the local deployments read the sample fleet an hour before now."""
+    end = dt.datetime(2026, 12, 31, 23, 59, 59)
+    start = generate_fleet(10, seed=4, period_end=end).period_start
+    fleet = generate_fleet(3000, seed=4, period_end=end, as_of=start + read)
+    full = generate_fleet(3000, seed=4, period_end=end, as_of=end).devices
+    active = fleet.devices.status == "ACTIVATED"
+    assert active.any() and (fleet.devices.ctd_bytes >= 0).all() and (fleet.devices.usage_mb >= 0).all()
+    assert np.allclose(fleet.devices.ctd_bytes[active], share * full.ctd_bytes[active], atol=1)

@@ -62,3 +62,48 @@ def test_every_local_process_finds_the_settings_module(tmp_path):
     _, env = configured(tmp_path)
     assert str(LOCAL_CONFIG) in env["PYTHONPATH"].split(os.pathsep)
     assert (LOCAL_CONFIG / "airflow_local_settings.py").is_file()
+
+
+PLUGIN_MODULES = [
+    "plugins.operators.optimization_solve",
+    "plugins.operators.optimization_report",
+    "plugins.sensors.sqs",
+]
+
+
+def imported_around_a_fork(tmp_path, argv: list[str]) -> dict[str, dict[str, bool]]:
+    """Run as ``airflow <argv>`` in a fresh interpreter: initialise Airflow, fork once; what was imported.
+
+    As in a real process, Airflow imports the settings module while it initialises itself.
+    """
+    code = (
+        "import sys, os, json; modules = json.loads(sys.argv[2]); "
+        "sys.argv = ['airflow', *json.loads(sys.argv[1])]; import airflow; "
+        "assert 'airflow_local_settings' in sys.modules; "
+        "before = {m: m in sys.modules for m in modules}; pid = os.fork(); "
+        "os._exit(0) if pid == 0 else os.waitpid(pid, 0); "
+        "print(json.dumps({'before': before, 'after': {m: m in sys.modules for m in modules}}))"
+    )
+    _, env = configured(tmp_path)
+    env = {**os.environ, **env, "PYTHONPATH": os.pathsep.join([str(ROOT), str(LOCAL_CONFIG)])}
+    done = subprocess.run(
+        [sys.executable, "-c", code, json.dumps(argv), json.dumps(PLUGIN_MODULES)],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+    )
+    assert "could not preload" not in done.stderr
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def test_a_scheduler_imports_the_dag_files_plugins_before_its_first_fork(tmp_path):
+    seen = imported_around_a_fork(tmp_path, ["scheduler"])
+    assert not any(seen["before"].values()), seen  # not while Airflow initialised itself
+    assert all(seen["after"].values()), seen
+
+
+def test_an_api_server_does_not_import_them_when_it_forks(tmp_path):
+    seen = imported_around_a_fork(tmp_path, ["api-server"])
+    assert not any(seen["after"].values()), seen

@@ -163,6 +163,16 @@ def report(api, run: dict, timings: list[dict]) -> None:
             f"{last_end[task_id] - first_start[task_id]:>9.2f}{executed:>9.2f}{cpu:>7.2f}"
             f"{queued:>8.2f}{pre:>7.2f}{post:>7.2f}{peak:>10.0f}{growth:>6.0f}"
         )
+    for task_id in order:
+        records = sorted(executing.get(task_id, []), key=lambda r: (r["map_index"], r["try_number"]))
+        if len(records) > 1:  # mapped: each index's execute() and the CPU it had in it
+            print(
+                f"  {task_id} per index, execute s / cpu s: "
+                + ", ".join(
+                    f"[{r['map_index']}] {r['end'] - r['start']:.2f} / {r.get('cpu') or 0:.2f}"
+                    for r in records
+                )
+            )
     print(
         "scheduling gaps (first start of a task - latest end of its upstream tasks), split at its first "
         "queued_when (the scheduler queues a task only into a free executor slot):"

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterable, Mapping, Sequence
+from itertools import chain
 from typing import Any
 
 import numpy as np
@@ -178,7 +179,8 @@ def pending_queue_plans(conn: Connection, comm_group_id: int, start: int, stop: 
         .order_by(qrp.c.QueueId, qrp.c.SequenceOrder)
     )
     with result:
-        return np.array(result.cursor.fetchall(), dtype=np.int64).reshape(-1, 2)
+        rows = result.cursor.fetchall()
+    return np.fromiter(chain.from_iterable(rows), dtype=np.int64, count=2 * len(rows)).reshape(-1, 2)
 
 
 def finish_queues(

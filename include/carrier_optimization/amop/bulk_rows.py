@@ -125,8 +125,9 @@ def result_rows(
 ) -> Iterator[tuple[Any, ...]]:
     """Device result rows (`RESULT_COLUMNS`) of ``assignment`` (local plan indices) of ``group``."""
     n = group.n_devices
-    # per-device cents by largest remainder: the rows add up to the invoice total to the cent
-    fixed, overage, sms = (cents / 100 for cents in breakdown.device_cents())
+    # per-device cents by largest remainder: the rows add up to the invoice total to the cent. Whole cents
+    # divided by 100 are the doubles nearest the amounts: what round(amount, 4) gave, at a tenth the cost
+    fixed, overage, sms = breakdown.device_cents()
     return zip(
         [queue_id] * n,
         [int(d) for d in group.device_ids],
@@ -134,11 +135,11 @@ def result_rows(
         [round(u, 3) for u in np.asarray(group.usage_mb, dtype=float).tolist()],
         [int(m) for m in np.asarray(group.sms).tolist()],
         group.plan_ids[np.asarray(assignment)].astype(np.int64).tolist(),
-        [round(v, 4) for v in (fixed + overage).tolist()],
+        ((fixed + overage) / 100).tolist(),
         [0.0] * n,
-        [round(v, 4) for v in np.asarray(fixed, dtype=float).tolist()],
-        [round(v, 4) for v in np.asarray(overage, dtype=float).tolist()],
-        [round(v, 4) for v in np.asarray(sms, dtype=float).tolist()],
+        (fixed / 100).tolist(),
+        (overage / 100).tolist(),
+        (sms / 100).tolist(),
         [s.CREATED_BY] * n,
         [now] * n,
         strict=True,

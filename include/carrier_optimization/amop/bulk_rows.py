@@ -3,7 +3,8 @@
 The device snapshot of the count step and the device results of a queue (base assignment, engine and
 recorded sequences) are one row per SIM: building a dict per row from ``itertuples`` took about 2 s per
 100,000 SIMs. Here each column is converted once (``tolist``), and the values are exactly those the
-per-row code wrote (Python ``round``, not ``numpy.round``, for the money columns).
+per-row code wrote (Python ``round``, not ``numpy.round``, for the usage; the money columns are whole
+cents divided by 100, the doubles ``round(amount, 4)`` gave).
 """
 
 from __future__ import annotations
@@ -67,11 +68,17 @@ def _datetimes(values: pd.Series) -> list[dt.datetime | None]:
 
 def _texts(values: pd.Series) -> list[Any]:
     """Column values, None for missing ones (pandas may hold them as NaN, which COPY would write as text)."""
+    if not values.isna().any():
+        return values.tolist()
     return [None if v is None or (isinstance(v, float) and v != v) else v for v in values.tolist()]
 
 
 def _ids(values: pd.Series) -> list[int | None]:
-    return [None if pd.isna(v) else int(v) for v in values.tolist()]
+    missing = values.isna().to_numpy()
+    ids = values.fillna(0).astype(np.int64).tolist() if len(values) else []
+    if not missing.any():
+        return ids
+    return [None if gone else i for i, gone in zip(ids, missing.tolist(), strict=True)]
 
 
 def snapshot_rows(

@@ -178,8 +178,10 @@ def pending_queue_plans(conn: Connection, comm_group_id: int, start: int, stop: 
         .where(_in_range(comm_group_id, start, stop), q.c.RunEndTime.is_(None))
         .order_by(qrp.c.QueueId, qrp.c.SequenceOrder)
     )
-    with result:
+    try:  # not `with result:`, which SQLAlchemy 1.4 (MWAA's Airflow 3.0.6 line) does not support
         rows = result.cursor.fetchall()
+    finally:
+        result.close()
     return np.fromiter(chain.from_iterable(rows), dtype=np.int64, count=2 * len(rows)).reshape(-1, 2)
 
 

@@ -58,7 +58,7 @@ PRELOAD_AT_FORK = (
     "plugins.sensors.sqs",
 )
 
-_preloaded_at_fork: list[str] = []
+_preloading_started = False
 
 
 def forks_dag_file_parsers(argv: list[str]) -> bool:
@@ -85,9 +85,10 @@ def preload_at_fork() -> list[str]:
     A module that fails to import is reported and skipped: the fork goes on, and the task that needs the
     module fails on its own import with the real error.
     """
-    if _preloaded_at_fork:
+    global _preloading_started
+    if _preloading_started:
         return []
-    _preloaded_at_fork.append("started")  # at most once, even if an import forks
+    _preloading_started = True  # before the imports: at most once, even if an import forks
     done = []
     for name in PRELOAD_AT_FORK:
         try:

@@ -75,7 +75,7 @@ def _texts(values: pd.Series) -> list[Any]:
 
 def _ids(values: pd.Series) -> list[int | None]:
     missing = values.isna().to_numpy()
-    ids = values.fillna(0).astype(np.int64).tolist() if len(values) else []
+    ids = values.fillna(0).astype(np.int64).tolist()
     if not missing.any():
         return ids
     return [None if gone else i for i, gone in zip(ids, missing.tolist(), strict=True)]

@@ -178,20 +178,20 @@ def _sequences(plan_rows: np.ndarray, pending: list[int], group_plan_ids: list[i
     n, p = len(pending), len(group_plan_ids)
     if n == 0:
         return np.zeros((0, p), dtype=np.int64)
-    ids = np.asarray(group_plan_ids, dtype=np.int64)
-    order = np.argsort(ids, kind="stable")
-    local = order[np.searchsorted(ids, plan_rows[:, 1], sorter=order).clip(max=max(p - 1, 0))]
-    if len(plan_rows) == n * p and (ids[local] == plan_rows[:, 1]).all():
-        queue_of_row = plan_rows[:, 0].reshape(n, p)[:, 0]  # by queue id, as the rows are ordered
-        rows = np.searchsorted(queue_of_row, pending).clip(max=n - 1)
-        if (plan_rows[:, 0].reshape(n, p) == queue_of_row[:, None]).all() and (
-            queue_of_row[rows] == pending
-        ).all():
-            return local.reshape(n, p)[rows]
-    raise RuntimeError(
+    malformed = RuntimeError(
         f"{len(plan_rows)} queue rate plans for {n} pending queues of {p} plans: every sequence queue "
         "must hold each of its comm group's rate plans once"
     )
+    ids = np.asarray(group_plan_ids, dtype=np.int64)
+    order = np.argsort(ids, kind="stable")
+    local = order[np.searchsorted(ids, plan_rows[:, 1], sorter=order).clip(max=max(p - 1, 0))]
+    if len(plan_rows) != n * p or not (ids[local] == plan_rows[:, 1]).all():
+        raise malformed
+    queue_of = plan_rows[:, 0].reshape(n, p)  # one queue per row, rows by queue id as fetched
+    rows = np.searchsorted(queue_of[:, 0], pending).clip(max=n - 1)
+    if not ((queue_of == queue_of[:, :1]).all() and (queue_of[rows, 0] == pending).all()):
+        raise malformed
+    return local.reshape(n, p)[rows]
 
 
 def _checkpoint(

@@ -65,6 +65,7 @@ from scripts.local_airflow import (  # noqa: E402
     drop_database,
     free_port,
 )
+from scripts.local_services import current_period_end  # noqa: E402
 
 TENANT = "acme"
 DAG_ID = f"carrier_optimization__{TENANT}"
@@ -226,6 +227,14 @@ def report_cpu(cpu: dict[str, float], timings: list[dict], seconds: float) -> No
     print(f"  of which inside execute() of the task processes (listener): {in_execute:.1f} s")
 
 
+def late_reading(now: dt.datetime) -> dt.datetime:
+    """Five days before the current billing period ends: the usage a run sees on any day of the month.
+
+    The deployments' own seed is three days old, which has no usage at all early in a month.
+    """
+    return current_period_end(now) - dt.timedelta(days=5)
+
+
 def bench(
     executor: str,
     sims: int,
@@ -234,6 +243,7 @@ def bench(
     keep: bool,
     redis_db: int | None,
     extra: dict[str, str] | None = None,
+    stale_seed: bool = False,
 ) -> None:
     tag = f"{executor[:5].lower()}_{sims}_{uuid.uuid4().hex[:6]}"
     home = Path(tempfile.mkdtemp(prefix=f"bench_airflow_{tag}_"))
@@ -257,11 +267,13 @@ def bench(
         sims=sims,
         tenants=(TENANT,),
         settings={"CARRIER_OPT_TIMINGS": str(timings_dir), **(extra or {})},
+        seed_as_of=None if stale_seed else late_reading(dt.datetime.now()),
     )
     print(f"\n== {DAG_ID}, {sims:,} SIMs, {executor}, AMOP on {amop}, conf {json.dumps(CONF)} ==")
     if extra:
         print(f"settings: {json.dumps(extra)}")
-    print(f"home {home}; before: {load()}; {reference()}")
+    reading = "3 days ago" if stale_seed else f"{airflow.seed_as_of:%Y-%m-%d %H:%M}"
+    print(f"home {home}; usage read {reading}; before: {load()}; {reference()}")
     try:
         begin = time.perf_counter()
         airflow.prepare(fresh=True)
@@ -308,11 +320,26 @@ def main(argv: list[str] | None = None) -> int:
         metavar="NAME=VALUE",
         help="an environment setting of the deployment, e.g. AIRFLOW__CORE__PARALLELISM=6 (repeatable)",
     )
+    parser.add_argument(
+        "--stale-seed",
+        action="store_true",
+        help="seed the usage of three days ago, as make airflow does (default: five days before the "
+        "billing period ends, so that runs compare from day to day)",
+    )
     args = parser.parse_args(argv)
     extra = dict(item.split("=", 1) for item in args.setting)
     for executor in args.executors.split(","):
         for size in args.sizes.split(","):
-            bench(executor.strip(), int(size), args.amop, args.timeout, args.keep, args.redis_db, extra)
+            bench(
+                executor.strip(),
+                int(size),
+                args.amop,
+                args.timeout,
+                args.keep,
+                args.redis_db,
+                extra,
+                stale_seed=args.stale_seed,
+            )
     return 0
 
 

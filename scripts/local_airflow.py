@@ -71,6 +71,8 @@ class LocalAirflow:
     #: Slugs of the tenants whose fleets are seeded and simulated (default: every tenant of tenants.yaml).
     #: The others' DAGs still exist, on an empty AMOP database.
     tenants: tuple[str, ...] | None = None
+    #: When the seeded fleet's usage was read (default: three days ago; see ``seed_amop``).
+    seed_as_of: dt.datetime | None = None
     #: Extra Airflow settings (``AIRFLOW__SECTION__KEY`` names), e.g. faster zombie detection in tests.
     settings: dict[str, str] = field(default_factory=dict)
     pids: dict[str, int] = field(default_factory=dict)
@@ -229,6 +231,7 @@ class LocalAirflow:
                 sims=self.sims,
                 seed=self.seed,
                 now=dt.datetime.now(),
+                as_of=self.seed_as_of,
             )
             print(f"AMOP database {self.amop}: {sum(counts.values()):,} SIMs over {len(counts)} providers")
         self.cli("db", "migrate")

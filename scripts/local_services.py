@@ -95,10 +95,19 @@ def fleets(
 
 
 def seed_amop(
-    amop_url: str, tenants: list[TenantConfig], *, sims: int | None, seed: int, now: dt.datetime
+    amop_url: str,
+    tenants: list[TenantConfig],
+    *,
+    sims: int | None,
+    seed: int,
+    now: dt.datetime,
+    as_of: dt.datetime | None = None,
 ) -> dict[int, int]:
-    """Write every provider's fleet of three days ago into a fresh AMOP schema at ``amop_url``.
+    """Write every provider's fleet into a fresh AMOP schema at ``amop_url``, read ``as_of``.
 
+    The reading is three days old by default (the device sync brings it up to date). The billing period
+    is the one of ``now`` whatever ``as_of`` is: a benchmark reads late in the period so that its runs
+    compare from one day to the next (a reading at the start of a month has no usage yet).
     Returns the SIM count per service provider id.
     """
     from include.carrier_optimization.amop.repository import AmopRepository
@@ -111,9 +120,8 @@ def seed_amop(
         create_schema(engine)
         repository = AmopRepository(engine)
         counts = {}
-        for _, provider, fleet in fleets(
-            tenants, sims=sims, seed=seed, age=dt.timedelta(days=STALE_DAYS), now=now
-        ):
+        age = now - as_of if as_of is not None else dt.timedelta(days=STALE_DAYS)
+        for _, provider, fleet in fleets(tenants, sims=sims, seed=seed, age=age, now=now):
             repository.write_fleet(fleet)
             counts[provider.id] = len(fleet.devices)
         return counts

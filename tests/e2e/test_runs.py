@@ -8,14 +8,17 @@ of the deployment's uninterrupted reference run.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import time
+from collections.abc import Iterator
 
 import psutil
 import pytest
 
 from include.carrier_optimization.amop import schema as s
+from include.carrier_optimization.amop.queues import KIND_SEQUENCE
 from include.carrier_optimization.amop.schema import OptimizationStatus
 from include.carrier_optimization.reporting.notify import FAILURE_SUBJECT, RESULTS_SUBJECT
 from scripts.airflow_api import wait_until
@@ -74,6 +77,46 @@ def running_pid(deployment, run_id: str, key: tuple[str, int], *, tries: int) ->
     return wait_until(running, timeout=RUN_TIMEOUT, what=f"{key} try {tries} to run", interval=0.1)
 
 
+def batch_of(deployment, run_id: str, map_index: int) -> dict:
+    """The queue batch ``{"comm_group_id", "start", "stop"}`` of one ``optimize`` index (REST API XCom)."""
+    path = f"/dags/{deployment.dag_id}/dagRuns/{run_id}/taskInstances/batches_of/xcomEntries/return_value"
+    entry = deployment.api.call("GET", path, params={"deserialize": True})
+    return entry["value"][map_index]
+
+
+@contextlib.contextmanager
+def queues_locked(deployment, batch: dict) -> Iterator[None]:
+    """Hold row locks on the batch's sequence queues: its optimize task waits at its first checkpoint.
+
+    The optimize batches of the e2e fleet take tenths of a second, and a retry only has the work left
+    after its killed try's checkpoints, so a try could end before the test sees it running. A checkpoint
+    finishes its queues in one transaction, which waits here until the lock is released (rolled back).
+    """
+    from sqlalchemy import and_, select
+
+    q = s.optimization_queue
+    rows = and_(
+        q.c.CommPlanGroupId == batch["comm_group_id"],
+        q.c.QueueKind == KIND_SEQUENCE,
+        q.c.SequenceIndex >= batch["start"],
+        q.c.SequenceIndex < batch["stop"],
+    )
+    with deployment.engine().connect() as conn, conn.begin() as transaction:
+        # FOR NO KEY UPDATE: blocks the checkpoint's update, not inserts that reference the queues. The
+        # batch's queues are written in one transaction, before its optimize task can be scheduled.
+        wait_until(
+            lambda: (
+                len(conn.execute(select(q.c.Id).where(rows).with_for_update(key_share=True)).all())
+                == batch["stop"] - batch["start"]
+            ),
+            timeout=RUN_TIMEOUT,
+            what=f"the queues of {batch} to be written",
+            interval=0.05,
+        )
+        yield
+        transaction.rollback()
+
+
 def test_an_optimize_index_killed_until_its_retries_run_out_then_cleared_ends_as_the_reference(
     deployment, reference
 ):
@@ -87,11 +130,13 @@ def test_an_optimize_index_killed_until_its_retries_run_out_then_cleared_ends_as
     )
     key = ("optimize", max(i for t, i in count_done if t == "optimize"))  # the last index starts last
     retries = 2
-    for attempt in range(1, retries + 2):
-        pid = running_pid(deployment, run_id, key, tries=attempt)
-        time.sleep(0.3)
-        os.kill(pid, signal.SIGKILL)
-    run = api.wait_for_run(dag_id, run_id, timeout=RUN_TIMEOUT)
+    with queues_locked(deployment, batch_of(deployment, run_id, key[1])):
+        # each try blocks at its first checkpoint, so it is still running when it is killed
+        for attempt in range(1, retries + 2):
+            pid = running_pid(deployment, run_id, key, tries=attempt)
+            time.sleep(0.3)
+            os.kill(pid, signal.SIGKILL)
+        run = api.wait_for_run(dag_id, run_id, timeout=RUN_TIMEOUT)
     killed = tis(deployment, run_id)[key]
     assert run["state"] == "failed" and killed["state"] == "failed" and killed["try_number"] == retries + 1
     alert = FAILURE_SUBJECT.format(dag_id=dag_id)

@@ -50,3 +50,25 @@ def test_select_tenants_keeps_the_chosen_slugs_in_file_order():
     assert [t.slug for t in select_tenants(tenants, ["acme"])] == ["acme"]
     with pytest.raises(ValueError, match="nobody"):
         select_tenants(tenants, ["nobody"])
+
+
+def test_a_seed_read_late_in_the_period_has_usage_when_the_default_reading_has_none(tmp_path):
+    month_start = dt.datetime(2026, 12, 1, 2, 0)  # three days ago is in November: nothing used yet
+    tenants = select_tenants(load_tenants(TENANTS_FILE), ["acme"])
+
+    def seeded(name: str, as_of: dt.datetime | None) -> tuple[int, set]:
+        url = f"sqlite:///{tmp_path / name}"
+        seed_amop(url, tenants, sims=40, seed=3, now=month_start, as_of=as_of)
+        engine = make_engine(url)
+        with engine.connect() as conn:
+            used = conn.execute(select(func.sum(s.device.c.CtdDataUsage))).scalar_one()
+            periods = set(
+                conn.execute(select(s.billing_period.c.BillYear, s.billing_period.c.BillMonth)).all()
+            )
+        engine.dispose()
+        return used, periods
+
+    stale_usage, stale_periods = seeded("stale.sqlite", None)
+    late_usage, late_periods = seeded("late.sqlite", dt.datetime(2026, 12, 26))
+    assert stale_usage == 0 and late_usage > 0
+    assert stale_periods == late_periods and (2026, 12) in late_periods

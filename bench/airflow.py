@@ -227,6 +227,18 @@ def report_cpu(cpu: dict[str, float], timings: list[dict], seconds: float) -> No
     print(f"  of which inside execute() of the task processes (listener): {in_execute:.1f} s")
 
 
+def print_results(api, run: dict) -> None:
+    """The run's totals as its ``winners`` task returned them (compare runs of the same fleet to the cent)."""
+    path = f"/dags/{DAG_ID}/dagRuns/{run['dag_run_id']}/taskInstances/winners/xcomEntries/return_value"
+    totals = api.call("GET", path, params={"deserialize": True})["value"]
+    gap = "none" if totals["gap"] is None else f"{totals['gap']:.4%}"
+    print(
+        f"results: {totals['devices']:,} SIMs, cost before {totals['current_cost']:,.2f}, after "
+        f"{totals['optimized_cost']:,.2f}, savings {totals['savings']:,.2f}, {totals['changes']:,} changes, "
+        f"gap to bound {gap}"
+    )
+
+
 def late_reading(now: dt.datetime) -> dt.datetime:
     """Five days before the current billing period ends: the usage a run sees on any day of the month.
 
@@ -289,6 +301,7 @@ def bench(
         print(f"after:  {load()}; trigger -> end seen in {time.perf_counter() - ready:.1f} s")
         timings = read_timings(timings_dir, run["dag_run_id"])
         report(api, run, timings)
+        print_results(api, run)
         report_cpu(cpu, timings, time.perf_counter() - ready)
     finally:
         airflow.stop()

@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import math
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -235,6 +236,11 @@ def _setup_facts(engine: Engine, instance_id: int) -> tuple[list[str], dict[str,
 
 def rate_plans_from_frame(frame: pd.DataFrame) -> tuple[RatePlan, ...]:
     """Plans from a frame in the CLI plan columns."""
+    return rate_plans_from_records(frame.itertuples())
+
+
+def rate_plans_from_records(records: Iterable[Any]) -> tuple[RatePlan, ...]:
+    """Plans from records (rows, named tuples) with the CLI plan columns as attributes."""
     return tuple(
         RatePlan(
             int(r.plan_id),
@@ -246,7 +252,7 @@ def rate_plans_from_frame(frame: pd.DataFrame) -> tuple[RatePlan, ...]:
             bool(r.pooled),
             float(getattr(r, "sms_rate", 0.0) or 0.0),
         )
-        for r in frame.itertuples()
+        for r in records
     )
 
 

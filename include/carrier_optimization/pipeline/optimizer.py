@@ -41,8 +41,8 @@ def load_group(engine: Engine, comm_group_id: int, *, cache: Any = None) -> Grou
     """
     with engine.connect() as conn:
         plans, _ = group_plans(conn, comm_group_id)
-        instance_id = comm_groups.instance_id_of(conn, comm_group_id)
-        ins = instances.instance_row(conn, instance_id)
+        ins = instances.instance_of_group(conn, comm_group_id)
+        instance_id = int(ins.Id)
         sp = instances.provider_uses_proration(conn, ins.ServiceProviderId)
 
     def devices() -> pd.DataFrame:

@@ -5,14 +5,13 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-import pandas as pd
 from sqlalchemy.engine import Connection, Engine
 
 from include.carrier_optimization.amop import comm_groups, instances, queues
 from include.carrier_optimization.amop.repository import utcnow
 from include.carrier_optimization.core.domain import GroupProblem, RatePlan
 from include.carrier_optimization.core.engines import legacy
-from include.carrier_optimization.pipeline.instance import SEQUENCE_CAP, rate_plans_from_frame
+from include.carrier_optimization.pipeline.instance import SEQUENCE_CAP, rate_plans_from_records
 
 LOG = logging.getLogger(__name__)
 
@@ -20,8 +19,7 @@ LOG = logging.getLogger(__name__)
 def group_plans(conn: Connection, comm_group_id: int) -> tuple[tuple[RatePlan, ...], list[int]]:
     """The group's plans in stored order and the ids of their ``OptimizationCommGroup_RatePlan`` rows."""
     rows = comm_groups.plan_rows(conn, comm_group_id)
-    frame = pd.DataFrame([r._mapping for r in rows])
-    return rate_plans_from_frame(frame), [int(r.group_plan_id) for r in rows]
+    return rate_plans_from_records(rows), [int(r.group_plan_id) for r in rows]
 
 
 def _plans_only(plans: tuple[RatePlan, ...]) -> GroupProblem:

@@ -132,7 +132,9 @@ class LocalAirflow:
                 "AIRFLOW__CORE__PLUGINS_FOLDER": str(ROOT / "plugins"),
                 "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
                 "AIRFLOW__CORE__EXECUTOR": self.executor,
-                "AIRFLOW__CORE__PARALLELISM": "4",
+                # 4 CPU-bound tasks at once (2 Celery workers x 2) and one slot for the small tasks
+                # between them, whose executor slot a supervisor can hold up to a second after they end
+                "AIRFLOW__CORE__PARALLELISM": "5",
                 "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"{USER}:admin",
                 "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(self.home / "passwords.json"),
                 "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{self.url}/execution/",

@@ -100,7 +100,7 @@ def test_cli_runs_an_airflow_command_with_the_deployments_environment(tmp_path, 
 
 def test_the_timing_settings_measured_on_two_cores(tmp_path):
     _, env = configured(tmp_path)
-    assert env["AIRFLOW__CORE__PARALLELISM"] == "4"
+    assert env["AIRFLOW__CORE__PARALLELISM"] == "5"
     assert env["AIRFLOW__SCHEDULER__SCHEDULER_IDLE_SLEEP_TIME"] == "0.2"
     # a finished task's supervisor otherwise holds its executor slot up to 5 s (README, tuned settings)
     assert env["AIRFLOW__WORKERS__MIN_HEARTBEAT_INTERVAL"] == "1"

@@ -122,7 +122,7 @@ class LegacyTables:
 
 
 def _layout(
-    group: GroupProblem, order: np.ndarray, partition: np.ndarray, n_partitions: int, overage
+    group: GroupProblem, order: np.ndarray, partition: np.ndarray, n_partitions: int, overage: np.ndarray
 ) -> _Layout:
     """The SIMs in ``order`` (by partition, then usage, then index) with their partitions and prefix sums."""
     n = group.n_devices

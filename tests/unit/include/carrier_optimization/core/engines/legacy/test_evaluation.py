@@ -55,6 +55,23 @@ def test_prepare_tables_iv():
         prepare_tables(legacy_group([], plans=()))
 
 
+def test_each_layout_orders_by_partition_then_usage_then_index_with_its_prefix_sums():
+    rng = np.random.default_rng(5)
+    usage = rng.integers(0, 4, 300).astype(float) * 250.0  # few distinct values: ties everywhere
+    comm = rng.integers(0, 2, 300)
+    group = legacy_group(usage, comm=comm)
+    tables = prepare_tables(group)
+    index = np.arange(300)
+    for layout, partition in zip(tables.layouts, (np.zeros(300, dtype=int), comm), strict=True):
+        np.testing.assert_array_equal(layout.order, np.lexsort((index, usage, partition)))
+        np.testing.assert_array_equal(layout.usage, np.concatenate([[0.0], np.cumsum(usage[layout.order])]))
+        assert layout.overage.shape == (group.n_plans, 301) and layout.overage.flags.c_contiguous
+        np.testing.assert_array_equal(layout.overage[:, 0], 0.0)
+        bounds = np.searchsorted(partition[layout.order], np.arange(partition.max() + 2))
+        np.testing.assert_array_equal(layout.starts, bounds[:-1])
+        np.testing.assert_array_equal(layout.ends, bounds[1:])
+
+
 class TestEvaluateSequences:
     def test_hand_made_fills(self):
         thresholds = max_avg_usage([SMALL, MEDIUM, LARGE])  # [200, 500, inf]

@@ -65,7 +65,7 @@ from scripts.local_airflow import (  # noqa: E402
     drop_database,
     free_port,
 )
-from scripts.local_services import current_period_end  # noqa: E402
+from scripts.local_services import STALE_DAYS, current_period_end  # noqa: E402
 
 TENANT = "acme"
 DAG_ID = f"carrier_optimization__{TENANT}"
@@ -229,8 +229,7 @@ def report_cpu(cpu: dict[str, float], timings: list[dict], seconds: float) -> No
 
 def print_results(api, run: dict) -> None:
     """The run's totals as its ``winners`` task returned them (compare runs of the same fleet to the cent)."""
-    path = f"/dags/{DAG_ID}/dagRuns/{run['dag_run_id']}/taskInstances/winners/xcomEntries/return_value"
-    totals = api.call("GET", path, params={"deserialize": True})["value"]
+    totals = api.xcom(DAG_ID, run["dag_run_id"], "winners")
     gap = "none" if totals["gap"] is None else f"{totals['gap']:.4%}"
     print(
         f"results: {totals['devices']:,} SIMs, cost before {totals['current_cost']:,.2f}, after "
@@ -284,7 +283,7 @@ def bench(
     print(f"\n== {DAG_ID}, {sims:,} SIMs, {executor}, AMOP on {amop}, conf {json.dumps(CONF)} ==")
     if extra:
         print(f"settings: {json.dumps(extra)}")
-    reading = "3 days ago" if stale_seed else f"{airflow.seed_as_of:%Y-%m-%d %H:%M}"
+    reading = f"{STALE_DAYS} days ago" if stale_seed else f"{airflow.seed_as_of:%Y-%m-%d %H:%M}"
     print(f"home {home}; usage read {reading}; before: {load()}; {reference()}")
     try:
         begin = time.perf_counter()

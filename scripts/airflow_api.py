@@ -100,6 +100,11 @@ class AirflowApi:
         answer = self.call("GET", f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances", params={"limit": 1000})
         return answer["task_instances"]
 
+    def xcom(self, dag_id: str, run_id: str, task_id: str, key: str = "return_value") -> Any:
+        """The XCom ``key`` an unmapped task of the run pushed, deserialized."""
+        path = f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}/xcomEntries/{key}"
+        return self.call("GET", path, params={"deserialize": True})["value"]
+
     def clear(self, dag_id: str, run_id: str, task_ids: list[Any], *, downstream: bool = True) -> list:
         """Clear ``task_ids`` (ids or ``[task_id, map_index]`` pairs) of one run, downstream included."""
         answer = self.call(

@@ -79,9 +79,7 @@ def running_pid(deployment, run_id: str, key: tuple[str, int], *, tries: int) ->
 
 def batch_of(deployment, run_id: str, map_index: int) -> dict:
     """The queue batch ``{"comm_group_id", "start", "stop"}`` of one ``optimize`` index (REST API XCom)."""
-    path = f"/dags/{deployment.dag_id}/dagRuns/{run_id}/taskInstances/batches_of/xcomEntries/return_value"
-    entry = deployment.api.call("GET", path, params={"deserialize": True})
-    return entry["value"][map_index]
+    return deployment.api.xcom(deployment.dag_id, run_id, "batches_of")[map_index]
 
 
 @contextlib.contextmanager

@@ -34,7 +34,7 @@ def write_queue_batch(engine: Engine, *, comm_group_id: int, start: int, stop: i
     duplicates. Returns the number of rows written by this call.
     """
     with engine.begin() as conn:
-        instance = instances.instance_row(conn, comm_groups.instance_id_of(conn, comm_group_id))
+        instance = instances.instance_of_group(conn, comm_group_id)
         plans, group_plan_ids = group_plans(conn, comm_group_id)
         present = queues.sequence_indices(conn, comm_group_id, start, stop)
         now = utcnow()

@@ -168,13 +168,6 @@ def reference(airflow_db, tmp_path_factory) -> dict:
     return state
 
 
-def finished_sequences(engine) -> int:
-    q = s.optimization_queue
-    return rows(
-        engine, select(func.count()).select_from(q).where(*SEQUENCE_QUEUES, q.c.RunEndTime.is_not(None))
-    )[0][0]
-
-
 def optimize_results(dr) -> list[dict]:
     """The return values (XCom) of the run's ``optimize`` map indexes."""
     from airflow.models.xcom import XComModel
@@ -223,13 +216,24 @@ CHILD_RUN = """
 import datetime as dt, sys, time
 sys.path.insert(0, {root!r})
 import fastapi.routing  # first: else the first in-process API call of dag.test() got a 400 here
+from pathlib import Path
 from include.carrier_optimization.core.engines import legacy
+from include.carrier_optimization.pipeline import optimizer
 from tests.dags.test_fault_injection import CONF, load_dag
-evaluate = legacy.evaluate_sequences
-def slow(*args, **kwargs):  # a batch lasts several checkpoint intervals, so the kill lands inside one
+evaluate, checkpoint, committed = legacy.evaluate_sequences, optimizer._checkpoint, []
+def recorded(*args, **kwargs):
+    done = checkpoint(*args, **kwargs)
+    committed.append(True)
+    return done
+def slow(*args, **kwargs):
+    # the first evaluation after a committed checkpoint waits there to be killed: its optimize task is
+    # running (mid-batch, or at the start of the next batch), with some queues finished for good
+    if committed:
+        Path({stuck!r}).touch()
+        time.sleep(3600)
     time.sleep(0.05)
     return evaluate(*args, **kwargs)
-legacy.evaluate_sequences = slow
+legacy.evaluate_sequences, optimizer._checkpoint = slow, recorded
 when = dt.datetime.fromisoformat({when!r})
 load_dag().test(logical_date=when, run_after=when, run_conf=CONF)
 """
@@ -239,7 +243,9 @@ def test_task_killed_mid_batch_then_cleared_resumes_from_what_is_done(amop, refe
     """The worker running an optimizer batch dies (SIGKILL, no exception, no callback); the run is cleared.
 
     Driven as Airflow would see it: a child process runs ``dag.test()`` for a fixed logical date and is
-    killed once some chunks of the first optimizer batch have committed. The scheduler would then find
+    killed inside an optimizer task once a checkpoint has committed (the next evaluation waits there, so
+    the kill never falls between two tasks, as a kill on a count of finished queues could when a small
+    batch ran first and ended). The scheduler would then find
     the task without heartbeat and fail it; here the killed run's unfinished task instances are set to
     ``failed`` in the metadata database (what that heartbeat-timeout handling does). Then ``dag.test()``
     runs again for the same logical date: it finds the same run (run id from the logical date), clears
@@ -253,17 +259,21 @@ def test_task_killed_mid_batch_then_cleared_resumes_from_what_is_done(amop, refe
 
     q = s.optimization_queue
     when = dt.datetime.now(dt.UTC).replace(microsecond=0)
-    log = tmp_path / "child.log"
+    log, stuck = tmp_path / "child.log", tmp_path / "stuck"
     with log.open("wb") as out:
         child = subprocess.Popen(
-            [sys.executable, "-c", CHILD_RUN.format(root=str(ROOT), when=when.isoformat())],
+            [
+                sys.executable,
+                "-c",
+                CHILD_RUN.format(root=str(ROOT), when=when.isoformat(), stuck=str(stuck)),
+            ],
             cwd=ROOT,
             stdout=out,
             stderr=subprocess.STDOUT,
         )
         try:
             wait_until(
-                lambda: finished_sequences(amop.engine) >= 100 or child.poll() is not None,
+                lambda: stuck.exists() or child.poll() is not None,
                 timeout=90,
                 what="the first optimizer chunks",
             )
